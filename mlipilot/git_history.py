@@ -1,0 +1,79 @@
+"""Git as the audit trail: the run branch holds only accepted commits, each rejected or failed
+trial is kept under refs/mlipilot/rejected/<n>, and every commit carries MLIPilot-* trailers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import git
+
+REJECTED_PREFIX = "refs/mlipilot/rejected/"
+_IDENTITY = ("-c", "user.name=MLIPilot harness", "-c", "user.email=mlipilot@localhost",
+             "-c", "commit.gpgsign=false")
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_message(subject: str, body: str, trailers: dict[str, object]) -> str:
+    lines = [_one_line(subject, 72) or "(no hypothesis)"]
+    if body.strip():
+        lines += ["", body.strip()]
+    lines.append("")
+    lines += [f"MLIPilot-{k}: {_one_line(v)}" for k, v in trailers.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+class RunRepo:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.repo = git.Repo(self.root)
+
+    @classmethod
+    def create(cls, root: Path, branch: str) -> "RunRepo":
+        git.Repo.init(root, initial_branch=branch)
+        return cls(root)
+
+    def _git(self, *args: str) -> str:
+        return self.repo.git.execute(["git", *_IDENTITY, *args])
+
+    def head(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def current_branch(self) -> str | None:
+        return None if self.repo.head.is_detached else self.repo.active_branch.name
+
+    def commit_all(self, message: str) -> str:
+        self._git("add", "-A")
+        self._git("commit", "--no-verify", "--allow-empty", "-q", "-m", message)
+        return self.head()
+
+    def commit_paths(self, paths: tuple[str, ...], message: str) -> str:
+        self._git("add", "-A", "--", *paths)
+        self._git("commit", "--no-verify", "--allow-empty", "-q", "-m", message)
+        return self.head()
+
+    def amend_message(self, message: str) -> str:
+        self._git("commit", "--amend", "--no-verify", "--allow-empty", "-q", "--only", "-m", message)
+        return self.head()
+
+    def diff_stat(self, parent: str, commit: str) -> str:
+        return self._git("diff", "--shortstat", parent, commit).strip() or "no changes"
+
+    def reject(self, trial: int, parent: str, editable: tuple[str, ...]) -> str:
+        """Keep HEAD under refs/mlipilot/rejected/<trial>, then go back to parent and clean the editable paths."""
+        ref = f"{REJECTED_PREFIX}{trial}"
+        self._git("update-ref", ref, self.head())
+        self._git("reset", "--hard", "-q", parent)
+        self._git("clean", "-fdxq", "--", *editable)
+        return ref
+
+    def move_head_to_rejected(self, trial: int, commit: str, parent: str, editable: tuple[str, ...]) -> None:
+        """Repair after a crash: a trial commit left at HEAD without a verdict."""
+        if self.head() == commit:
+            self.reject(trial, parent, editable)
+        else:
+            self._git("update-ref", f"{REJECTED_PREFIX}{trial}", commit)

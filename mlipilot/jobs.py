@@ -1,0 +1,102 @@
+"""The job runner: training and scoring as submitit jobs (local processes, or in-process for debug).
+
+Job functions live here at module level so submitit can pickle them; they import nothing heavy
+at module import time. Each enforces its own time limit so timeouts behave the same whatever
+the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import submitit
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+class JobFailed(RuntimeError):
+    """Training or scoring ended without a result (crash, timeout, missing model)."""
+
+
+def make_executor(kind: str, folder: Path, timeout_min: float) -> submitit.Executor:
+    if kind == "local":
+        ex = submitit.LocalExecutor(folder=folder)
+    elif kind == "debug":
+        ex = submitit.DebugExecutor(folder=folder)
+    else:
+        raise ValueError(f"unknown executor {kind!r}")
+    # a minute of slack: the job's own limit fires first and reports cleanly
+    ex.update_parameters(timeout_min=int(timeout_min) + 1)
+    return ex
+
+
+def train_job(run_root: str, trial_dir: str, timeout_s: float) -> dict:
+    """Run the workspace's train/train.py as a subprocess; return timings and the model path."""
+    started = time.time()
+    trial = Path(trial_dir)
+    model = trial / "model.model"
+    log = trial / "train.log"
+    cmd = [sys.executable, "train/train.py", "--out-dir", str(trial / "train"), "--model-out", str(model)]
+    env = {**os.environ, **ONE_THREAD, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        try:
+            proc = subprocess.run(cmd, cwd=run_root, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise JobFailed(f"training timed out after {timeout_s:.0f} s") from None
+    if proc.returncode != 0:
+        raise JobFailed(f"train/train.py exited with status {proc.returncode}")
+    if not model.is_file():
+        raise JobFailed(f"train/train.py finished but wrote no model at {model}")
+    return {"started": started, "seconds": time.time() - started, "host": socket.gethostname(),
+            "model": str(model)}
+
+
+def score_job(model_path: str, spec_path: str, holdout_path: str, out_json: str) -> dict:
+    """Score a model with the harness's scorecard (never workspace code); write scorecard.json."""
+    for k, v in ONE_THREAD.items():
+        os.environ[k] = v
+    started = time.time()
+    from mlipilot.scorecard.evaluate import score_model
+    from mlipilot.scorecard.spec import load_spec
+
+    lines: list[str] = []
+    metrics = score_model(Path(model_path), load_spec(Path(spec_path)), Path(holdout_path),
+                          progress=lambda s: (lines.append(s), print(s, flush=True)))
+    Path(out_json).write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    return {"started": started, "seconds": time.time() - started, "metrics": metrics, "log": lines}
+
+
+def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | None = None) -> object:
+    """Block until the job ends; return its result or raise JobFailed with the reason."""
+    if not isinstance(job, submitit.DebugJob):
+        while not job.done():
+            if on_poll:
+                on_poll()
+            time.sleep(poll_s)
+        if on_poll:
+            on_poll()
+    try:
+        return job.result()
+    except submitit.core.utils.FailedJobError as e:
+        raise JobFailed(_last_error_line(str(e))) from None
+    except submitit.core.utils.UncompletedJobError as e:
+        raise JobFailed(f"job did not complete: {_last_error_line(str(e))}") from None
+    except JobFailed:
+        raise
+    except Exception as e:  # DebugExecutor re-raises the job's own exception
+        raise JobFailed(f"{type(e).__name__}: {e}") from None
+
+
+def _last_error_line(text: str) -> str:
+    for line in reversed(text.strip().splitlines()):
+        if "JobFailed" in line or "Error" in line:
+            return line.strip()[-500:]
+    return text.strip().splitlines()[-1][-500:] if text.strip() else "unknown error"

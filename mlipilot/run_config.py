@@ -1,0 +1,83 @@
+"""mlipilot.toml: the run directory's harness-owned settings, validated field by field."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlipilot.errors import MLIPilotError, config_error
+
+CONFIG_NAME = "mlipilot.toml"
+EXECUTORS = ("local", "debug")
+
+TEMPLATE = """\
+# Harness-owned: `mlipilot trial` refuses to run if this file changes. Edit only before a run starts
+# (then re-run `mlipilot init`).
+[run]
+name = "{name}"
+benchmark = "{benchmark}"
+branch = "{branch}"
+store = "{store}"          # private: holdout, ledger, trial artefacts (never inside the run directory)
+editable = ["train/"]      # the only paths an edit (or an agent) may touch
+
+[executor]
+kind = "{executor}"         # local | debug
+train_timeout_min = {train_timeout_min}
+score_timeout_min = {score_timeout_min}
+"""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    root: Path
+    name: str
+    benchmark: str
+    branch: str
+    store: Path
+    editable: tuple[str, ...]
+    executor: str
+    train_timeout_min: float
+    score_timeout_min: float
+
+
+_FIELDS = {
+    "run": {"name": str, "benchmark": str, "branch": str, "store": str, "editable": list},
+    "executor": {"kind": str, "train_timeout_min": (int, float), "score_timeout_min": (int, float)},
+}
+
+
+def load_run_config(root: Path) -> RunConfig:
+    root = Path(root).resolve()
+    path = root / CONFIG_NAME
+    if not path.is_file():
+        raise MLIPilotError(f"{path}: not found — run this inside a run directory made by `mlipilot init`, "
+                            "or pass --run DIR")
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise MLIPilotError(f"{path}: not valid TOML ({e}) — restore it with `git checkout -- {CONFIG_NAME}`") from None
+    for section, fields in _FIELDS.items():
+        if not isinstance(d.get(section), dict):
+            raise config_error(path, f"[{section}]", "missing section", f"restore it with `git checkout -- {CONFIG_NAME}`")
+        for key in d[section]:
+            if key not in fields:
+                raise config_error(path, f"{section}.{key}", "unknown field", f"remove it (known: {', '.join(fields)})")
+        for key, kind in fields.items():
+            if key not in d[section]:
+                raise config_error(path, f"{section}.{key}", "missing", f"restore it with `git checkout -- {CONFIG_NAME}`")
+            if not isinstance(d[section][key], kind) or isinstance(d[section][key], bool):
+                raise config_error(path, f"{section}.{key}", f"wrong type ({d[section][key]!r})",
+                                   f"write a {kind.__name__ if isinstance(kind, type) else 'number'}")
+    run, ex = d["run"], d["executor"]
+    if ex["kind"] not in EXECUTORS:
+        raise config_error(path, "executor.kind", f"unknown executor {ex['kind']!r}", f"use one of {', '.join(EXECUTORS)}")
+    editable = tuple(run["editable"])
+    for e in editable:
+        if not isinstance(e, str) or e.startswith("/") or ".." in Path(e).parts or not e.strip("/"):
+            raise config_error(path, "run.editable", f"bad entry {e!r}", "use relative folders such as 'train/'")
+    for key in ("train_timeout_min", "score_timeout_min"):
+        if ex[key] <= 0:
+            raise config_error(path, f"executor.{key}", "must be > 0", "give minutes, e.g. 30")
+    return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
+                     ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]))

@@ -1,0 +1,70 @@
+"""`mlipilot init`: a run directory (git repo the agent works in) plus a private store beside it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mlipilot.benchmark import resolve_benchmark
+from mlipilot.errors import MLIPilotError
+from mlipilot.git_history import RunRepo, format_message
+from mlipilot.integrity import protected_hashes, save_hashes
+from mlipilot.run_config import CONFIG_NAME, EXECUTORS, TEMPLATE, load_run_config
+from mlipilot.scorecard.spec import load_spec
+
+GITIGNORE = "__pycache__/\n*.pyc\n"
+
+
+def default_store(run_dir: Path) -> Path:
+    return run_dir.with_name(run_dir.name + ".mlipilot-store")
+
+
+def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor: str = "local",
+             size: str = "default", train_timeout_min: float = 30, score_timeout_min: float = 10,
+             progress=print) -> Path:
+    run_dir = Path(run_dir).resolve()
+    store = Path(store).resolve() if store else default_store(run_dir)
+    if executor not in EXECUTORS:
+        raise MLIPilotError(f"--executor: unknown executor {executor!r} — use one of {', '.join(EXECUTORS)}")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise MLIPilotError(f"{run_dir}: exists and is not empty — choose a new directory")
+    if store.exists() and any(store.iterdir()):
+        raise MLIPilotError(f"{store}: private store exists and is not empty — remove it or pass --store")
+    if store == run_dir or run_dir in store.parents:
+        raise MLIPilotError(f"{store}: the private store must be outside the run directory — pass --store elsewhere")
+    bench = resolve_benchmark(benchmark)
+    spec = load_spec(bench.scorecard)  # validate before writing anything
+    progress(f"benchmark {bench.name}: preparing data ({size})")
+    data = bench.data_files(size=size)
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store.mkdir(parents=True, exist_ok=True)
+        (run_dir / "data").mkdir()
+        for split in ("train", "valid"):
+            shutil.copy(data[split], run_dir / "data" / f"{split}.xyz")
+        shutil.copy(data["holdout"], store / "holdout.xyz")
+        shutil.copy(bench.scorecard, store / "scorecard.yaml")
+        shutil.copy(bench.scorecard, run_dir / "scorecard.yaml")  # readable by the agent, hash-protected
+        shutil.copytree(bench.workspace / "train", run_dir / "train",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        program = bench.workspace / "program.md"
+        if program.is_file():
+            shutil.copy(program, run_dir / "program.md")
+        (run_dir / ".gitignore").write_text(GITIGNORE)
+        branch = f"mlipilot/{run_dir.name}"
+        (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
+            name=run_dir.name, benchmark=benchmark, branch=branch, store=store, executor=executor,
+            train_timeout_min=train_timeout_min, score_timeout_min=score_timeout_min))
+        cfg = load_run_config(run_dir)
+        repo = RunRepo.create(run_dir, branch)
+        repo.commit_all(format_message(f"MLIPilot: initialise run from benchmark {bench.name}", "",
+                                       {"Benchmark": bench.name, "Scorecard-SHA256": spec.sha256[:16]}))
+        save_hashes(store, protected_hashes(run_dir, cfg.editable))
+        (store / "ledger.jsonl").touch()
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written
+        shutil.rmtree(store, ignore_errors=True)
+        raise
+    progress(f"run directory {run_dir} (branch {branch}); private store {store}")
+    return run_dir

@@ -1,0 +1,72 @@
+"""Score one trained model against a scorecard: smoke, accuracy, stability, throughput.
+
+Harness code only: the model is loaded with mace-torch's MACECalculator, never through the
+workspace's code, and everything runs on one thread.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from ase.io import read
+
+from mlipilot.scorecard.spec import ScorecardSpec
+
+
+class SmokeError(RuntimeError):
+    """The model file is missing, does not load, or predicts non-finite values."""
+
+
+def load_model(model_path: Path):
+    import mace  # noqa: F401  -- mace must be imported before e3nn (mace-torch 0.3.16 pins e3nn 0.4.4)
+    import torch
+    from mace.calculators import MACECalculator
+
+    torch.set_num_threads(1)
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise SmokeError(f"no model file at {model_path}")
+    try:
+        return MACECalculator(model_paths=str(model_path), device="cpu")
+    except Exception as e:
+        raise SmokeError(f"model at {model_path} does not load: {type(e).__name__}: {e}") from e
+
+
+def smoke_check(calc, frame) -> None:
+    probe = frame.copy()
+    probe.calc = calc
+    e, f = probe.get_potential_energy(), probe.get_forces()
+    if not (math.isfinite(e) and all(math.isfinite(x) for x in f.ravel())):
+        raise SmokeError("model predicts non-finite energy or forces on a holdout frame")
+
+
+def score_model(model_path: Path, spec: ScorecardSpec, holdout_path: Path,
+                progress: Callable[[str], None] = print) -> dict:
+    """Return every metric plus timings; raises SmokeError when the model is unusable."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from mlipilot.scorecard.accuracy import accuracy_metrics
+    from mlipilot.scorecard.stability import stability_metrics
+    from mlipilot.scorecard.throughput import throughput_metrics
+
+    t0 = time.perf_counter()
+    calc = load_model(model_path)
+    frames = read(holdout_path, index=":", format="extxyz")
+    smoke_check(calc, frames[0])
+    t1 = time.perf_counter()
+    metrics: dict = accuracy_metrics(calc, frames)
+    progress(f"  accuracy: E {metrics['energy_rmse']:.2f} meV/atom, F {metrics['force_rmse']:.1f} meV/Å"
+             f" on {len(frames)} holdout frames")
+    t2 = time.perf_counter()
+    metrics.update(stability_metrics(calc, spec, progress))
+    t3 = time.perf_counter()
+    metrics.update(throughput_metrics(calc, spec))
+    progress(f"  throughput: {metrics['steps_per_second']:.1f} steps/s ({metrics['ns_per_day']:.2f} ns/day)"
+             f" for {int(metrics['throughput_atoms'])} atoms")
+    t4 = time.perf_counter()
+    metrics["score_seconds"] = {"load_smoke": t1 - t0, "accuracy": t2 - t1, "stability": t3 - t2,
+                                "throughput": t4 - t3, "total": t4 - t0}
+    return metrics

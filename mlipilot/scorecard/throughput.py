@@ -1,0 +1,33 @@
+"""Inference throughput: MD steps per second (median of repeats, after warm-up) and CPU time."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from ase.calculators.calculator import Calculator
+
+from mlipilot.scorecard.md_driver import fcc_cell, langevin
+from mlipilot.scorecard.spec import ScorecardSpec
+
+
+def throughput_metrics(calc: Calculator, spec: ScorecardSpec) -> dict[str, float]:
+    tp = spec.throughput
+    atoms = fcc_cell(spec.element, spec.lattice_a, tp.supercell)
+    for _ in langevin(atoms, calc, (300.0, 300.0), tp.warmup_steps, tp.timestep_fs, 0.02, 0):
+        pass
+    rates, cpu = [], []
+    for rep in range(tp.repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in langevin(atoms, calc, (300.0, 300.0), tp.steps, tp.timestep_fs, 0.02, rep + 1):
+            pass
+        wall, used = time.perf_counter() - w0, time.process_time() - c0
+        rates.append(tp.steps / wall)
+        cpu.append(used / tp.steps)
+    sps = statistics.median(rates)
+    return {
+        "steps_per_second": sps,
+        "ns_per_day": sps * tp.timestep_fs * 86400 / 1e6,
+        "cpu_seconds_per_step": statistics.median(cpu),
+        "throughput_atoms": float(len(atoms)),
+    }

@@ -1,0 +1,205 @@
+"""One trial: check integrity, commit the edit, train and score as jobs, decide, keep or revert,
+record. The only code path that moves the run branch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+import mlipilot
+from mlipilot import jobs
+from mlipilot.errors import MLIPilotError
+from mlipilot.git_history import RunRepo, format_message
+from mlipilot.integrity import integrity_problem, sha256_file
+from mlipilot.ledger import Ledger
+from mlipilot.run_config import RunConfig
+from mlipilot.sanitize import sanitize, tail
+from mlipilot.scorecard.spec import load_spec
+from mlipilot.scorecard.verdict import ACCEPTED, FAILED, assess, decide
+
+# metrics worth a trailer; the full scorecard lives in the ledger and the trial folder
+TRAILER_METRICS = ("energy_rmse", "force_rmse", "md_failed_runs", "steps_per_second")
+
+
+def harness_hash() -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(mlipilot.__file__).parent.rglob("*.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Trial:
+    """Runs trials for one run directory; `progress` receives human-readable lines."""
+
+    def __init__(self, cfg: RunConfig, progress: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.repo = RunRepo(cfg.root)
+        self.ledger = Ledger(cfg.store / "ledger.jsonl")
+        self.spec = load_spec(cfg.store / "scorecard.yaml")
+        self.holdout = cfg.store / "holdout.xyz"
+        self.progress = progress
+
+    # -- crash recovery ---------------------------------------------------------------------------
+    def recover_interrupted(self) -> list[int]:
+        """A trial left `submitted` (launcher killed) becomes `failed`; git is repaired to match."""
+        repaired = []
+        for row in self.ledger.trials():
+            if row.get("status") != "submitted":
+                continue
+            self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
+            self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
+                                "reason": "launcher stopped before the verdict; trial recorded as failed"})
+            repaired.append(row["trial"])
+            self.progress(f"trial {row['trial']}: interrupted earlier, recorded as failed")
+        return repaired
+
+    # -- the trial --------------------------------------------------------------------------------
+    def run(self, hypothesis: str, agent: str = "human", model: str = "none",
+            tokens_in: int = 0, tokens_out: int = 0, cost: float | None = None) -> dict:
+        cfg = self.cfg
+        if not hypothesis.strip():
+            raise MLIPilotError("a trial needs a hypothesis — pass -m \"what you changed and why\"")
+        self.recover_interrupted()
+        branch = self.repo.current_branch()
+        if branch != cfg.branch:
+            raise MLIPilotError(f"{cfg.root}: HEAD is on {branch or 'a detached commit'}, not the run branch "
+                                f"{cfg.branch} — run `git checkout {cfg.branch}`")
+        problem = integrity_problem(cfg.root, cfg.store, cfg.editable)
+        if problem:
+            raise MLIPilotError(f"{cfg.root}: {problem} — only {', '.join(cfg.editable)} may change; restore the "
+                                "rest with `git checkout -- <file>` (and delete added files) before a trial")
+
+        n = self.ledger.next_trial_id()
+        trial_dir = cfg.store / "trials" / f"{n:04d}"
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        parent = self.repo.head()
+        base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": agent, "Model": model}
+        commit = self.repo.commit_paths(cfg.editable, format_message(hypothesis, "", base_trailers))
+        record = {
+            "trial": n, "status": "submitted", "run": cfg.name, "parent_commit": parent, "commit": commit,
+            "diff_stat": self.repo.diff_stat(parent, commit), "hypothesis": sanitize(hypothesis, 2000),
+            "agent": agent, "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
+            "executor": cfg.executor, "host": socket.gethostname(), "trial_dir": str(trial_dir),
+            "started_at": _now(),
+            "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.holdout),
+                       "harness": harness_hash(), "harness_version": mlipilot.__version__},
+        }
+        self.ledger.append(record)
+        self.progress(f"trial {n}: {hypothesis.splitlines()[0][:80]}  [{record['diff_stat']}]")
+
+        t_start = time.time()
+        outcome = self._train_and_score(trial_dir, record)
+        problem = integrity_problem(cfg.root, cfg.store, cfg.editable)  # the training job may have written outside train/
+        incumbent_row = self.ledger.incumbent()
+        incumbent = assess(incumbent_row["metrics"], self.spec) if incumbent_row else None
+        candidate = assess(outcome["metrics"], self.spec) if outcome.get("metrics") else None
+        verdict = decide(candidate, incumbent, self.spec, integrity_problem=problem, job_error=outcome.get("error"))
+
+        trailers = dict(base_trailers)
+        trailers.update({"Verdict": verdict.verdict, "Reason": verdict.reason, "Parent-Trial":
+                         incumbent_row["trial"] if incumbent_row else None})
+        if candidate:
+            trailers.update({"Composite": f"{candidate.composite:.6g}", "Feasible": str(candidate.feasible).lower(),
+                             "Violation": f"{candidate.total_violation:.6g}"})
+            for m in TRAILER_METRICS:
+                if outcome["metrics"].get(m) is not None:
+                    trailers[m.replace("_", "-").title()] = f"{outcome['metrics'][m]:.6g}"
+        trailers["Scorecard-SHA256"] = self.spec.sha256[:16]
+        final_commit = self.repo.amend_message(format_message(hypothesis, "", trailers))
+        rejected_ref = None
+        if verdict.verdict != ACCEPTED:
+            rejected_ref = self.repo.reject(n, parent, cfg.editable)
+
+        record.update({
+            "status": "finished", "commit": final_commit, "rejected_ref": rejected_ref,
+            "verdict": verdict.verdict, "reason": verdict.reason,
+            "metrics": outcome.get("metrics"), "job_ids": outcome["job_ids"], "log_tail": outcome.get("log_tail"),
+            "violations": candidate.violations if candidate else None,
+            "total_violation": candidate.total_violation if candidate else None,
+            "composite": candidate.composite if candidate else None,
+            "feasible": candidate.feasible if candidate else False,
+            "wall": {**outcome["wall"], "total": time.time() - t_start},
+            "finished_at": _now(),
+        })
+        self.ledger.append(record)
+        best = self.ledger.incumbent()
+        self.progress(f"trial {n}: {verdict.verdict.upper()} — {verdict.reason}"
+                      + (f"  (best: trial {best['trial']}, composite {best['composite']:.4f})" if best else ""))
+        return record
+
+    def _train_and_score(self, trial_dir: Path, record: dict) -> dict:
+        cfg = self.cfg
+        out: dict = {"job_ids": {}, "wall": {}}
+        train_log = trial_dir / "train.log"
+        seen = [0]
+
+        def show_epochs() -> None:  # stream mace-torch's epoch lines as progress
+            if not train_log.exists():
+                return
+            lines = train_log.read_text(errors="replace").splitlines()
+            for line in lines[seen[0]:]:
+                if "Epoch" in line and "RMSE" in line:
+                    self.progress("  " + line.split("INFO:")[-1].strip())
+            seen[0] = len(lines)
+
+        submitted = time.time()
+        ex = jobs.make_executor(cfg.executor, trial_dir / "submitit", cfg.train_timeout_min)
+        job = ex.submit(jobs.train_job, str(cfg.root), str(trial_dir), cfg.train_timeout_min * 60)
+        out["job_ids"]["train"] = str(job.job_id)
+        self.progress(f"  training (job {job.job_id}, {cfg.executor}); log: {train_log}")
+        try:
+            result = jobs.wait(job, on_poll=show_epochs)
+        except jobs.JobFailed as e:
+            out["error"] = f"training failed: {e}"
+            out["log_tail"] = tail(train_log.read_text(errors="replace")) if train_log.exists() else None
+            out["wall"] = {"queue": 0.0, "train": time.time() - submitted}
+            return out
+        show_epochs()
+        out["wall"]["queue"] = max(0.0, result["started"] - submitted)
+        out["wall"]["train"] = result["seconds"]
+
+        self.progress("  scoring")
+        ex = jobs.make_executor(cfg.executor, trial_dir / "submitit", cfg.score_timeout_min)
+        job = ex.submit(jobs.score_job, result["model"], str(cfg.store / "scorecard.yaml"), str(self.holdout),
+                        str(trial_dir / "scorecard.json"))
+        out["job_ids"]["score"] = str(job.job_id)
+        t0 = time.time()
+        try:
+            scored = jobs.wait(job)
+        except jobs.JobFailed as e:
+            out["error"] = f"scoring failed: {e}"
+            out["log_tail"] = tail(_job_stderr(job))
+            out["wall"]["score"] = time.time() - t0
+            return out
+        for line in scored["log"]:
+            self.progress(line)
+        out["metrics"] = scored["metrics"]
+        out["wall"]["score"] = scored["seconds"]
+        return out
+
+
+def _job_stderr(job) -> str:
+    try:
+        return Path(job.paths.stderr).read_text(errors="replace")
+    except Exception:
+        return ""
+
+
+def trial_summary(row: dict) -> dict:
+    """The compact view of a ledger row that `status` and agents see."""
+    m = row.get("metrics") or {}
+    return {k: row.get(k) for k in ("trial", "verdict", "composite", "feasible", "hypothesis", "diff_stat", "reason")} | {
+        k: m.get(k) for k in TRAILER_METRICS}
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True, default=str)
