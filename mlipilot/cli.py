@@ -55,6 +55,13 @@ def _cmd_status(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from mlipilot.demo import run_demo
+
+    records = run_demo(Path(a.dir) if a.dir else None, size=a.size, executor=a.executor)
+    return 0 if any(r["verdict"] == "accepted" and r["feasible"] for r in records) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlipilot", description="Auto-research on MACE interatomic potentials.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -77,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", default=".", help="run directory (default: current)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_status)
+    s = sub.add_parser("demo", help="init the Cu benchmark and run baseline, a known fix and a worse edit")
+    s.add_argument("--dir", help="run directory (default: a new temporary one)")
+    s.add_argument("--size", default="default", help="default | small")
+    s.add_argument("--executor", default="local", choices=["local", "debug"])
+    s.set_defaults(func=_cmd_demo)
     return p
 
 

@@ -69,6 +69,7 @@ class RunRepo:
         self._git("update-ref", ref, self.head())
         self._git("reset", "--hard", "-q", parent)
         self._git("clean", "-fdxq", "--", *editable)
+        self._git("clean", "-fdq")  # files a job added outside the editable paths (ignored files stay)
         return ref
 
     def move_head_to_rejected(self, trial: int, commit: str, parent: str, editable: tuple[str, ...]) -> None:

@@ -7,12 +7,14 @@ the executor.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +25,10 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 
 class JobFailed(RuntimeError):
     """Training or scoring ended without a result (crash, timeout, missing model)."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail  # e.g. the job's traceback
 
 
 def make_executor(kind: str, folder: Path, timeout_min: float) -> submitit.Executor:
@@ -37,6 +43,25 @@ def make_executor(kind: str, folder: Path, timeout_min: float) -> submitit.Execu
     return ex
 
 
+def _as_result(fn: Callable[..., dict]) -> Callable[..., dict]:
+    """Return failures as data ({"error": ...}) instead of raising: submitit's DebugExecutor would
+    open a post-mortem debugger on an exception, and every executor then reports alike."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> dict:
+        started = time.time()
+        try:
+            return fn(*args, **kwargs)
+        except JobFailed as e:
+            return {"error": str(e), "started": started, "seconds": time.time() - started}
+        except Exception as e:
+            return {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                    "started": started, "seconds": time.time() - started}
+
+    return wrapper
+
+
+@_as_result
 def train_job(run_root: str, trial_dir: str, timeout_s: float) -> dict:
     """Run the workspace's train/train.py as a subprocess; return timings and the model path."""
     started = time.time()
@@ -59,6 +84,7 @@ def train_job(run_root: str, trial_dir: str, timeout_s: float) -> dict:
             "model": str(model)}
 
 
+@_as_result
 def score_job(model_path: str, spec_path: str, holdout_path: str, out_json: str) -> dict:
     """Score a model with the harness's scorecard (never workspace code); write scorecard.json."""
     for k, v in ONE_THREAD.items():
@@ -84,15 +110,14 @@ def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | N
         if on_poll:
             on_poll()
     try:
-        return job.result()
+        result = job.result()
     except submitit.core.utils.FailedJobError as e:
         raise JobFailed(_last_error_line(str(e))) from None
     except submitit.core.utils.UncompletedJobError as e:
         raise JobFailed(f"job did not complete: {_last_error_line(str(e))}") from None
-    except JobFailed:
-        raise
-    except Exception as e:  # DebugExecutor re-raises the job's own exception
-        raise JobFailed(f"{type(e).__name__}: {e}") from None
+    if isinstance(result, dict) and result.get("error"):
+        raise JobFailed(result["error"], result.get("traceback"))
+    return result
 
 
 def _last_error_line(text: str) -> str:

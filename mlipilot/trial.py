@@ -177,7 +177,7 @@ class Trial:
             scored = jobs.wait(job)
         except jobs.JobFailed as e:
             out["error"] = f"scoring failed: {e}"
-            out["log_tail"] = tail(_job_stderr(job))
+            out["log_tail"] = tail(e.detail or _job_stderr(job))
             out["wall"]["score"] = time.time() - t0
             return out
         for line in scored["log"]:

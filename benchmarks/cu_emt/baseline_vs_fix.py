@@ -1,0 +1,47 @@
+"""Cu EMT: the shipped baseline is infeasible, a known fix is accepted, a worse edit is rejected.
+
+Runs the real harness (`mlipilot.demo`'s scripted edits, local submitit executor, real mace-torch
+training and scoring) and prints, per trial: verdict, key metrics, training time per epoch,
+scoring time, and harness overhead (trial wall time minus training and scoring) as a % of the trial.
+
+    OMP_NUM_THREADS=1 python benchmarks/cu_emt/baseline_vs_fix.py [--size small|default]
+"""
+
+import argparse
+import os
+import re
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from mlipilot.demo import run_demo  # noqa: E402
+
+
+def epochs_of(trial_dir: Path) -> int:
+    log = (trial_dir / "train.log").read_text(errors="replace")
+    return len(re.findall(r"INFO: Epoch \d+:", log)) or 1
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="default")
+    p.add_argument("--executor", default="local")
+    a = p.parse_args()
+    run = Path(tempfile.mkdtemp(prefix="mlipilot-bench-")) / "run"
+    records = run_demo(run, size=a.size, executor=a.executor, progress=lambda s: None)
+    print(f"{'trial':>5} {'verdict':9} {'feasible':8} {'E meV/at':>8} {'F meV/Å':>8} {'MDfail':>6} "
+          f"{'train s':>7} {'s/epoch':>7} {'score s':>7} {'total s':>7} {'overhead':>8}")
+    for r in records:
+        w, m = r["wall"], r.get("metrics") or {}
+        overhead = w["total"] - w.get("train", 0) - w.get("score", 0)
+        print(f"{r['trial']:>5} {r['verdict']:9} {str(r['feasible']):8} {m.get('energy_rmse', float('nan')):8.2f} "
+              f"{m.get('force_rmse', float('nan')):8.1f} {m.get('md_failed_runs', float('nan')):6.0f} "
+              f"{w.get('train', 0):7.1f} {w.get('train', 0) / epochs_of(Path(r['trial_dir'])):7.1f} "
+              f"{w.get('score', 0):7.1f} {w['total']:7.1f} {100 * overhead / w['total']:7.1f}%")
+        print(f"      {r['hypothesis'][:90]}\n      -> {r['reason'][:150]}")
+    print(f"run directory: {run}")
+
+
+if __name__ == "__main__":
+    main()

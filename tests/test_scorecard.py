@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlipilot.errors import MLIPilotError
+from mlipilot.scorecard.evaluate import SmokeError, score_model
+from mlipilot.scorecard.spec import load_spec
+from mlipilot.scorecard.verdict import assess
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "scorecards" / "cu_emt.yaml"
+
+
+def test_shipped_spec_loads():
+    spec = load_spec(SHIPPED)
+    assert {c.metric for c in spec.constraints} >= {"energy_rmse", "force_rmse", "md_failed_runs"}
+    assert len(spec.sha256) == 64
+    ramp = [r for r in spec.stability.runs if r.temperature_K[0] != r.temperature_K[1]]
+    assert ramp and ramp[0].temperature_K == (300.0, 3000.0)
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: d.pop("constraints"), "field 'constraints': missing"),
+    (lambda d: d["constraints"][0].update(metric="energy_rsme"), "constraints[0].metric"),
+    (lambda d: d["constraints"][0].pop("max"), "constraints[0].max"),
+    (lambda d: d["stability"]["runs"][0].update(steps="many"), "stability.runs[0].steps"),
+    (lambda d: d["composite"]["terms"][0].update(scale=0), "composite.terms[0].scale"),
+])
+def test_bad_spec_names_file_and_field(tmp_path, mutate, needle):
+    d = yaml.safe_load(SHIPPED.read_text())
+    mutate(d)
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(d, allow_unicode=True))
+    with pytest.raises(MLIPilotError) as e:
+        load_spec(p)
+    assert str(p) in str(e.value) and needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("name: x\nconstraints: [\n  - oops: {\n")
+    with pytest.raises(MLIPilotError, match=r"broken.yaml:.*not valid YAML"):
+        load_spec(p)
+
+
+def test_missing_model_is_a_smoke_failure(tmp_path, small_data):
+    with pytest.raises(SmokeError, match="no model file"):
+        score_model(tmp_path / "nope.model", load_spec(SHIPPED), small_data["holdout"], progress=lambda s: None)
+
+
+@pytest.mark.slow
+def test_good_model_passes_stability_untrained_fails(good_model, untrained_model, default_data):
+    spec = load_spec(SHIPPED)
+    good = score_model(good_model, spec, default_data["holdout"], progress=print)
+    bad = score_model(untrained_model, spec, default_data["holdout"], progress=print)
+    print("good", {k: good[k] for k in ("energy_rmse", "force_rmse", "md_failed_runs", "score_seconds")})
+    print("untrained", {k: bad[k] for k in ("energy_rmse", "force_rmse", "md_failed_runs")})
+    assert good["md_failed_runs"] == 0
+    assert all(r["ok"] for r in good["md_runs"].values())
+    assert good["force_rmse"] < bad["force_rmse"] and good["energy_rmse"] < bad["energy_rmse"]
+    bad_a = assess(bad, spec)
+    assert not bad_a.feasible
+    assert {"energy_rmse", "force_rmse", "md_failed_runs"} & set(bad_a.violations)
+    assert assess(good, spec).total_violation < bad_a.total_violation
+    assert good["steps_per_second"] > 0 and good["cpu_seconds_per_step"] > 0
+    assert "energy_rmse_bulk108_strain" in good and "force_rmse_md1500" in good
+    assert good["score_seconds"]["total"] < 90

@@ -1,0 +1,146 @@
+"""Trial mechanics on a real run directory: git keep/revert, rejected refs, cleaning, failures,
+integrity and crash recovery. train.py is edited the way an agent could edit it: to copy a
+known model, crash, hang or write where it must not."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import git
+import pytest
+
+from mlipilot.errors import MLIPilotError
+from mlipilot.ledger import Ledger
+from mlipilot.run_config import load_run_config
+from mlipilot.rundir import init_run
+from mlipilot.trial import Trial
+
+COPY_MODEL = """\
+import argparse, shutil
+p = argparse.ArgumentParser(); p.add_argument("--out-dir"); p.add_argument("--model-out")
+a = p.parse_args()
+print("copying a known model")
+shutil.copy({src!r}, a.model_out)
+"""
+
+
+@pytest.fixture
+def run(tmp_path, fast_benchmark):
+    root = init_run(str(fast_benchmark), tmp_path / "run", executor="debug", progress=lambda s: None)
+    return load_run_config(root)
+
+
+def set_train(cfg, source: str) -> None:
+    (cfg.root / "train" / "train.py").write_text(source)
+
+
+def trailers(repo: git.Repo, rev: str) -> dict:
+    out = repo.git.log("-1", "--format=%(trailers:only,unfold)", rev)
+    return dict(line.split(": ", 1) for line in out.strip().splitlines())
+
+
+def test_accept_reject_and_git_history(run, good_model, untrained_model):
+    t = Trial(run, progress=print)
+    set_train(run, COPY_MODEL.format(src=str(untrained_model)))
+    r1 = t.run("baseline: untrained model")
+    assert r1["verdict"] == "accepted" and not r1["feasible"] and r1["reason"].startswith("baseline")
+
+    set_train(run, COPY_MODEL.format(src=str(good_model)))
+    r2 = t.run("use the trained model")
+    assert r2["verdict"] == "accepted" and r2["feasible"], r2["reason"]
+
+    set_train(run, COPY_MODEL.format(src=str(untrained_model)))
+    (run.root / "train" / "scratch.txt").write_text("left behind by an edit")
+    r3 = t.run("go back to random weights")
+    assert r3["verdict"] == "rejected"
+
+    repo = git.Repo(run.root)
+    # the run branch holds only accepted commits, each with its trailers
+    subjects = repo.git.log(run.branch, "--format=%s").splitlines()
+    assert subjects == ["use the trained model", "baseline: untrained model",
+                        "MLIPilot: initialise run from benchmark cu_fast"]
+    tr = trailers(repo, run.branch)
+    assert tr["MLIPilot-Trial"] == "2" and tr["MLIPilot-Verdict"] == "accepted"
+    assert tr["MLIPilot-Feasible"] == "true" and float(tr["MLIPilot-Energy-Rmse"]) > 0
+    # the rejected trial is kept under its ref, and the workspace is back to trial 2's files
+    rejected = repo.commit("refs/mlipilot/rejected/3")
+    assert trailers(repo, rejected.hexsha)["MLIPilot-Verdict"] == "rejected"
+    assert rejected.hexsha == r3["commit"] and r3["rejected_ref"] == "refs/mlipilot/rejected/3"
+    assert str(good_model) in (run.root / "train" / "train.py").read_text()
+    assert not (run.root / "train" / "scratch.txt").exists()
+    assert not repo.is_dirty(untracked_files=True)
+    assert repo.head.commit.hexsha == r2["commit"]
+
+    rows = Ledger(run.store / "ledger.jsonl").trials()
+    assert [r["verdict"] for r in rows] == ["accepted", "accepted", "rejected"]
+    for key in ("trial", "parent_commit", "commit", "diff_stat", "hypothesis", "agent", "model", "tokens_in",
+                "cost", "job_ids", "executor", "host", "wall", "metrics", "violations", "composite", "verdict",
+                "reason", "hashes"):
+        assert key in rows[1], key
+    assert set(rows[1]["hashes"]) >= {"scorecard", "holdout", "harness"}
+    assert rows[1]["parent_commit"] == r1["commit"]
+    assert (run.store / "trials" / "0002" / "scorecard.json").is_file()
+
+
+def test_crash_is_a_failed_trial_with_log_tail(run):
+    set_train(run, "import sys\nprint('about to fail: CUDA out of memory (pretend)')\nsys.exit(7)\n")
+    r = Trial(run, progress=print).run("a crashing edit")
+    assert r["verdict"] == "failed"
+    assert "exited with status 7" in r["reason"]
+    assert "about to fail" in r["log_tail"]
+    repo = git.Repo(run.root)
+    assert "refs/mlipilot/rejected/1" in [ref.path for ref in repo.refs]
+    assert "sys.exit(7)" not in (run.root / "train" / "train.py").read_text()
+
+
+def test_timeout_is_a_failed_trial(run):
+    set_train(run, "import time\ntime.sleep(60)\n")
+    cfg = dataclasses.replace(run, train_timeout_min=0.05)
+    r = Trial(cfg, progress=print).run("a hanging edit")
+    assert r["verdict"] == "failed" and "timed out" in r["reason"]
+
+
+def test_dirty_protected_file_refuses_before_anything_runs(run):
+    with open(run.root / "data" / "train.xyz", "a") as f:
+        f.write("\n")
+    with pytest.raises(MLIPilotError, match=r"protected file\(s\) changed or removed: data/train.xyz"):
+        Trial(run).run("sneaky")
+    assert Ledger(run.store / "ledger.jsonl").trials() == []
+
+
+def test_edit_outside_train_refuses(run):
+    (run.root / "notes.py").write_text("x = 1\n")
+    with pytest.raises(MLIPilotError, match="added outside the editable paths: notes.py"):
+        Trial(run).run("sneaky")
+
+
+def test_job_writing_protected_files_is_rejected_and_repaired(run, good_model):
+    src = COPY_MODEL.format(src=str(good_model)) + \
+        "open('data/valid.xyz', 'a').write('tampered')\nopen('data/extra.xyz', 'w').write('x')\n"
+    set_train(run, src)
+    r = Trial(run, progress=print).run("train on the validation set too")
+    assert r["verdict"] == "rejected" and r["reason"].startswith("integrity")
+    assert "data/valid.xyz" in r["reason"]
+    assert "tampered" not in (run.root / "data" / "valid.xyz").read_text()
+    assert not (run.root / "data" / "extra.xyz").exists()
+
+
+def test_interrupted_trial_is_recorded_failed_and_git_repaired(run, good_model):
+    t = Trial(run, progress=print)
+    # simulate a launcher killed after committing and recording `submitted`
+    set_train(run, COPY_MODEL.format(src=str(good_model)))
+    parent = t.repo.head()
+    commit = t.repo.commit_paths(run.editable, "half-done\n\nMLIPilot-Trial: 1\n")
+    t.ledger.append({"trial": 1, "status": "submitted", "commit": commit, "parent_commit": parent,
+                     "hypothesis": "half-done"})
+    assert t.recover_interrupted() == [1]
+    set_train(run, COPY_MODEL.format(src=str(good_model)))
+    r = t.run("after the crash")
+    rows = t.ledger.trials()
+    assert rows[0]["verdict"] == "failed" and "launcher stopped" in rows[0]["reason"]
+    assert r["trial"] == 2 and r["parent_commit"] == parent
+    assert git.Repo(run.root).commit("refs/mlipilot/rejected/1").hexsha == commit
+    lines = (run.store / "ledger.jsonl").read_text().splitlines()
+    assert [json.loads(x)["status"] for x in lines] == ["submitted", "finished", "submitted", "finished"]
