@@ -11,6 +11,7 @@ import argparse
 import os
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -18,9 +19,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from mlipilot.demo import run_demo  # noqa: E402
 
 
-def epochs_of(trial_dir: Path) -> int:
+def seconds_per_epoch(trial_dir: Path) -> float:
+    """From mace-torch's epoch timestamps, so start-up and model compilation are excluded."""
     log = (trial_dir / "train.log").read_text(errors="replace")
-    return len(re.findall(r"INFO: Epoch \d+:", log)) or 1
+    stamps = [datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f")
+              for t in re.findall(r"^(\S+ \S+) INFO: (?:Initial|Epoch \d+):", log, re.M)]
+    return (stamps[-1] - stamps[0]).total_seconds() / (len(stamps) - 1) if len(stamps) > 1 else float("nan")
 
 
 def main() -> None:
@@ -37,7 +41,7 @@ def main() -> None:
         overhead = w["total"] - w.get("train", 0) - w.get("score", 0)
         print(f"{r['trial']:>5} {r['verdict']:9} {str(r['feasible']):8} {m.get('energy_rmse', float('nan')):8.2f} "
               f"{m.get('force_rmse', float('nan')):8.1f} {m.get('md_failed_runs', float('nan')):6.0f} "
-              f"{w.get('train', 0):7.1f} {w.get('train', 0) / epochs_of(Path(r['trial_dir'])):7.1f} "
+              f"{w.get('train', 0):7.1f} {seconds_per_epoch(Path(r['trial_dir'])):7.1f} "
               f"{w.get('score', 0):7.1f} {w['total']:7.1f} {100 * overhead / w['total']:7.1f}%")
         print(f"      {r['hypothesis'][:90]}\n      -> {r['reason'][:150]}")
     print(f"run directory: {run}")
