@@ -55,6 +55,27 @@ def _cmd_status(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(a: argparse.Namespace) -> int:
+    from mlipilot.agent_loop import Budget, run_agent
+    from mlipilot.agents import open_agent
+    from mlipilot.run_config import load_run_config
+
+    cfg = load_run_config(Path(a.run))
+    if a.executor:
+        cfg = cfg.__class__(**{**cfg.__dict__, "executor": a.executor})
+    opts = cfg.agent
+    pick = lambda flag, key, default=None: flag if flag is not None else opts.get(key, default)  # noqa: E731
+    budget = Budget(iterations=pick(a.iterations, "iterations", 10),
+                    llm_calls_per_iteration=pick(a.llm_calls, "llm_calls_per_iteration", 12),
+                    max_tokens=pick(a.max_tokens, "max_tokens"), max_cost=pick(a.max_cost, "max_cost"),
+                    max_wall_min=pick(a.max_wall_min, "max_wall_min"))
+    spec = pick(a.agent, "model", "expert")
+    with open_agent(spec, seed=pick(a.seed, "seed", 0), api_base=pick(a.api_base, "api_base"),
+                    api_key_env=pick(a.api_key_env, "api_key_env")) as agent:
+        status = run_agent(cfg, agent, budget)
+    return 0 if status in ("finished", "budget_iterations", "budget_tokens", "budget_cost", "budget_wall") else 4
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from mlipilot.demo import run_demo
 
@@ -84,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", default=".", help="run directory (default: current)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_status)
+    s = sub.add_parser("run", help="let an agent run experiments until a budget is spent (resumable)")
+    s.add_argument("--run", default=".", help="run directory (default: current)")
+    s.add_argument("--agent", help="expert | random | optuna | local:qwen2.5-coder-0.5b | a litellm model "
+                   "string such as openai/gpt-4.1 (default: mlipilot.toml [agent] model)")
+    s.add_argument("--iterations", type=int, help="experiments in total, counting earlier ones in this run")
+    s.add_argument("--llm-calls", type=int, help="max LLM calls per iteration")
+    s.add_argument("--max-tokens", type=int, help="token budget for the whole run")
+    s.add_argument("--max-cost", type=float, help="cost budget (USD) where litellm can price the model")
+    s.add_argument("--max-wall-min", type=float, help="wall-time budget for this invocation")
+    s.add_argument("--api-base", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    s.add_argument("--api-key-env", help="environment variable holding the API key")
+    s.add_argument("--seed", type=int, help="seed for the random and optuna baselines")
+    s.add_argument("--executor", choices=["local", "debug"], help="override mlipilot.toml's executor")
+    s.set_defaults(func=_cmd_run)
+
     s = sub.add_parser("demo", help="init the Cu benchmark and run baseline, a known fix and a worse edit")
     s.add_argument("--dir", help="run directory (default: a new temporary one)")
     s.add_argument("--size", default="default", help="default | small")
@@ -96,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     # one thread everywhere: two threads on a busy 2-core box were measured 10-18x slower
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(k, "1")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: never fetch a price list
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

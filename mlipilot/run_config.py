@@ -25,6 +25,16 @@ editable = ["train/"]      # the only paths an edit (or an agent) may touch
 kind = "{executor}"         # local | debug
 train_timeout_min = {train_timeout_min}
 score_timeout_min = {score_timeout_min}
+
+[agent]                     # defaults for `mlipilot run`; its flags override them
+model = "expert"            # expert | random | optuna | local:qwen2.5-coder-0.5b | any litellm model string
+iterations = 6
+llm_calls_per_iteration = 12
+# api_base = "http://127.0.0.1:8000/v1"   # an OpenAI-compatible server
+# api_key_env = "OPENAI_API_KEY"          # the variable holding the key (keys never go in this file)
+# max_tokens = 200000
+# max_cost = 5.0
+# max_wall_min = 120
 """
 
 
@@ -39,6 +49,12 @@ class RunConfig:
     executor: str
     train_timeout_min: float
     score_timeout_min: float
+    agent: dict  # the optional [agent] table, validated
+
+
+_AGENT_FIELDS = {"model": str, "api_base": str, "api_key_env": str, "iterations": int,
+                 "llm_calls_per_iteration": int, "max_tokens": int, "max_cost": (int, float),
+                 "max_wall_min": (int, float), "seed": int}
 
 
 _FIELDS = {
@@ -79,5 +95,17 @@ def load_run_config(root: Path) -> RunConfig:
     for key in ("train_timeout_min", "score_timeout_min"):
         if ex[key] <= 0:
             raise config_error(path, f"executor.{key}", "must be > 0", "give minutes, e.g. 30")
+    agent = d.get("agent", {})
+    if not isinstance(agent, dict):
+        raise config_error(path, "[agent]", "expected a table", "write [agent] with model = \"expert\"")
+    for key, value in agent.items():
+        if key not in _AGENT_FIELDS:
+            raise config_error(path, f"agent.{key}", "unknown field", f"remove it (known: {', '.join(_AGENT_FIELDS)})")
+        kind = _AGENT_FIELDS[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise config_error(path, f"agent.{key}", f"wrong type ({value!r})", "see the commented template")
+        if key == "api_key" or (isinstance(value, str) and value.startswith("sk-")):
+            raise config_error(path, f"agent.{key}", "looks like an API key", "put the key in an environment "
+                               "variable and name it with api_key_env")
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
-                     ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]))
+                     ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent)

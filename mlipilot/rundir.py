@@ -48,9 +48,9 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         shutil.copy(bench.scorecard, run_dir / "scorecard.yaml")  # readable by the agent, hash-protected
         shutil.copytree(bench.workspace / "train", run_dir / "train",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        program = bench.workspace / "program.md"
-        if program.is_file():
-            shutil.copy(program, run_dir / "program.md")
+        for extra in ("program.md", "knobs.yaml"):  # optional parts of a workspace template
+            if (bench.workspace / extra).is_file():
+                shutil.copy(bench.workspace / extra, run_dir / extra)
         (run_dir / ".gitignore").write_text(GITIGNORE)
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(

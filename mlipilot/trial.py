@@ -64,7 +64,9 @@ class Trial:
 
     # -- the trial --------------------------------------------------------------------------------
     def run(self, hypothesis: str, agent: str = "human", model: str = "none",
-            tokens_in: int = 0, tokens_out: int = 0, cost: float | None = None) -> dict:
+            tokens_in: int = 0, tokens_out: int = 0, cost: float | None = None,
+            extra: dict | None = None) -> dict:
+        """Run one trial; `extra` adds fields to the ledger record (agent usage, knob values)."""
         cfg = self.cfg
         if not hypothesis.strip():
             raise MLIPilotError("a trial needs a hypothesis — pass -m \"what you changed and why\"")
@@ -92,6 +94,7 @@ class Trial:
             "started_at": _now(),
             "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.holdout),
                        "harness": harness_hash(), "harness_version": mlipilot.__version__},
+            **(extra or {}),
         }
         self.ledger.append(record)
         self.progress(f"trial {n}: {hypothesis.splitlines()[0][:80]}  [{record['diff_stat']}]")

@@ -1,0 +1,47 @@
+"""The agent interface: one iteration = edits through WorkspaceTools, ending in an experiment
+(a hypothesis for the harness to test) or a finish. LLMs and non-LLM baselines implement the
+same method, so the benchmark compares them on equal terms."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from mlipilot.workspace_tools import WorkspaceTools
+
+
+@dataclass
+class Usage:
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float | None = 0.0  # None once any call could not be priced
+    llm_calls: int = 0
+    tool_errors: int = 0  # malformed calls, unknown tools, refused paths, bad JSON
+    llm_seconds: float = 0.0
+
+    def add_cost(self, cost: float | None) -> None:
+        self.cost = None if cost is None or self.cost is None else self.cost + cost
+
+
+@dataclass
+class IterationLimits:
+    max_llm_calls: int = 12
+    max_tokens_left: int | None = None  # run-level token budget remaining
+    max_cost_left: float | None = None
+
+
+@dataclass
+class IterationResult:
+    action: str  # "experiment" | "finish" | "stop"
+    text: str  # the hypothesis, the summary, or why the iteration stopped
+    usage: Usage = field(default_factory=Usage)
+    exit_status: str | None = None  # set with action "stop": llm_error, budget_llm_calls, budget_tokens, ...
+
+
+class Agent(ABC):
+    name: str = "agent"  # e.g. "expert", "openai/gpt-4.1"
+    model: str = "none"
+
+    @abstractmethod
+    def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
+        """Make edits with `tools`, then return an experiment or a finish."""

@@ -1,0 +1,36 @@
+"""A scripted expert: the MLIPilot paper's strategies in order, one per iteration, keeping what
+the harness accepted (edits to a rejected state are reverted by the harness, so each step
+re-applies on top of the best accepted config)."""
+
+from __future__ import annotations
+
+from mlipilot.agents.base import Agent, IterationLimits, IterationResult
+from mlipilot.agents.config_edits import set_config
+from mlipilot.workspace_tools import WorkspaceTools
+
+STRATEGIES: list[tuple[str, dict]] = [
+    ("baseline: measure the shipped configuration", {}),
+    ("loss re-weighting: energy_weight 100, forces_weight 10, so the energy offset is fitted", 
+     {"energy_weight": 100.0, "forces_weight": 10.0, "max_num_epochs": 10}),
+    ("progressive schedule: stage two (SWA) for the last epochs with a heavy energy weight",
+     {"swa": True, "start_swa": 7, "swa_energy_weight": 1000.0, "swa_forces_weight": 10.0}),
+    ("output normalisation: E0s from the isolated Cu atom (EMT: 3.51 eV)", {"E0s": "{29: 3.51}"}),
+    ("capacity: 64 channels", {"num_channels": 64}),
+    ("schedule: learning rate 0.005", {"lr": 0.005}),
+]
+
+
+class ExpertAgent(Agent):
+    name = "expert"
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
+        done = len(tools.ledger.trials())
+        if done >= len(STRATEGIES):
+            return IterationResult("finish", "expert script exhausted")
+        hypothesis, updates = STRATEGIES[done]
+        if updates:
+            set_config(tools, updates)
+        return IterationResult("experiment", hypothesis)

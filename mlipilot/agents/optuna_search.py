@@ -1,0 +1,49 @@
+"""Optuna's TPE sampler over the declared knob space; the study is rebuilt from the ledger each
+iteration, so a resumed run continues with everything it has learnt."""
+
+from __future__ import annotations
+
+from mlipilot.agents.base import Agent, IterationLimits, IterationResult
+from mlipilot.agents.config_edits import load_knobs, read_config, set_config
+from mlipilot.workspace_tools import WorkspaceTools
+
+INFEASIBLE_OFFSET = 1000.0  # any feasible composite beats any infeasible one
+
+
+class OptunaAgent(Agent):
+    name = "optuna"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        trials = tools.ledger.trials()
+        if not trials:
+            return IterationResult("experiment", "baseline: measure the shipped configuration")
+        knobs = load_knobs(tools)
+        dists = {k: optuna.distributions.CategoricalDistribution(v) for k, v in knobs.items()}
+        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=self.seed))
+        for row in trials:
+            params = row.get("knobs")
+            if not params or row.get("composite") is None:
+                continue
+            value = row["composite"] + (0.0 if row.get("feasible") else INFEASIBLE_OFFSET + row["total_violation"])
+            params = {k: v for k, v in params.items() if k in dists and v in knobs[k]}
+            if len(params) == len(dists):
+                study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
+        trial = study.ask(dists)
+        set_config(tools, trial.params)
+        return IterationResult("experiment", "optuna TPE: " + ", ".join(f"{k}={v}" for k, v in trial.params.items()))
+
+
+def knob_values(tools: WorkspaceTools) -> dict | None:
+    """The knob settings of the current config (recorded per trial so TPE can learn from any agent)."""
+    try:
+        knobs = load_knobs(tools)
+    except FileNotFoundError:
+        return None
+    cfg = read_config(tools)
+    return {k: cfg.get(k) for k in knobs}

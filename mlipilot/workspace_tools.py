@@ -1,0 +1,178 @@
+"""The tools an agent gets instead of a shell: files under the editable paths, the history, one
+trial's details. Every path is resolved and refused unless it stays inside an allowed path, so
+`..`, absolute paths and symlinks pointing out are rejected before any I/O."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import git
+
+from mlipilot.git_history import RunRepo
+from mlipilot.integrity import is_editable
+from mlipilot.ledger import Ledger
+from mlipilot.run_config import RunConfig
+from mlipilot.sanitize import sanitize
+
+OUTPUT_CAP = 20_000  # bytes of tool output returned to a model
+READ_ONLY = ("program.md", "scorecard.yaml", "knobs.yaml")  # readable context, never writable
+
+
+class ToolError(Exception):
+    """A refused or impossible tool call; its message goes back to the agent."""
+
+
+def _schema(name: str, description: str, properties: dict, required: list[str]) -> dict:
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
+        "type": "object", "properties": properties, "required": required}}}
+
+
+_PATH = {"type": "string", "description": "path relative to the run directory, e.g. train/config.yaml"}
+TOOL_SCHEMAS = [
+    _schema("list_files", "List the files you may read or edit.", {}, []),
+    _schema("read_file", "Read a file (optionally a 1-based inclusive line range).",
+            {"path": _PATH, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}}, ["path"]),
+    _schema("edit_file", "Replace one exact occurrence of old_text with new_text in an editable file.",
+            {"path": _PATH, "old_text": {"type": "string"}, "new_text": {"type": "string"}},
+            ["path", "old_text", "new_text"]),
+    _schema("write_file", "Create or overwrite an editable file with the given content.",
+            {"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
+    _schema("show_history", "Earlier trials: hypothesis, verdict, key metrics, diff stat.", {}, []),
+    _schema("show_trial", "One trial's diff, scorecard metrics, verdict reason and log tail.",
+            {"trial": {"type": "integer"}}, ["trial"]),
+    _schema("run_experiment", "Commit your edits and test them: train, score, accept or revert. Ends this turn.",
+            {"hypothesis": {"type": "string", "description": "what you changed and why you expect it to help"}},
+            ["hypothesis"]),
+    _schema("finish", "Stop the research run.", {"summary": {"type": "string"}}, ["summary"]),
+]
+TERMINAL_TOOLS = ("run_experiment", "finish")
+
+
+def cap(text: str, limit: int = OUTPUT_CAP) -> str:
+    """Sanitise (ANSI, secrets) and cap tool output, saying what was cut."""
+    text = sanitize(text, limit=10**9)
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode(errors="ignore") + f"\n…[output capped: {len(data) - limit} more bytes]"
+
+
+class WorkspaceTools:
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.root = cfg.root.resolve()
+        self.ledger = Ledger(cfg.store / "ledger.jsonl")
+
+    # -- the guard ---------------------------------------------------------------------------------
+    def resolve(self, path: str, write: bool) -> Path:
+        if not isinstance(path, str) or not path.strip():
+            raise ToolError("path must be a non-empty string such as 'train/config.yaml'")
+        if os.path.isabs(path) or path.startswith("~"):
+            raise ToolError(f"{path}: absolute paths are refused; use a path relative to the run directory")
+        if ".." in Path(path).parts:
+            raise ToolError(f"{path}: '..' is refused; stay inside the editable paths {list(self.cfg.editable)}")
+        full = (self.root / path).resolve()  # follows symlinks: a link out of the tree lands outside root
+        try:
+            rel = full.relative_to(self.root).as_posix()
+        except ValueError:
+            raise ToolError(f"{path}: resolves outside the run directory (symlink?); refused") from None
+        allowed = is_editable(rel, self.cfg.editable) or (not write and rel in READ_ONLY)
+        if not allowed:
+            what = "edited" if write else "read"
+            raise ToolError(f"{path}: may not be {what}; editable paths are {list(self.cfg.editable)}"
+                            + ("" if write else f", readable also {list(READ_ONLY)}"))
+        return full
+
+    # -- tools ---------------------------------------------------------------------------------------
+    def list_files(self) -> str:
+        out = []
+        for e in self.cfg.editable:
+            base = (self.root / e).resolve()
+            if base.is_dir():
+                for p in sorted(base.rglob("*")):
+                    if p.is_file() and "__pycache__" not in p.parts:
+                        out.append(f"{p.relative_to(self.root).as_posix()}  ({p.stat().st_size} bytes, editable)")
+        out += [f"{r}  (read-only)" for r in READ_ONLY if (self.root / r).is_file()]
+        return "\n".join(out)
+
+    def read_file(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
+        full = self.resolve(path, write=False)
+        if not full.is_file():
+            raise ToolError(f"{path}: no such file; list_files shows what exists")
+        lines = full.read_text(errors="replace").splitlines()
+        lo = max(1, int(start_line or 1))
+        hi = min(len(lines), int(end_line or len(lines)))
+        return cap("\n".join(f"{i:4d}| {lines[i - 1]}" for i in range(lo, hi + 1)) or "(empty file)")
+
+    def edit_file(self, path: str, old_text: str, new_text: str) -> str:
+        full = self.resolve(path, write=True)
+        if not full.is_file():
+            raise ToolError(f"{path}: no such file; use write_file to create it")
+        text = full.read_text()
+        count = text.count(old_text) if old_text else 0
+        if count == 0:
+            hint = _closest_line(text, old_text)
+            raise ToolError(f"{path}: old_text not found" + (f"; the closest line is: {hint!r}" if hint else "")
+                            + ". Copy the exact text from read_file (without the line-number prefix).")
+        if count > 1:
+            raise ToolError(f"{path}: old_text occurs {count} times; include more surrounding text to make it unique")
+        full.write_text(text.replace(old_text, new_text, 1))
+        return f"edited {path}: replaced 1 occurrence ({len(old_text)} -> {len(new_text)} characters)"
+
+    def write_file(self, path: str, content: str) -> str:
+        full = self.resolve(path, write=True)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        full.write_text(content)
+        return f"wrote {path} ({len(content.encode())} bytes)"
+
+    def show_history(self) -> str:
+        rows = []
+        for r in self.ledger.trials():
+            m = r.get("metrics") or {}
+            rows.append({"trial": r["trial"], "verdict": r.get("verdict"), "hypothesis": r.get("hypothesis"),
+                         "composite": r.get("composite"), "feasible": r.get("feasible"),
+                         "energy_rmse": m.get("energy_rmse"), "force_rmse": m.get("force_rmse"),
+                         "md_failed_runs": m.get("md_failed_runs"), "diff_stat": r.get("diff_stat")})
+        return cap(json.dumps(rows, indent=1, default=_round)) if rows else "no trials yet"
+
+    def show_trial(self, trial: int) -> str:
+        rows = {r["trial"]: r for r in self.ledger.trials()}
+        try:
+            r = rows[int(trial)]
+        except (KeyError, ValueError, TypeError):
+            raise ToolError(f"no trial {trial!r}; trials so far: {sorted(rows) or 'none'}") from None
+        try:
+            diff = RunRepo(self.root).repo.git.diff(r["parent_commit"], r["commit"], "--", *self.cfg.editable)
+        except (git.GitCommandError, KeyError):
+            diff = "(diff unavailable)"
+        metrics = {k: v for k, v in (r.get("metrics") or {}).items() if not isinstance(v, dict)}
+        body = {"trial": r["trial"], "verdict": r.get("verdict"), "reason": r.get("reason"),
+                "hypothesis": r.get("hypothesis"), "metrics": metrics, "violations": r.get("violations"),
+                "log_tail": r.get("log_tail")}
+        return cap(json.dumps(body, indent=1, default=_round) + "\n--- diff ---\n" + diff)
+
+    def call(self, name: str, args: dict) -> str:
+        """Dispatch a non-terminal tool; ToolError and bad arguments come back as text."""
+        fn = {"list_files": self.list_files, "read_file": self.read_file, "edit_file": self.edit_file,
+              "write_file": self.write_file, "show_history": self.show_history,
+              "show_trial": self.show_trial}.get(name)
+        if fn is None:
+            raise ToolError(f"unknown tool {name!r}; available: {', '.join(s['function']['name'] for s in TOOL_SCHEMAS)}")
+        try:
+            return fn(**args)
+        except TypeError as e:
+            raise ToolError(f"bad arguments for {name}: {e}") from None
+
+
+def _round(v):
+    return round(v, 4) if isinstance(v, float) else str(v)
+
+
+def _closest_line(text: str, needle: str) -> str | None:
+    import difflib
+
+    first = needle.strip().splitlines()[0] if needle.strip() else ""
+    match = difflib.get_close_matches(first, text.splitlines(), n=1, cutoff=0.5)
+    return match[0] if match else None
