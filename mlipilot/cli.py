@@ -79,8 +79,9 @@ def _cmd_run(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from mlipilot.demo import run_demo
 
-    records = run_demo(Path(a.dir) if a.dir else None, size=a.size, executor=a.executor)
-    return 0 if any(r["verdict"] == "accepted" and r["feasible"] for r in records) else 1
+    status = run_demo(Path(a.dir) if a.dir else None, agent=a.agent, iterations=a.iterations, size=a.size,
+                      executor=a.executor)
+    return 0 if status != "llm_error" else 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--executor", choices=["local", "debug"], help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_run)
 
-    s = sub.add_parser("demo", help="init the Cu benchmark and run baseline, a known fix and a worse edit")
-    s.add_argument("--dir", help="run directory (default: a new temporary one)")
+    s = sub.add_parser("demo", help="a Cu EMT run with the embedded offline LLM (or --agent expert)")
+    s.add_argument("--dir", help="run directory (default: a new temporary one; an existing run resumes)")
+    s.add_argument("--agent", default="local:qwen2.5-coder-0.5b", help="agent spec, as for `mlipilot run`")
+    s.add_argument("--iterations", type=int, default=3)
     s.add_argument("--size", default="default", help="default | small")
     s.add_argument("--executor", default="local", choices=["local", "debug"])
     s.set_defaults(func=_cmd_demo)
