@@ -56,6 +56,7 @@ def spent(rows: list[dict]) -> dict:
 def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None] = print) -> str:
     trial = Trial(cfg, progress=progress)
     trial.recover_interrupted()
+    agent.progress = progress
     tools = WorkspaceTools(cfg)
     ledger = trial.ledger
     repo = RunRepo(cfg.root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def _cmd_trial(a: argparse.Namespace) -> int:
 
     cfg = load_run_config(Path(a.run))
     if a.executor:
-        cfg = cfg.__class__(**{**cfg.__dict__, "executor": a.executor})
+        cfg = dataclasses.replace(cfg, executor=a.executor)
     record = Trial(cfg).run(a.message)
     return 0 if record["verdict"] in ("accepted", "rejected") else 3
 
@@ -62,7 +63,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
     cfg = load_run_config(Path(a.run))
     if a.executor:
-        cfg = cfg.__class__(**{**cfg.__dict__, "executor": a.executor})
+        cfg = dataclasses.replace(cfg, executor=a.executor)
     opts = cfg.agent
     pick = lambda flag, key, default=None: flag if flag is not None else opts.get(key, default)  # noqa: E731
     budget = Budget(iterations=pick(a.iterations, "iterations", 10),
@@ -74,6 +75,52 @@ def _cmd_run(a: argparse.Namespace) -> int:
                     api_key_env=pick(a.api_key_env, "api_key_env")) as agent:
         status = run_agent(cfg, agent, budget)
     return 0 if status in ("finished", "budget_iterations", "budget_tokens", "budget_cost", "budget_wall") else 4
+
+
+def _cmd_log(a: argparse.Namespace) -> int:
+    from mlipilot.audit import GIT_ONE_LINER, audit
+    from mlipilot.trial import dumps
+
+    entries = audit(Path(a.run), include_rejected=a.all)
+    if a.json:
+        print(dumps(entries))
+        return 0
+    print(f"{'trial':>5}  {'verdict':9} {'commit':8} {'composite':>9} {'Δcomposite':>10} {'ΔE meV/at':>9} "
+          f"{'ΔF meV/Å':>8}  hypothesis")
+    for e in entries:
+        d, m = e["delta"], e["metrics"]
+        f = lambda v, spec: format(v, spec) if isinstance(v, float) else "-"  # noqa: E731
+        print(f"{e['trial']:>5}  {e['verdict'] or '?':9} {e['commit'][:8]} {f(m.get('composite'), '9.4f'):>9} "
+              f"{f(d.get('composite'), '+10.4f'):>10} {f(d.get('energy_rmse'), '+9.2f'):>9} "
+              f"{f(d.get('force_rmse'), '+8.1f'):>8}  {e['hypothesis'][:70]}")
+    if not a.all:
+        print(f"(accepted trials only; --all adds refs/mlipilot/rejected/*. Without MLIPilot: {GIT_ONE_LINER})")
+    return 0
+
+
+def _cmd_show(a: argparse.Namespace) -> int:
+    from mlipilot.audit import show
+    from mlipilot.run_config import load_run_config
+    from mlipilot.trial import dumps
+
+    store = None
+    try:
+        store = load_run_config(Path(a.run)).store
+    except Exception:  # a clone without its store: git alone still answers
+        pass
+    e = show(Path(a.run), a.trial, store)
+    if a.json:
+        print(dumps(e))
+        return 0
+    print(f"trial {e['trial']}: {e['verdict']} ({e['ref']}, commit {e['commit'][:12]})")
+    print(f"hypothesis: {e['hypothesis']}")
+    print(f"agent: {e['agent']} ({e['model']})")
+    print(f"reason: {e['reason']}")
+    print("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items()))
+    if e.get("scorecard_json"):
+        print(f"full scorecard: {e['scorecard_json']}")
+    print(e["diff"] or "(no diff)")
+    return 0
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
@@ -120,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="seed for the random and optuna baselines")
     s.add_argument("--executor", choices=["local", "debug"], help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("log", help="accepted changes from git trailers alone (--all: rejected/failed too)")
+    s.add_argument("run", nargs="?", default=".", help="run directory or a clone of one")
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_log)
+
+    s = sub.add_parser("show", help="one trial: diff, scorecard metrics, verdict reason")
+    s.add_argument("trial", type=int)
+    s.add_argument("--run", default=".", help="run directory or a clone of one")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_show)
 
     s = sub.add_parser("demo", help="a Cu EMT run with the embedded offline LLM (or --agent expert)")
     s.add_argument("--dir", help="run directory (default: a new temporary one; an existing run resumes)")

@@ -153,6 +153,10 @@ class WorkspaceTools:
                 "log_tail": r.get("log_tail")}
         return cap(json.dumps(body, indent=1, default=_round) + "\n--- diff ---\n" + diff)
 
+    def has_changes(self) -> bool:
+        """Whether the editable paths differ from the last accepted commit."""
+        return bool(git.Repo(self.root).git.status("--porcelain", "--", *self.cfg.editable).strip())
+
     def call(self, name: str, args: dict) -> str:
         """Dispatch a non-terminal tool; ToolError and bad arguments come back as text."""
         fn = {"list_files": self.list_files, "read_file": self.read_file, "edit_file": self.edit_file,

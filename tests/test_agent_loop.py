@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import git
 import pytest
@@ -99,11 +98,17 @@ def test_brief_is_small(cfg, good_model):
 
 
 def test_budget_iterations_and_resume_continue_the_count(cfg):
-    script = [{"tool": "run_experiment", "args": {"hypothesis": f"try {i}"}} for i in range(3)]
+    script = [{"tool": "run_experiment", "args": {"hypothesis": "try 0"}}]
+    for i in (1, 2):
+        script += [{"tool": "run_experiment", "args": {"hypothesis": "no edit yet"}},  # refused: nothing changed
+                   {"tool": "write_file", "args": {"path": f"train/note{i}.txt", "content": str(i)}},
+                   {"tool": "run_experiment", "args": {"hypothesis": f"try {i}"}}]
     with FakeLLMServer(script) as server:
         assert run_agent(cfg, llm(server), Budget(iterations=2), progress=print) == "budget_iterations"
         assert run_agent(cfg, llm(server), Budget(iterations=3), progress=print) == "budget_iterations"
-    assert [t["trial"] for t in Ledger(cfg.store / "ledger.jsonl").trials()] == [1, 2, 3]
+    trials = Ledger(cfg.store / "ledger.jsonl").trials()
+    assert [t["trial"] for t in trials] == [1, 2, 3] and trials[2]["hypothesis"] == "try 2"
+    assert trials[1]["tool_errors"] == 1 and "nothing under train/ changed" in json.dumps(server.requests[2]["messages"])
 
 
 def test_budget_tokens(cfg):
@@ -202,3 +207,13 @@ def test_expert_reaches_an_accepted_feasible_model(tmp_path, fast_benchmark):
     trials = Ledger(cfg.store / "ledger.jsonl").trials()
     assert not trials[0]["feasible"]
     assert trials[1]["verdict"] == "accepted" and trials[1]["feasible"], trials[1]["reason"]
+
+
+def test_budget_cost_with_a_priced_model(cfg):
+    """litellm prices known models from its bundled cost map; the run stops once the budget is spent."""
+    with FakeLLMServer([{"tool": "list_files"}], usage=(100_000, 1_000), repeat_last=True) as server:
+        agent = LLMAgent("openai/gpt-4o-mini", api_base=server.api_base, backoff_s=0.01)
+        status = run_agent(cfg, agent, Budget(iterations=5, max_cost=0.02), progress=print)
+    assert status == "budget_cost"
+    row = [r for r in Ledger(cfg.store / "ledger.jsonl").rows() if r.get("event") == "iteration"][-1]
+    assert row["cost"] is not None and row["cost"] >= 0.02 and row["llm_calls"] == 2

@@ -1,6 +1,5 @@
 """Table-driven verdict logic: integrity -> smoke -> feasibility -> composite beyond the margin."""
 
-from pathlib import Path
 
 import pytest
 import yaml

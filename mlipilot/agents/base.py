@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Callable
 
 from mlipilot.workspace_tools import WorkspaceTools
 
@@ -41,6 +42,7 @@ class IterationResult:
 class Agent(ABC):
     name: str = "agent"  # e.g. "expert", "openai/gpt-4.1"
     model: str = "none"
+    progress: Callable[[str], None] = staticmethod(lambda line: None)  # set by the loop for live output
 
     @abstractmethod
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:

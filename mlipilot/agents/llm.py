@@ -78,10 +78,10 @@ class LLMAgent(Agent):
         self.request_timeout_s = request_timeout_s
         self.tool_choice = tool_choice
 
-    def _complete(self, messages: list[dict], usage: Usage):
+    def _complete(self, messages: list[dict], usage: Usage, tools: list[dict] = TOOL_SCHEMAS):
         import litellm
 
-        kwargs = dict(model=self.model, messages=messages, tools=TOOL_SCHEMAS, tool_choice=self.tool_choice,
+        kwargs = dict(model=self.model, messages=messages, tools=tools, tool_choice=self.tool_choice,
                       temperature=self.temperature, max_tokens=self.max_response_tokens,
                       timeout=self.request_timeout_s, num_retries=0)
         if self.api_base:
@@ -111,6 +111,7 @@ class LLMAgent(Agent):
         import litellm
 
         usage = Usage()
+        seen: list[tuple[str, dict]] = []
         messages: list[dict] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief}]
         while True:
             if usage.llm_calls >= limits.max_llm_calls:
@@ -120,8 +121,12 @@ class LLMAgent(Agent):
                 return IterationResult("stop", "token budget spent", usage, "budget_tokens")
             if limits.max_cost_left is not None and usage.cost is not None and usage.cost >= limits.max_cost_left:
                 return IterationResult("stop", "cost budget spent", usage, "budget_cost")
+            # the last call of an iteration offers only run_experiment and finish, so a model that
+            # keeps exploring (small models do) still tests its edits instead of wasting the iteration
+            last_call = usage.llm_calls == limits.max_llm_calls - 1
+            offered = [t for t in TOOL_SCHEMAS if t["function"]["name"] in TERMINAL_TOOLS] if last_call else TOOL_SCHEMAS
             try:
-                response = self._complete(messages, usage)
+                response = self._complete(messages, usage, offered)
             except ProviderError as e:
                 return IterationResult("stop", str(e), usage, "llm_error")
             usage.llm_calls += 1
@@ -140,6 +145,7 @@ class LLMAgent(Agent):
                                            for cid, n, a in calls]
             messages.append(assistant)
             if not calls:
+                self.progress(f"  llm call {usage.llm_calls}: no tool call ({(message.content or '')[:80]!r})")
                 usage.tool_errors += 1
                 messages.append({"role": "user", "content": "Error: answer with exactly one tool call "
                                  "(for example run_experiment or edit_file), not prose."})
@@ -159,13 +165,27 @@ class LLMAgent(Agent):
                         usage.tool_errors += 1
                         self._reply(messages, assistant, call_id, "Error: run_experiment needs a hypothesis.")
                         continue
+                    if name == "run_experiment" and tools.ledger.trials() and not tools.has_changes():
+                        # retraining an unchanged workspace only measures noise; spend no job on it
+                        usage.tool_errors += 1
+                        self.progress(f"  llm call {usage.llm_calls}: run_experiment refused: nothing changed")
+                        self._reply(messages, assistant, call_id, "Error: nothing under train/ changed since the "
+                                    "best trial; edit a file first, then call run_experiment.")
+                        continue
                     return IterationResult("experiment" if name == "run_experiment" else "finish",
                                            text or "finished", usage)
-                try:
-                    result = tools.call(name, args)
-                except ToolError as e:
-                    usage.tool_errors += 1
-                    result = f"Error: {e}"
+                if (name, args) in seen:
+                    result = (f"You already called {name} with these arguments; the answer has not changed. "
+                              "Make an edit (edit_file) or call run_experiment.")
+                else:
+                    seen.append((name, args))
+                    try:
+                        result = tools.call(name, args)
+                    except ToolError as e:
+                        usage.tool_errors += 1
+                        result = f"Error: {e}"
+                shown = ", ".join(f"{k}={str(v)[:40]!r}" for k, v in args.items())
+                self.progress(f"  llm call {usage.llm_calls}: {name}({shown}) -> {result.splitlines()[0][:100] if result else ''}")
                 self._reply(messages, assistant, call_id, result)
 
     @staticmethod

@@ -14,7 +14,6 @@ import numpy as np
 from ase import Atoms, units
 from ase.build import bulk, fcc100, fcc111
 from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import thermalize_momenta
