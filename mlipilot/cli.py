@@ -123,6 +123,23 @@ def _cmd_show(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(a: argparse.Namespace) -> int:
+    from mlipilot.bench import run_bench
+
+    agents = [x.strip() for x in a.agents.split(",") if x.strip()]
+    result = run_bench(a.benchmark, agents, a.seeds, a.iterations, Path(a.out), executor=a.executor,
+                       size=a.size, api_base=a.api_base)
+    print(result["summary"].to_string(index=False))
+    return 0 if not result["incomplete"] else 5
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from mlipilot.report import write_report
+
+    print(f"report: {write_report(Path(a.path), Path(a.out) if a.out else None)}")
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from mlipilot.demo import run_demo
 
@@ -167,6 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="seed for the random and optuna baselines")
     s.add_argument("--executor", choices=["local", "debug"], help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("bench", help="several agents x seeds on one benchmark from an identical start")
+    s.add_argument("--benchmark", default="cu_emt")
+    s.add_argument("--agents", required=True, help="comma-separated agent specs, e.g. expert,random,openai/gpt-4.1")
+    s.add_argument("--seeds", type=int, default=3)
+    s.add_argument("--iterations", type=int, default=10)
+    s.add_argument("--executor", default="local", choices=["local", "debug"])
+    s.add_argument("--size", default="default", help="dataset size for generated benchmarks")
+    s.add_argument("--api-base", help="OpenAI-compatible endpoint for LLM agents")
+    s.add_argument("--out", required=True, help="bench directory (re-run to resume)")
+    s.set_defaults(func=_cmd_bench)
+
+    s = sub.add_parser("report", help="figures + report.html for a bench or a run directory")
+    s.add_argument("path")
+    s.add_argument("--out", help="output folder (default: PATH/report)")
+    s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("log", help="accepted changes from git trailers alone (--all: rejected/failed too)")
     s.add_argument("run", nargs="?", default=".", help="run directory or a clone of one")

@@ -16,8 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeLLMServer:
-    def __init__(self, script: list[dict], usage: tuple[int, int] = (1000, 50), repeat_last: bool = False):
+    def __init__(self, script: list[dict], usage: tuple[int, int] = (1000, 50), repeat_last: bool = False,
+                 cycle: bool = False):
         self.script = list(script)
+        self.cycle = cycle
         self.usage = usage
         self.repeat_last = repeat_last
         self.requests: list[dict] = []
@@ -39,6 +41,8 @@ class FakeLLMServer:
                     self._send(500, {"error": {"message": "script exhausted", "type": "server_error"}})
                     return
                 step = server.script[0] if (server.repeat_last and len(server.script) == 1) else server.script.pop(0)
+                if server.cycle:
+                    server.script.append(step)
                 if "status" in step:
                     self._send(step["status"], {"error": {"message": "scripted failure", "type": "server_error"}})
                     return

@@ -1,0 +1,104 @@
+"""`mlipilot bench`: the same benchmark for several agents × seeds, from an identical start.
+
+Each (agent, seed) gets its own run directory under OUT/runs/. The first run fixes the start
+(baseline tree, data, scorecard and harness hashes) in OUT/bench.json; every other run must match
+it. Finished runs are skipped, half-finished ones resume; a run that errors is reported as
+incomplete and the bench goes on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from mlipilot.agent_loop import Budget, run_agent
+from mlipilot.agents import open_agent
+from mlipilot.errors import MLIPilotError
+from mlipilot.git_history import RunRepo
+from mlipilot.integrity import sha256_file
+from mlipilot.ledger import Ledger
+from mlipilot.results import run_rows, summary, write_table
+from mlipilot.run_config import load_run_config
+from mlipilot.rundir import init_run
+from mlipilot.trial import harness_hash
+
+DONE = ("finished", "budget_iterations", "budget_tokens", "budget_cost", "budget_wall")
+
+
+def run_name(agent: str, seed: int) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", agent) + f"-s{seed}"
+
+
+def start_fingerprint(root: Path, store: Path) -> dict:
+    repo = RunRepo(root).repo
+    init = repo.git.rev_list("--max-parents=0", "HEAD").split()[0]
+    # every tracked file of the initial commit but mlipilot.toml, which names the run and its store
+    listing = repo.git.ls_tree("-r", init).splitlines()
+    baseline = hashlib.sha256("\n".join(x for x in listing if not x.endswith("\tmlipilot.toml")).encode()).hexdigest()
+    return {"baseline": baseline,
+            "holdout": sha256_file(store / "holdout.xyz"), "scorecard": sha256_file(store / "scorecard.yaml"),
+            "harness": harness_hash()}
+
+
+def _finished(store: Path, iterations: int) -> bool:
+    rows = Ledger(store / "ledger.jsonl").rows()
+    ends = [r for r in rows if r.get("event") == "run_end"]
+    return bool(ends) and ends[-1]["exit_status"] in DONE and \
+        (ends[-1]["exit_status"] != "budget_iterations" or ends[-1]["iterations"] >= iterations)
+
+
+def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, out: Path, executor: str = "local",
+              size: str = "default", api_base: str | None = None, progress: Callable[[str], None] = print) -> dict:
+    out = Path(out).resolve()
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "bench.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {
+        "benchmark": benchmark, "start": None, "runs": {}}
+    if manifest["benchmark"] != benchmark:
+        raise MLIPilotError(f"{manifest_path}: this bench ran benchmark {manifest['benchmark']!r}, not "
+                            f"{benchmark!r} — use another --out")
+    for agent in agents:
+        for seed in range(seeds):
+            name = run_name(agent, seed)
+            root, store = out / "runs" / name, out / "runs" / f"{name}.mlipilot-store"
+            entry = manifest["runs"].setdefault(name, {"agent": agent, "seed": seed})
+            try:
+                if not (root / "mlipilot.toml").exists():
+                    init_run(benchmark, root, store=store, executor=executor, size=size, progress=lambda s: None)
+                fp = start_fingerprint(root, store)
+                if manifest["start"] is None:
+                    manifest["start"] = fp
+                elif fp != manifest["start"]:
+                    diff = [k for k in fp if fp[k] != manifest["start"][k]]
+                    raise MLIPilotError(f"{root}: does not start where the others did ({', '.join(diff)} differ)")
+                if _finished(store, iterations):
+                    progress(f"[{name}] already finished: skipped")
+                    entry["status"] = "finished"
+                    continue
+                progress(f"[{name}] running {agent} (seed {seed}), {iterations} iterations")
+                cfg = load_run_config(root)
+                with open_agent(agent, seed=seed, api_base=api_base) as a:
+                    status = run_agent(cfg, a, Budget(iterations=iterations),
+                                       progress=lambda s, n=name: progress(f"[{n}] {s}"))
+                entry.update(status="finished" if status in DONE else "incomplete", exit_status=status)
+            except Exception as e:  # one broken run must not sink the bench; it is reported, not dropped
+                entry.update(status="incomplete", error=f"{type(e).__name__}: {e}",
+                             traceback=traceback.format_exc()[-2000:])
+                progress(f"[{name}] INCOMPLETE: {type(e).__name__}: {e}")
+            finally:
+                manifest_path.write_text(json.dumps(manifest, indent=1))
+    rows = []
+    for name, entry in manifest["runs"].items():
+        store = out / "runs" / f"{name}.mlipilot-store"
+        if (store / "ledger.jsonl").exists():
+            rows += run_rows(store, entry["agent"], entry["seed"], name)
+    df = write_table(rows, out)
+    summ = summary(df)
+    summ.to_csv(out / "summary.csv", index=False)
+    incomplete = [n for n, e in manifest["runs"].items() if e.get("status") != "finished"]
+    progress(f"bench: {len(manifest['runs'])} runs, {len(df)} rows -> {out / 'results.csv'}"
+             + (f"; INCOMPLETE: {', '.join(incomplete)}" if incomplete else ""))
+    return {"manifest": manifest, "table": df, "summary": summ, "incomplete": incomplete}

@@ -1,0 +1,92 @@
+"""The results table: one row per (agent, seed, iteration), built from each run's ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlipilot.ledger import Ledger
+
+COLUMNS = ["agent", "seed", "run", "iteration", "trial", "verdict", "composite", "feasible", "total_violation",
+           "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors", "llm_calls",
+           "job_failed", "job_timeout", "wall_llm", "wall_queue", "wall_train", "wall_score", "wall_total",
+           "harness_hash", "scorecard_hash", "hypothesis"]
+
+
+def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
+    """Rows in iteration order: trials (latest record each) and iterations that ran no experiment."""
+    items = []
+    latest: dict[int, dict] = {}
+    for r in Ledger(store / "ledger.jsonl").rows():
+        if "trial" in r:
+            latest[int(r["trial"])] = r
+        elif r.get("event") == "iteration":
+            items.append(r)
+    items += latest.values()
+    items.sort(key=lambda r: (r.get("iteration") or r.get("trial") or 0, r.get("trial") or 0))
+    rows, best, best_feasible, feasible_so_far = [], None, None, False
+    for i, r in enumerate(items, start=1):
+        m = r.get("metrics") or {}
+        wall = r.get("wall") or {}
+        verdict = r.get("verdict") or ("no_experiment" if r.get("event") == "iteration" else r.get("status"))
+        if verdict == "accepted":
+            best, best_feasible = r.get("composite"), bool(r.get("feasible"))
+            feasible_so_far = feasible_so_far or best_feasible
+        row = {"agent": agent, "seed": seed, "run": run, "iteration": i, "trial": r.get("trial"),
+               "verdict": verdict, "composite": r.get("composite"), "feasible": bool(r.get("feasible")),
+               "total_violation": r.get("total_violation"), "best_so_far": best,
+               "best_so_far_feasible": best_feasible, "feasible_so_far": feasible_so_far,
+               "tokens_in": r.get("tokens_in") or 0, "tokens_out": r.get("tokens_out") or 0, "cost": r.get("cost"),
+               "tool_errors": r.get("tool_errors") or 0, "llm_calls": r.get("llm_calls") or 0,
+               "job_failed": verdict == "failed", "job_timeout": "timed out" in str(r.get("reason", "")),
+               "wall_llm": r.get("llm_seconds"), "wall_queue": wall.get("queue"), "wall_train": wall.get("train"),
+               "wall_score": wall.get("score"), "wall_total": wall.get("total"),
+               "harness_hash": (r.get("hashes") or {}).get("harness"),
+               "scorecard_hash": (r.get("hashes") or {}).get("scorecard"),
+               "hypothesis": r.get("hypothesis") or r.get("text")}
+        for k, v in m.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                row[f"metric_{k}"] = v
+        for k, v in (r.get("violations") or {}).items():
+            row[f"violation_{k}"] = v
+        rows.append(row)
+    return rows
+
+
+def write_table(rows: list[dict], out_dir: Path) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=COLUMNS)
+    front = [c for c in COLUMNS if c in df.columns]
+    df = df[front + sorted(c for c in df.columns if c not in front)]
+    df.to_csv(out_dir / "results.csv", index=False)
+    df.to_parquet(out_dir / "results.parquet", index=False)
+    return df
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per agent over seeds: iterations to first feasible, best composite (mean ± SEM), tokens, cost,
+    wall time, malformed tool calls, failed jobs, fraction of seeds reaching a feasible model."""
+    per_run = []
+    for (agent, seed), g in df.groupby(["agent", "seed"], sort=True):
+        feas = g[g["feasible_so_far"]]
+        last = g.iloc[-1]
+        per_run.append({"agent": agent, "seed": seed,
+                        "first_feasible": float(feas["iteration"].min()) if len(feas) else float("nan"),
+                        "final_best": last["best_so_far"], "final_feasible": bool(last["best_so_far_feasible"]),
+                        "tokens": int(g["tokens_in"].sum() + g["tokens_out"].sum()),
+                        "cost": None if g["cost"].isna().any() else float(g["cost"].sum()),
+                        "wall_s": float(g["wall_total"].fillna(0).sum() + g["wall_llm"].fillna(0).sum()),
+                        "tool_errors": int(g["tool_errors"].sum()), "failed_jobs": int(g["job_failed"].sum()),
+                        "iterations": len(g)})
+    runs = pd.DataFrame(per_run)
+    if runs.empty:
+        return runs
+    out = runs.groupby("agent").agg(
+        seeds=("seed", "count"), iterations=("iterations", "mean"),
+        first_feasible_iter=("first_feasible", "mean"), best_composite_mean=("final_best", "mean"),
+        best_composite_sem=("final_best", "sem"), feasible_fraction=("final_feasible", "mean"),
+        tokens_mean=("tokens", "mean"), cost_mean=("cost", lambda c: None if c.isna().any() else c.mean()),
+        wall_s_mean=("wall_s", "mean"), tool_errors=("tool_errors", "sum"), failed_jobs=("failed_jobs", "sum"))
+    return out.reset_index()
