@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("trial", help="commit the edits under train/, train, score, accept or revert")
     s.add_argument("-m", "--message", required=True, help="the hypothesis this edit tests")
     s.add_argument("--run", default=".", help="run directory (default: current)")
-    s.add_argument("--executor", choices=["local", "debug"], help="override mlipilot.toml's executor")
+    s.add_argument("--executor", choices=["local", "debug", "slurm"], help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_trial)
 
     s = sub.add_parser("status", help="trials so far and the best model")
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-base", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     s.add_argument("--api-key-env", help="environment variable holding the API key")
     s.add_argument("--seed", type=int, help="seed for the random and optuna baselines")
-    s.add_argument("--executor", choices=["local", "debug"], help="override mlipilot.toml's executor")
+    s.add_argument("--executor", choices=["local", "debug", "slurm"], help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("bench", help="several agents x seeds on one benchmark from an identical start")
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--agents", required=True, help="comma-separated agent specs, e.g. expert,random,openai/gpt-4.1")
     s.add_argument("--seeds", type=int, default=3)
     s.add_argument("--iterations", type=int, default=10)
-    s.add_argument("--executor", default="local", choices=["local", "debug"])
+    s.add_argument("--executor", default="local", choices=["local", "debug", "slurm"])
     s.add_argument("--size", default="default", help="dataset size for generated benchmarks")
     s.add_argument("--api-base", help="OpenAI-compatible endpoint for LLM agents")
     s.add_argument("--out", required=True, help="bench directory (re-run to resume)")
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--agent", default="local:qwen2.5-coder-0.5b", help="agent spec, as for `mlipilot run`")
     s.add_argument("--iterations", type=int, default=3)
     s.add_argument("--size", default="default", help="default | small")
-    s.add_argument("--executor", default="local", choices=["local", "debug"])
+    s.add_argument("--executor", default="local", choices=["local", "debug", "slurm"])
     s.set_defaults(func=_cmd_demo)
     return p
 

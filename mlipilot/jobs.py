@@ -31,16 +31,43 @@ class JobFailed(RuntimeError):
         self.detail = detail  # e.g. the job's traceback
 
 
-def make_executor(kind: str, folder: Path, timeout_min: float) -> submitit.Executor:
+def make_executor(kind: str, folder: Path, timeout_min: float, slurm: dict | None = None,
+                  stage: str = "train") -> submitit.Executor:
+    """An executor named by configuration (never auto-detected). Scoring always asks for one CPU."""
+    # a minute of slack: the job's own limit fires first and reports cleanly
+    limit = int(timeout_min) + 1
     if kind == "local":
         ex = submitit.LocalExecutor(folder=folder)
+        ex.update_parameters(timeout_min=limit)
     elif kind == "debug":
         ex = submitit.DebugExecutor(folder=folder)
+    elif kind == "slurm":
+        slurm = slurm or {}
+        if slurm.get("slurm_conf"):
+            os.environ["SLURM_CONF"] = slurm["slurm_conf"]  # the submitting process needs it
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        scoring = stage == "score"
+        # submitit signals a job 90 s before Slurm's limit; two minutes of slack keep our own limit first
+        params = {"timeout_min": int(timeout_min) + 2, "name": f"mlipilot-{stage}",
+                  "cpus_per_task": 1 if scoring else int(slurm.get("cpus_per_task", 1)),
+                  "mem_gb": float(slurm.get("score_mem_gb" if scoring else "mem_gb", 2 if scoring else 4)),
+                  "slurm_setup": list(slurm.get("setup", [])),
+                  "slurm_additional_parameters": dict(slurm.get("additional", {}))}
+        if slurm.get("partition"):
+            params["slurm_partition"] = slurm["partition"]
+        if not scoring and int(slurm.get("gpus_per_node", 0)) > 0:
+            params["slurm_gpus_per_node"] = int(slurm["gpus_per_node"])
+        ex.update_parameters(**params)
     else:
         raise ValueError(f"unknown executor {kind!r}")
-    # a minute of slack: the job's own limit fires first and reports cleanly
-    ex.update_parameters(timeout_min=int(timeout_min) + 1)
     return ex
+
+
+def attach(kind: str, folder: Path, job_id: str) -> submitit.Job:
+    """Re-attach to a job submitted by an earlier (killed) launcher."""
+    if kind != "slurm":
+        raise ValueError(f"cannot re-attach to a {kind} job")
+    return submitit.SlurmJob(folder=folder, job_id=job_id)
 
 
 def _as_result(fn: Callable[..., dict]) -> Callable[..., dict]:

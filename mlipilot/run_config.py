@@ -9,7 +9,7 @@ from pathlib import Path
 from mlipilot.errors import MLIPilotError, config_error
 
 CONFIG_NAME = "mlipilot.toml"
-EXECUTORS = ("local", "debug")
+EXECUTORS = ("local", "debug", "slurm")
 
 TEMPLATE = """\
 # Harness-owned: `mlipilot trial` refuses to run if this file changes. Edit only before a run starts
@@ -22,9 +22,18 @@ store = "{store}"          # private: holdout, ledger, trial artefacts (never in
 editable = ["train/"]      # the only paths an edit (or an agent) may touch
 
 [executor]
-kind = "{executor}"         # local | debug
+kind = "{executor}"         # local | debug | slurm (chosen here, never auto-detected)
 train_timeout_min = {train_timeout_min}
 score_timeout_min = {score_timeout_min}
+# Slurm only (scoring always runs on one CPU, no GPU):
+# partition = "debug"
+# cpus_per_task = 1
+# mem_gb = 4
+# gpus_per_node = 0
+# score_mem_gb = 2
+# setup = ["module load python", "export OMP_NUM_THREADS=1"]
+# additional = {{ account = "myproject", qos = "normal" }}
+# slurm_conf = "/etc/slurm/slurm.conf"   # sets SLURM_CONF for submitting
 
 [agent]                     # defaults for `mlipilot run`; its flags override them
 model = "expert"            # expert | random | optuna | local:qwen2.5-coder-0.5b | any litellm model string
@@ -50,6 +59,11 @@ class RunConfig:
     train_timeout_min: float
     score_timeout_min: float
     agent: dict  # the optional [agent] table, validated
+    slurm: dict  # the optional Slurm keys of [executor]
+
+
+_SLURM_FIELDS = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
+                 "score_mem_gb": (int, float), "setup": list, "additional": dict, "slurm_conf": str}
 
 
 _AGENT_FIELDS = {"model": str, "api_base": str, "api_key_env": str, "iterations": int,
@@ -77,6 +91,11 @@ def load_run_config(root: Path) -> RunConfig:
         if not isinstance(d.get(section), dict):
             raise config_error(path, f"[{section}]", "missing section", f"restore it with `git checkout -- {CONFIG_NAME}`")
         for key in d[section]:
+            if section == "executor" and key in _SLURM_FIELDS:
+                if not isinstance(d[section][key], _SLURM_FIELDS[key]) or isinstance(d[section][key], bool):
+                    raise config_error(path, f"executor.{key}", f"wrong type ({d[section][key]!r})",
+                                       "see the commented Slurm keys in the template")
+                continue
             if key not in fields:
                 raise config_error(path, f"{section}.{key}", "unknown field", f"remove it (known: {', '.join(fields)})")
         for key, kind in fields.items():
@@ -108,4 +127,5 @@ def load_run_config(root: Path) -> RunConfig:
             raise config_error(path, f"agent.{key}", "looks like an API key", "put the key in an environment "
                                "variable and name it with api_key_env")
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
-                     ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent)
+                     ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
+                     {k: v for k, v in ex.items() if k in _SLURM_FIELDS})

@@ -55,6 +55,11 @@ class Trial:
         for row in self.ledger.trials():
             if row.get("status") != "submitted":
                 continue
+            if cfg_can_attach(self.cfg, row) and self.repo.head() == row["commit"]:
+                self.progress(f"trial {row['trial']}: re-attaching to job(s) {row['job_ids']} of the stopped launcher")
+                self._finish(row, attach_ids=row["job_ids"])
+                repaired.append(row["trial"])
+                continue
             self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
             self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
                                 "reason": "launcher stopped before the verdict; trial recorded as failed"})
@@ -98,9 +103,18 @@ class Trial:
         }
         self.ledger.append(record)
         self.progress(f"trial {n}: {hypothesis.splitlines()[0][:80]}  [{record['diff_stat']}]")
+        return self._finish(record)
 
+    def _finish(self, record: dict, attach_ids: dict | None = None) -> dict:
+        """Train, score, decide, keep or revert, record. `attach_ids` re-attaches to jobs a killed
+        launcher had submitted (Slurm) instead of submitting new ones."""
+        cfg = self.cfg
+        n, hypothesis, parent = record["trial"], record["hypothesis"], record["parent_commit"]
+        trial_dir = Path(record["trial_dir"])
+        base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": record.get("agent"),
+                         "Model": record.get("model")}
         t_start = time.time()
-        outcome = self._train_and_score(trial_dir, record)
+        outcome = self._train_and_score(trial_dir, record, attach_ids or {})
         problem = integrity_problem(cfg.root, cfg.store, cfg.editable)  # the training job may have written outside train/
         incumbent_row = self.ledger.incumbent()
         incumbent = assess(incumbent_row["metrics"], self.spec) if incumbent_row else None
@@ -139,9 +153,20 @@ class Trial:
                       + (f"  (best: trial {best['trial']}, composite {best['composite']:.4f})" if best else ""))
         return record
 
-    def _train_and_score(self, trial_dir: Path, record: dict) -> dict:
+    def _submit_or_attach(self, stage: str, attach_ids: dict, record: dict, timeout_min: float, fn, *args):
         cfg = self.cfg
-        out: dict = {"job_ids": {}, "wall": {}}
+        folder = Path(record["trial_dir"]) / "submitit"
+        if stage in attach_ids:
+            return jobs.attach(cfg.executor, folder, attach_ids[stage])
+        job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
+        # known before any waiting, so a restarted launcher can re-attach
+        record["job_ids"] = {**record.get("job_ids", {}), stage: str(job.job_id)}
+        self.ledger.append(record)
+        return job
+
+    def _train_and_score(self, trial_dir: Path, record: dict, attach_ids: dict) -> dict:
+        cfg = self.cfg
+        out: dict = {"job_ids": dict(attach_ids), "wall": {}}
         train_log = trial_dir / "train.log"
         seen = [0]
 
@@ -155,8 +180,8 @@ class Trial:
             seen[0] = len(lines)
 
         submitted = time.time()
-        ex = jobs.make_executor(cfg.executor, trial_dir / "submitit", cfg.train_timeout_min)
-        job = ex.submit(jobs.train_job, str(cfg.root), str(trial_dir), cfg.train_timeout_min * 60)
+        job = self._submit_or_attach("train", attach_ids, record, cfg.train_timeout_min, jobs.train_job,
+                                     str(cfg.root), str(trial_dir), cfg.train_timeout_min * 60)
         out["job_ids"]["train"] = str(job.job_id)
         self.progress(f"  training (job {job.job_id}, {cfg.executor}); log: {train_log}")
         try:
@@ -171,9 +196,9 @@ class Trial:
         out["wall"]["train"] = result["seconds"]
 
         self.progress("  scoring")
-        ex = jobs.make_executor(cfg.executor, trial_dir / "submitit", cfg.score_timeout_min)
-        job = ex.submit(jobs.score_job, result["model"], str(cfg.store / "scorecard.yaml"), str(self.holdout),
-                        str(trial_dir / "scorecard.json"))
+        job = self._submit_or_attach("score", attach_ids, record, cfg.score_timeout_min, jobs.score_job,
+                                     result["model"], str(cfg.store / "scorecard.yaml"), str(self.holdout),
+                                     str(trial_dir / "scorecard.json"))
         out["job_ids"]["score"] = str(job.job_id)
         t0 = time.time()
         try:
@@ -188,6 +213,11 @@ class Trial:
         out["metrics"] = scored["metrics"]
         out["wall"]["score"] = scored["seconds"]
         return out
+
+
+def cfg_can_attach(cfg: RunConfig, row: dict) -> bool:
+    """Only Slurm jobs outlive their launcher in a way submitit can re-attach to."""
+    return cfg.executor == "slurm" and row.get("executor") == "slurm" and bool(row.get("job_ids"))
 
 
 def _job_stderr(job) -> str:
