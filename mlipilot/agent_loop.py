@@ -4,6 +4,7 @@ run resumes where it stopped: the interrupted trial is recorded as failed, never
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ class Budget:
     max_tokens: int | None = None
     max_cost: float | None = None
     max_wall_min: float | None = None
+    parallel: int = 1  # candidates trained at once, each in its own git worktree
 
 
 def _now() -> str:
@@ -80,6 +82,10 @@ def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[
                 status = "budget_wall"
                 break
             it = used["iterations"] + 1
+            if budget.parallel > 1:
+                _parallel_round(cfg, agent, budget, trial, min(budget.parallel, budget.iterations - used["iterations"]),
+                                used, progress)
+                continue
             brief = build_brief(cfg, tools, it, budget.iterations)
             limits = IterationLimits(
                 max_llm_calls=budget.llm_calls_per_iteration,
@@ -123,6 +129,37 @@ def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[
                        "wall_s": round(time.time() - t_start, 1), "at": _now()})
         progress(f"run ended: {status} after {used['iterations']} iterations, {used['tokens']} tokens")
     return status
+
+
+def _parallel_round(cfg: RunConfig, agent: Agent, budget: Budget, trial: Trial, k: int, used: dict,
+                    progress: Callable[[str], None]) -> None:
+    """K proposals, each edited in its own worktree and its training job submitted at once; then the
+    verdicts, in order, each against the incumbent at its decision time."""
+    repo = RunRepo(cfg.root)
+    pending = []
+    for i in range(k):
+        it = used["iterations"] + i + 1
+        workdir = repo.add_worktree(cfg.store / "worktrees" / f"iteration-{it}")
+        wcfg = dataclasses.replace(cfg, root=workdir)
+        tools = WorkspaceTools(wcfg)
+        result = agent.run_iteration(tools, build_brief(wcfg, tools, it, budget.iterations),
+                                     IterationLimits(max_llm_calls=budget.llm_calls_per_iteration))
+        u = result.usage
+        usage = {"tokens_in": u.tokens_in, "tokens_out": u.tokens_out, "cost": u.cost}
+        extra = {"llm_calls": u.llm_calls, "tool_errors": u.tool_errors, "llm_seconds": round(u.llm_seconds, 2),
+                 "iteration": it, "parallel": k}
+        if result.action != "experiment":
+            repo.remove_worktree(workdir)
+            trial.ledger.append({"event": "iteration", "outcome": result.action, "text": result.text,
+                                 "exit_status": result.exit_status, "agent": agent.name, "model": agent.model,
+                                 **usage, **extra, "at": _now()})
+            continue
+        pending.append(trial.start_in_worktree(workdir, result.text, agent=agent.name, model=agent.model,
+                                               **usage, extra={**extra, "knobs": knob_values(tools)}))
+    for record, job in pending:
+        done = trial.finish_parallel(record, job)
+        progress(f"iteration {done['iteration']}/{budget.iterations} (parallel {k}): trial {done['trial']} "
+                 f"{done['verdict']} | composite {_fmt(done.get('composite'))}")
 
 
 def _fmt(v) -> str:

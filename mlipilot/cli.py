@@ -69,7 +69,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     budget = Budget(iterations=pick(a.iterations, "iterations", 10),
                     llm_calls_per_iteration=pick(a.llm_calls, "llm_calls_per_iteration", 12),
                     max_tokens=pick(a.max_tokens, "max_tokens"), max_cost=pick(a.max_cost, "max_cost"),
-                    max_wall_min=pick(a.max_wall_min, "max_wall_min"))
+                    max_wall_min=pick(a.max_wall_min, "max_wall_min"), parallel=a.parallel)
     spec = pick(a.agent, "model", "expert")
     with open_agent(spec, seed=pick(a.seed, "seed", 0), api_base=pick(a.api_base, "api_base"),
                     api_key_env=pick(a.api_key_env, "api_key_env")) as agent:
@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-base", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     s.add_argument("--api-key-env", help="environment variable holding the API key")
     s.add_argument("--seed", type=int, help="seed for the random and optuna baselines")
+    s.add_argument("--parallel", type=int, default=1, help="train K candidate edits at once (git worktrees)")
     s.add_argument("--executor", choices=["local", "debug", "slurm"], help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_run)
 

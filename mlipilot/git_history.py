@@ -72,6 +72,34 @@ class RunRepo:
         self._git("clean", "-fdq")  # files a job added outside the editable paths (ignored files stay)
         return ref
 
+    def keep_rejected(self, trial: int, commit: str) -> str:
+        ref = f"{REJECTED_PREFIX}{trial}"
+        self._git("update-ref", ref, commit)
+        return ref
+
+    def add_worktree(self, path: Path) -> Path:
+        """A detached worktree at the run branch's tip, for one parallel candidate."""
+        self._git("worktree", "add", "--detach", "-q", str(path), "HEAD")
+        return path
+
+    def remove_worktree(self, path: Path) -> None:
+        if Path(path).exists():
+            self._git("worktree", "remove", "--force", str(path))
+        self._git("worktree", "prune")
+
+    def adopt(self, branch: str, commit: str, message: str) -> str:
+        """Put an accepted parallel candidate on the run branch. When the branch moved on since the
+        candidate started, the new commit carries the candidate's tree (what was trained and
+        scored) on top of the current tip, so the branch stays a single line of accepted states."""
+        tip = self.repo.commit(branch).hexsha
+        parent = self.repo.commit(commit).parents[0].hexsha
+        if parent != tip:
+            tree = self.repo.commit(commit).tree.hexsha
+            commit = self._git("commit-tree", tree, "-p", tip, "-m", message).strip()
+        self._git("update-ref", f"refs/heads/{branch}", commit)
+        self._git("reset", "--hard", "-q", commit)  # the main worktree follows the branch
+        return commit
+
     def move_head_to_rejected(self, trial: int, commit: str, parent: str, editable: tuple[str, ...]) -> None:
         """Repair after a crash: a trial commit left at HEAD without a verdict."""
         if self.head() == commit:

@@ -60,7 +60,11 @@ class Trial:
                 self._finish(row, attach_ids=row["job_ids"])
                 repaired.append(row["trial"])
                 continue
-            self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
+            if row.get("workdir"):
+                self.repo.keep_rejected(row["trial"], row["commit"])
+                self.repo.remove_worktree(Path(row["workdir"]))
+            else:
+                self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
             self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
                                 "reason": "launcher stopped before the verdict; trial recorded as failed"})
             repaired.append(row["trial"])
@@ -85,15 +89,37 @@ class Trial:
             raise MLIPilotError(f"{cfg.root}: {problem} — only {', '.join(cfg.editable)} may change; restore the "
                                 "rest with `git checkout -- <file>` (and delete added files) before a trial")
 
+        record = self._begin(hypothesis, agent, model, tokens_in, tokens_out, cost, extra, self.repo)
+        return self._finish(record)
+
+    def start_in_worktree(self, workdir: Path, hypothesis: str, agent: str = "human", model: str = "none",
+                          tokens_in: int = 0, tokens_out: int = 0, cost: float | None = None,
+                          extra: dict | None = None) -> tuple[dict, object]:
+        """Parallel trials: commit the edits made in `workdir` (a git worktree of the run) and submit
+        its training job without waiting; `finish_parallel` decides later, in order."""
+        problem = integrity_problem(workdir, self.cfg.store, self.cfg.editable)
+        if problem:
+            raise MLIPilotError(f"{workdir}: {problem}")
+        record = self._begin(hypothesis, agent, model, tokens_in, tokens_out, cost,
+                             {**(extra or {}), "workdir": str(workdir)}, RunRepo(workdir))
+        job = self._submit_or_attach("train", {}, record, self.cfg.train_timeout_min, jobs.train_job,
+                                     str(workdir), record["trial_dir"], self.cfg.train_timeout_min * 60)
+        return record, job
+
+    def finish_parallel(self, record: dict, train_job) -> dict:
+        return self._finish(record, attach_ids={"train": train_job})
+
+    def _begin(self, hypothesis, agent, model, tokens_in, tokens_out, cost, extra, repo: RunRepo) -> dict:
+        cfg = self.cfg
         n = self.ledger.next_trial_id()
         trial_dir = cfg.store / "trials" / f"{n:04d}"
         trial_dir.mkdir(parents=True, exist_ok=True)
-        parent = self.repo.head()
+        parent = repo.head()
         base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": agent, "Model": model}
-        commit = self.repo.commit_paths(cfg.editable, format_message(hypothesis, "", base_trailers))
+        commit = repo.commit_paths(cfg.editable, format_message(hypothesis, "", base_trailers))
         record = {
             "trial": n, "status": "submitted", "run": cfg.name, "parent_commit": parent, "commit": commit,
-            "diff_stat": self.repo.diff_stat(parent, commit), "hypothesis": sanitize(hypothesis, 2000),
+            "diff_stat": repo.diff_stat(parent, commit), "hypothesis": sanitize(hypothesis, 2000),
             "agent": agent, "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
             "executor": cfg.executor, "host": socket.gethostname(), "trial_dir": str(trial_dir),
             "started_at": _now(),
@@ -103,7 +129,7 @@ class Trial:
         }
         self.ledger.append(record)
         self.progress(f"trial {n}: {hypothesis.splitlines()[0][:80]}  [{record['diff_stat']}]")
-        return self._finish(record)
+        return record
 
     def _finish(self, record: dict, attach_ids: dict | None = None) -> dict:
         """Train, score, decide, keep or revert, record. `attach_ids` re-attaches to jobs a killed
@@ -113,9 +139,11 @@ class Trial:
         trial_dir = Path(record["trial_dir"])
         base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": record.get("agent"),
                          "Model": record.get("model")}
+        workdir = Path(record.get("workdir") or cfg.root)
+        repo = RunRepo(workdir) if record.get("workdir") else self.repo
         t_start = time.time()
         outcome = self._train_and_score(trial_dir, record, attach_ids or {})
-        problem = integrity_problem(cfg.root, cfg.store, cfg.editable)  # the training job may have written outside train/
+        problem = integrity_problem(workdir, cfg.store, cfg.editable)  # the training job may have written outside train/
         incumbent_row = self.ledger.incumbent()
         incumbent = assess(incumbent_row["metrics"], self.spec) if incumbent_row else None
         candidate = assess(outcome["metrics"], self.spec) if outcome.get("metrics") else None
@@ -131,9 +159,16 @@ class Trial:
                 if outcome["metrics"].get(m) is not None:
                     trailers[m.replace("_", "-").title()] = f"{outcome['metrics'][m]:.6g}"
         trailers["Scorecard-SHA256"] = self.spec.sha256[:16]
-        final_commit = self.repo.amend_message(format_message(hypothesis, "", trailers))
+        message = format_message(hypothesis, "", trailers)
+        final_commit = repo.amend_message(message)
         rejected_ref = None
-        if verdict.verdict != ACCEPTED:
+        if record.get("workdir"):
+            if verdict.verdict == ACCEPTED:
+                final_commit = self.repo.adopt(cfg.branch, final_commit, message)
+            else:
+                rejected_ref = self.repo.keep_rejected(n, final_commit)
+            self.repo.remove_worktree(workdir)
+        elif verdict.verdict != ACCEPTED:
             rejected_ref = self.repo.reject(n, parent, cfg.editable)
 
         record.update({
@@ -157,6 +192,8 @@ class Trial:
         cfg = self.cfg
         folder = Path(record["trial_dir"]) / "submitit"
         if stage in attach_ids:
+            if not isinstance(attach_ids[stage], str):  # a job object submitted earlier by this launcher
+                return attach_ids[stage]
             return jobs.attach(cfg.executor, folder, attach_ids[stage])
         job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
         # known before any waiting, so a restarted launcher can re-attach
@@ -166,7 +203,7 @@ class Trial:
 
     def _train_and_score(self, trial_dir: Path, record: dict, attach_ids: dict) -> dict:
         cfg = self.cfg
-        out: dict = {"job_ids": dict(attach_ids), "wall": {}}
+        out: dict = {"job_ids": {k: str(getattr(v, "job_id", v)) for k, v in attach_ids.items()}, "wall": {}}
         train_log = trial_dir / "train.log"
         seen = [0]
 
@@ -181,7 +218,8 @@ class Trial:
 
         submitted = time.time()
         job = self._submit_or_attach("train", attach_ids, record, cfg.train_timeout_min, jobs.train_job,
-                                     str(cfg.root), str(trial_dir), cfg.train_timeout_min * 60)
+                                     record.get("workdir") or str(cfg.root), str(trial_dir),
+                                     cfg.train_timeout_min * 60)
         out["job_ids"]["train"] = str(job.job_id)
         self.progress(f"  training (job {job.job_id}, {cfg.executor}); log: {train_log}")
         try:

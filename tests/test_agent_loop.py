@@ -217,3 +217,35 @@ def test_budget_cost_with_a_priced_model(cfg):
     assert status == "budget_cost"
     row = [r for r in Ledger(cfg.store / "ledger.jsonl").rows() if r.get("event") == "iteration"][-1]
     assert row["cost"] is not None and row["cost"] >= 0.02 and row["llm_calls"] == 2
+
+
+def test_parallel_candidates_in_worktrees(cfg, good_model, untrained_model):
+    """K=2: each candidate is edited and trained in its own worktree; verdicts are applied in order
+    against the incumbent at decision time, and the branch stays a line of accepted states."""
+    surrogate = ("import argparse, shutil, yaml\np = argparse.ArgumentParser(); p.add_argument('--out-dir'); "
+                 "p.add_argument('--model-out'); a = p.parse_args()\ncfg = yaml.safe_load(open('train/config.yaml'))\n"
+                 f"shutil.copy({str(good_model)!r} if float(cfg.get('energy_weight', 1)) >= 100 else "
+                 f"{str(untrained_model)!r}, a.model_out)\n")
+    (cfg.root / "train" / "train.py").write_text(surrogate)
+    repo = git.Repo(cfg.root)
+    repo.git.add("-A")
+    repo.git.execute(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "surrogate trainer"])
+    from mlipilot.integrity import protected_hashes, save_hashes
+
+    save_hashes(cfg.store, protected_hashes(cfg.root, cfg.editable))
+    with open_agent("expert") as agent:
+        status = run_agent(cfg, agent, Budget(iterations=4, parallel=2), progress=print)
+    assert status == "budget_iterations"
+    trials = Ledger(cfg.store / "ledger.jsonl").trials()
+    assert [t["verdict"] for t in trials] == ["accepted", "accepted", "rejected", "rejected"]
+    assert all(t["parallel"] == 2 for t in trials)
+    # trial 2 started from the same commit as trial 1 but lands on top of it, with the tree it was trained on
+    assert trials[0]["parent_commit"] == trials[1]["parent_commit"]
+    tip = repo.commit(cfg.branch)
+    assert tip.hexsha == trials[1]["commit"] and tip.parents[0].hexsha == trials[0]["commit"]
+    assert "energy_weight: 100.0" in (tip.tree / "train" / "config.yaml").data_stream.read().decode()
+    assert "MLIPilot-Trial: 2" in tip.message and "MLIPilot-Verdict: accepted" in tip.message
+    for n in (3, 4):
+        assert repo.commit(f"refs/mlipilot/rejected/{n}")
+    assert len(repo.git.worktree("list").splitlines()) == 1 and not repo.is_dirty(untracked_files=True)
+    assert repo.head.commit.hexsha == tip.hexsha
