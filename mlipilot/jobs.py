@@ -127,12 +127,34 @@ def score_job(model_path: str, spec_path: str, holdout_path: str, out_json: str)
     return {"started": started, "seconds": time.time() - started, "metrics": metrics, "log": lines}
 
 
+# squeue reasons for a pending job that Slurm will never start as submitted
+HOPELESS_PENDING = ("PartitionConfig", "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit",
+                    "InvalidAccount", "InvalidQOS", "QOSMaxWallDurationPerJobLimit")
+
+
+def _hopeless_reason(job: submitit.Job) -> str | None:
+    if not isinstance(job, submitit.SlurmJob):
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", str(job.job_id), "-o", "%T %r"], capture_output=True,
+                             text=True, timeout=30).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out[1] if len(out) == 2 and out[0] == "PENDING" and out[1] in HOPELESS_PENDING else None
+
+
 def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | None = None) -> object:
     """Block until the job ends; return its result or raise JobFailed with the reason."""
     if not isinstance(job, submitit.DebugJob):
+        polls = 0
         while not job.done():
             if on_poll:
                 on_poll()
+            polls += 1
+            if polls % 10 == 1 and (reason := _hopeless_reason(job)):
+                job.cancel(check=False)
+                raise JobFailed(f"Slurm will never start job {job.job_id} as requested (pending: {reason}); "
+                                "check partition, cpus_per_task, mem_gb and gpus_per_node in mlipilot.toml")
             time.sleep(poll_s)
         if on_poll:
             on_poll()

@@ -195,7 +195,10 @@ class Trial:
             if not isinstance(attach_ids[stage], str):  # a job object submitted earlier by this launcher
                 return attach_ids[stage]
             return jobs.attach(cfg.executor, folder, attach_ids[stage])
-        job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
+        try:
+            job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
+        except Exception as e:  # e.g. sbatch refusing the request: the trial fails, the launcher goes on
+            raise jobs.JobFailed(f"{stage} job submission failed: {type(e).__name__}: {str(e).strip()[-400:]}") from None
         # known before any waiting, so a restarted launcher can re-attach
         record["job_ids"] = {**record.get("job_ids", {}), stage: str(job.job_id)}
         self.ledger.append(record)
@@ -217,12 +220,12 @@ class Trial:
             seen[0] = len(lines)
 
         submitted = time.time()
-        job = self._submit_or_attach("train", attach_ids, record, cfg.train_timeout_min, jobs.train_job,
-                                     record.get("workdir") or str(cfg.root), str(trial_dir),
-                                     cfg.train_timeout_min * 60)
-        out["job_ids"]["train"] = str(job.job_id)
-        self.progress(f"  training (job {job.job_id}, {cfg.executor}); log: {train_log}")
         try:
+            job = self._submit_or_attach("train", attach_ids, record, cfg.train_timeout_min, jobs.train_job,
+                                         record.get("workdir") or str(cfg.root), str(trial_dir),
+                                         cfg.train_timeout_min * 60)
+            out["job_ids"]["train"] = str(job.job_id)
+            self.progress(f"  training (job {job.job_id}, {cfg.executor}); log: {train_log}")
             result = jobs.wait(job, on_poll=show_epochs)
         except jobs.JobFailed as e:
             out["error"] = f"training failed: {e}"
@@ -234,16 +237,17 @@ class Trial:
         out["wall"]["train"] = result["seconds"]
 
         self.progress("  scoring")
-        job = self._submit_or_attach("score", attach_ids, record, cfg.score_timeout_min, jobs.score_job,
-                                     result["model"], str(cfg.store / "scorecard.yaml"), str(self.holdout),
-                                     str(trial_dir / "scorecard.json"))
-        out["job_ids"]["score"] = str(job.job_id)
         t0 = time.time()
+        job = None
         try:
+            job = self._submit_or_attach("score", attach_ids, record, cfg.score_timeout_min, jobs.score_job,
+                                         result["model"], str(cfg.store / "scorecard.yaml"), str(self.holdout),
+                                         str(trial_dir / "scorecard.json"))
+            out["job_ids"]["score"] = str(job.job_id)
             scored = jobs.wait(job)
         except jobs.JobFailed as e:
             out["error"] = f"scoring failed: {e}"
-            out["log_tail"] = tail(e.detail or _job_stderr(job))
+            out["log_tail"] = tail(e.detail or (_job_stderr(job) if job else str(e)))
             out["wall"]["score"] = time.time() - t0
             return out
         for line in scored["log"]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from fake_llm_server import FakeLLMServer
 from mlipilot.bench import run_bench

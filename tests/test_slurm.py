@@ -9,9 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-import dataclasses
 import pytest
 
 from mlipilot import jobs
@@ -43,13 +41,15 @@ def cfg(tmp_path, fast_benchmark):
 
 
 def sacct(job_id: str) -> str:
-    for _ in range(20):  # accounting lags the scheduler by a moment
+    """`JobID State` once accounting shows a final state (it lags the scheduler, more so under load)."""
+    out = ""
+    for _ in range(120):
         out = subprocess.run(["sacct", "-n", "-X", "-j", job_id, "-o", "JobID,State%20"], capture_output=True,
                              text=True).stdout
-        if out.strip():
+        if out.split()[1:2] and out.split()[1] not in ("RUNNING", "PENDING", "COMPLETING", "REQUEUED"):
             return out
         time.sleep(0.5)
-    return ""
+    return out
 
 
 def test_full_trial_through_slurm(cfg, good_model):
@@ -128,3 +128,14 @@ def test_launcher_killed_mid_trial_reattaches(cfg, good_model):
     assert row["job_ids"]["train"] and "COMPLETED" in sacct(row["job_ids"]["train"])
     out = subprocess.run(["mlipilot", "log", str(cfg.root), "--json"], capture_output=True, text=True).stdout
     assert '"survives its launcher"' in out
+
+
+def test_impossible_request_fails_fast(tmp_path):
+    ex = jobs.make_executor("slurm", tmp_path / "sub", timeout_min=2, slurm={"cpus_per_task": 64})
+    try:
+        job = ex.submit(os.getpid)  # sbatch may refuse outright ...
+    except Exception as e:
+        assert "not available" in str(e) or "node configuration" in str(e), e
+        return
+    with pytest.raises(jobs.JobFailed, match="will never start"):  # ... or leave it pending forever
+        jobs.wait(job)

@@ -61,9 +61,16 @@ def score_model(model_path: Path, spec: ScorecardSpec, holdout_path: Path,
     progress(f"  accuracy: E {metrics['energy_rmse']:.2f} meV/atom, F {metrics['force_rmse']:.1f} meV/Å"
              f" on {len(frames)} holdout frames")
     t2 = time.perf_counter()
-    metrics.update(stability_metrics(calc, spec, progress))
-    t3 = time.perf_counter()
-    metrics.update(throughput_metrics(calc, spec))
+    if spec.stability.kind == "molecules":
+        from mlipilot.scorecard.molecular_stability import molecular_stability_metrics, pick_molecules
+
+        metrics.update(molecular_stability_metrics(calc, spec, frames, progress))
+        t3 = time.perf_counter()
+        metrics.update(throughput_metrics(calc, spec, pick_molecules(frames, 1)[0]))
+    else:
+        metrics.update(stability_metrics(calc, spec, progress))
+        t3 = time.perf_counter()
+        metrics.update(throughput_metrics(calc, spec))
     progress(f"  throughput: {metrics['steps_per_second']:.1f} steps/s ({metrics['ns_per_day']:.2f} ns/day)"
              f" for {int(metrics['throughput_atoms'])} atoms")
     t4 = time.perf_counter()

@@ -10,6 +10,7 @@ KNOWN_METRICS: dict[str, str] = {
     "md_min_distance": "Å",
     "md_max_temperature_ratio": "1",
     "md_reference_force_rmse": "meV/Å",
+    "md_max_bond_deviation": "Å",
     "steps_per_second": "steps/s",
     "ns_per_day": "ns/day",
     "cpu_seconds_per_step": "s",

@@ -39,7 +39,7 @@ class Constraint:
 @dataclass(frozen=True)
 class MDRun:
     name: str
-    supercell: int  # repeats of the 4-atom conventional fcc cell per axis
+    supercell: int  # repeats of the 4-atom conventional fcc cell per axis (bulk); unused for molecules
     temperature_K: tuple[float, float]  # (start, end): equal for NVT, a ramp otherwise
     steps: int
     timestep_fs: float = 2.0
@@ -55,11 +55,15 @@ class StabilitySpec:
     reference: str | None  # reference calculator for the force check on sampled frames
     reference_force_rmse_meV_A: float | None
     sample_every: int
+    kind: str = "bulk"  # bulk: fcc supercells of `element`; molecules: holdout molecules in vacuum
+    molecules: int = 4  # how many holdout molecules (largest unseen ones first)
+    max_bond_deviation_A: float = 0.5  # a bonded pair stretching or shrinking more than this breaks topology
+    h_detach_A: float = 2.5  # an H farther than this from every other atom has left its molecule
 
 
 @dataclass(frozen=True)
 class ThroughputSpec:
-    supercell: int
+    supercell: int  # bulk: fcc supercell; 0 with kind molecules: the largest holdout molecule
     steps: int
     warmup_steps: int
     repeats: int
@@ -77,8 +81,8 @@ class CompositeTerm:
 class ScorecardSpec:
     name: str
     path: Path
-    element: str
-    lattice_a: float
+    element: str | None  # bulk benchmarks: the element and lattice of the MD cells
+    lattice_a: float | None
     constraints: tuple[Constraint, ...]
     composite: tuple[CompositeTerm, ...]
     noise_margin: float  # relative improvement a candidate needs over the incumbent
@@ -147,19 +151,26 @@ def load_spec(path: Path) -> ScorecardSpec:
         temps = (float(temp), float(temp)) if not isinstance(temp, list) else tuple(float(x) for x in temp)
         if len(temps) != 2:
             raise config_error(path, where + "temperature_K", "expected a number or [start, end]", "e.g. [300, 3000]")
-        runs.append(MDRun(_get(r, "name", path, where, str), _get(r, "supercell", path, where, int), temps,
+        runs.append(MDRun(_get(r, "name", path, where, str), _get(r, "supercell", path, where, int, 0), temps,
                           _get(r, "steps", path, where, int), _get(r, "timestep_fs", path, where, float, 2.0),
                           _get(r, "friction", path, where, float, 0.02), _get(r, "seed", path, where, int, i)))
+    kind = _get(st, "kind", path, "stability.", str, "bulk")
+    if kind not in ("bulk", "molecules"):
+        raise config_error(path, "stability.kind", f"unknown kind {kind!r}", "use bulk or molecules")
     stability = StabilitySpec(
         tuple(runs),
-        _get(st, "min_distance_A", path, "stability.", float),
+        _get(st, "min_distance_A", path, "stability.", float, 0.5),
         _get(st, "max_temperature_factor", path, "stability.", float),
         _get(st, "reference", path, "stability.", str, None),
         _get(st, "reference_force_rmse_meV_A", path, "stability.", float, None),
         _get(st, "sample_every", path, "stability.", int, 50),
+        kind,
+        _get(st, "molecules", path, "stability.", int, 4),
+        _get(st, "max_bond_deviation_A", path, "stability.", float, 0.5),
+        _get(st, "h_detach_A", path, "stability.", float, 2.5),
     )
     tp = _get(d, "throughput", path, "", dict)
-    throughput = ThroughputSpec(_get(tp, "supercell", path, "throughput.", int),
+    throughput = ThroughputSpec(_get(tp, "supercell", path, "throughput.", int, 0),
                                 _get(tp, "steps", path, "throughput.", int),
                                 _get(tp, "warmup_steps", path, "throughput.", int, 5),
                                 _get(tp, "repeats", path, "throughput.", int, 3),
@@ -167,8 +178,8 @@ def load_spec(path: Path) -> ScorecardSpec:
     spec = ScorecardSpec(
         name=_get(d, "name", path, "", str),
         path=path,
-        element=_get(d, "element", path, "", str),
-        lattice_a=_get(d, "lattice_a", path, "", float),
+        element=_get(d, "element", path, "", str, None if kind == "molecules" else ...),
+        lattice_a=_get(d, "lattice_a", path, "", float, None if kind == "molecules" else ...),
         constraints=tuple(constraints),
         composite=tuple(terms),
         noise_margin=_get(d, "noise_margin", path, "", float, 0.02),

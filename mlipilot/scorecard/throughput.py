@@ -5,15 +5,17 @@ from __future__ import annotations
 import statistics
 import time
 
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from mlipilot.scorecard.md_driver import fcc_cell, langevin
 from mlipilot.scorecard.spec import ScorecardSpec
 
 
-def throughput_metrics(calc: Calculator, spec: ScorecardSpec) -> dict[str, float]:
+def throughput_metrics(calc: Calculator, spec: ScorecardSpec, atoms: Atoms | None = None) -> dict[str, float]:
+    """Bulk benchmarks time an fcc supercell; molecular ones pass the molecule to time."""
     tp = spec.throughput
-    atoms = fcc_cell(spec.element, spec.lattice_a, tp.supercell)
+    atoms = atoms if atoms is not None else fcc_cell(spec.element, spec.lattice_a, tp.supercell)
     for _ in langevin(atoms, calc, (300.0, 300.0), tp.warmup_steps, tp.timestep_fs, 0.02, 0):
         pass
     rates, cpu = [], []

@@ -34,7 +34,7 @@ mariadb -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db; CREATE USER IF NOT EXIS
             GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
 
 MEM=$(( $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) - 2048 ))
-CPUS=$(nproc)
+CPUS=$(nproc --all)  # plain nproc honours OMP_NUM_THREADS, which .ci/run sets to 1
 cat > "$DIR/etc/slurm.conf" <<CONF
 ClusterName=mlipilot
 SlurmctldHost=$HOST(127.0.0.1)

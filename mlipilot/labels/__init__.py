@@ -1,0 +1,1 @@
+"""Reference labels (energies and forces) from first-principles methods, cached and resumable."""
