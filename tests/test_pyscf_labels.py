@@ -63,3 +63,21 @@ def test_split_by_molecule_has_unseen_molecules(tmp_path):
     assert not {f.info["smiles"] for f in unseen} & train_mols
     assert {f.info["smiles"] for f in seen} <= train_mols
     assert max(np.abs(f.arrays["REF_forces"]).max() for fs in frames.values() for f in fs) <= 30.0
+
+
+def test_mlipilot_data_extends_the_set_with_submitit_jobs(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    out = tmp_path / "extended.xyz"
+    env = {**os.environ, "MLIPILOT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = ["mlipilot", "data", "qm7_b3lyp", "--size", "tiny", "--out", str(out), "--executor", "local"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    assert meta["new"] == 3 and meta["failed"] == [] and meta["method"]["xc"] == "b3lyp"
+    frames = read(out, ":")
+    assert sum(f.info.get("extended_seed") == 1 for f in frames) == 3
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)  # resumes: everything cached
+    assert "3 cached, 0 to compute" in p.stdout

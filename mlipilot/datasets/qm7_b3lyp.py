@@ -24,7 +24,7 @@ from mlipilot.resources import project_root
 MAX_FORCE_EV_A = 30.0  # the σ = 0.12 Å copies hold close contacts with forces up to 164 eV/Å: dropped
 HOLDOUT_MOLECULE_FRACTION = 0.15
 VALID_FRACTION = 0.1
-SIZES = {"default": 5, "small": 3}  # max heavy atoms per molecule
+SIZES = {"default": 5, "small": 3, "tiny": 1}  # max heavy atoms per molecule
 
 
 def pool_path() -> Path:
