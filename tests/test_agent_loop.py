@@ -11,6 +11,7 @@ import time
 
 import git
 import pytest
+from conftest import copy_trainer
 
 from fake_llm_server import FakeLLMServer
 from mlipilot.agent_loop import Budget, run_agent
@@ -22,14 +23,11 @@ from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.workspace_tools import WorkspaceTools
 
-COPY = ("import argparse, shutil\np = argparse.ArgumentParser(); p.add_argument('--out-dir'); "
-        "p.add_argument('--model-out')\nshutil.copy({src!r}, p.parse_args().model_out)\n")
-
 
 @pytest.fixture
 def cfg(tmp_path, fast_benchmark, untrained_model):
     root = init_run(str(fast_benchmark), tmp_path / "run", executor="debug", progress=lambda s: None)
-    (root / "train" / "train.py").write_text(COPY.format(src=str(untrained_model)))  # fast baseline
+    (root / "train" / "train.py").write_text(copy_trainer(str(untrained_model)))  # fast baseline
     return load_run_config(root)
 
 
@@ -47,10 +45,10 @@ def test_scripted_trajectory_edits_runs_rejects_accepts_and_finishes(cfg, good_m
         {"tool": "edit_file", "raw_args": "{'path': broken json"},
         {"content": "I think we should improve the model."},
         {"tool": "write_file", "args": {"path": "scorecard.yaml", "content": "constraints: []"}},
-        {"tool": "write_file", "args": {"path": "train/train.py", "content": COPY.format(src=str(good_model))}},
+        {"tool": "write_file", "args": {"path": "train/train.py", "content": copy_trainer(str(good_model))}},
         {"tool": "run_experiment", "args": {"hypothesis": "use a trained model"}},
         # iteration 3: a worse edit
-        {"tool": "write_file", "args": {"path": "train/train.py", "content": COPY.format(src=str(untrained_model))}},
+        {"tool": "write_file", "args": {"path": "train/train.py", "content": copy_trainer(str(untrained_model))}},
         {"tool": "run_experiment", "args": {"hypothesis": "random weights again"}},
         {"tool": "finish", "args": {"summary": "trained model is best"}},
     ]
@@ -188,7 +186,7 @@ def test_resume_after_kill_mid_trial(cfg, tmp_path, untrained_model):
     assert repo.head.commit.hexsha != init_commit  # the killed trial's commit is still checked out
     assert Trial(cfg).recover_interrupted() == [1]  # what `mlipilot run` does first
     assert repo.head.commit.hexsha == init_commit and not repo.is_dirty(untracked_files=True)
-    (cfg.root / "train" / "train.py").write_text(COPY.format(src=str(untrained_model)))
+    (cfg.root / "train" / "train.py").write_text(copy_trainer(str(untrained_model)))
     with open_agent("expert") as agent:
         status = run_agent(cfg, agent, Budget(iterations=2), progress=print)
     trials = ledger.trials()

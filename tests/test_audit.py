@@ -7,13 +7,11 @@ import subprocess
 
 import git
 import pytest
+from conftest import copy_trainer
 
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.trial import Trial
-
-COPY = ("import argparse, shutil\np = argparse.ArgumentParser(); p.add_argument('--out-dir'); "
-        "p.add_argument('--model-out')\nshutil.copy({src!r}, p.parse_args().model_out)\n")
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +21,7 @@ def finished_run(tmp_path_factory, fast_benchmark, good_model, untrained_model):
     cfg = load_run_config(root)
     t = Trial(cfg, progress=lambda s: None)
     for hyp, src in [("baseline", untrained_model), ("trained model", good_model), ("back to random", untrained_model)]:
-        (root / "train" / "train.py").write_text(COPY.format(src=str(src)))
+        (root / "train" / "train.py").write_text(copy_trainer(str(src)))
         t.run(hyp, agent="test")
     return cfg
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import untrained_mace
 from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read
 
@@ -68,26 +69,8 @@ def test_baseline_infeasible_and_known_fix_accepted(qm7_run, tmp_path):
     assert fix["metrics"]["md_failed_runs"] == 0 and fix["metrics"]["md_max_bond_deviation"] < 0.5
     # an untrained model on the same scorecard fails
     untrained = tmp_path / "untrained.model"
-    _untrained_molecular_model(untrained)
+    untrained_mace(untrained, [1, 6, 7, 8], [-13.6, -1029.8, -1485.3, -2042.5], r_max=5.0, avg_num_neighbors=3.0)
     bad = score_model(untrained, load_spec(SPEC), qm7_run.store / "holdout.xyz", progress=print)
     assert not assess(bad, load_spec(SPEC)).feasible
     assert bad["energy_rmse"] > 10 * fix["metrics"]["energy_rmse"]
     assert [r["verdict"] for r in Ledger(qm7_run.store / "ledger.jsonl").trials()] == ["accepted", "accepted"]
-
-
-def _untrained_molecular_model(path: Path) -> None:
-    import mace  # noqa: F401  -- before e3nn
-    import torch
-    from e3nn import o3
-    from mace import modules
-
-    torch.manual_seed(0)
-    block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
-    model = modules.ScaleShiftMACE(
-        r_max=5.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=2, interaction_cls=block,
-        interaction_cls_first=block, num_interactions=2, num_elements=4, hidden_irreps=o3.Irreps("32x0e"),
-        MLP_irreps=o3.Irreps("16x0e"), gate=torch.nn.functional.silu,
-        atomic_energies=np.array([-13.6, -1029.8, -1485.3, -2042.5]), avg_num_neighbors=3.0,
-        atomic_numbers=[1, 6, 7, 8], correlation=2, radial_type="bessel", atomic_inter_scale=1.0,
-        atomic_inter_shift=0.0)
-    torch.save(model, path)

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from conftest import copy_trainer
 
 from mlipilot import jobs
 from mlipilot.ledger import Ledger
@@ -29,9 +30,6 @@ def _cluster_up() -> str | None:
 
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_cluster_up() is not None, reason=str(_cluster_up()))]
-
-COPY = ("import argparse, shutil, time\np = argparse.ArgumentParser(); p.add_argument('--out-dir'); "
-        "p.add_argument('--model-out')\ntime.sleep({sleep})\nshutil.copy({src!r}, p.parse_args().model_out)\n")
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ def sacct(job_id: str) -> str:
 
 
 def test_full_trial_through_slurm(cfg, good_model):
-    (cfg.root / "train" / "train.py").write_text(COPY.format(src=str(good_model), sleep=0))
+    (cfg.root / "train" / "train.py").write_text(copy_trainer(str(good_model), sleep=0))
     r = Trial(cfg, progress=print).run("trained model through Slurm")
     assert r["verdict"] == "accepted" and r["executor"] == "slurm"
     for job_id in r["job_ids"].values():
@@ -63,7 +61,7 @@ def test_full_trial_through_slurm(cfg, good_model):
 def test_job_that_raises_records_its_traceback(cfg, tmp_path):
     bad = tmp_path / "garbage.model"
     bad.write_text("not a torch file")
-    (cfg.root / "train" / "train.py").write_text(COPY.format(src=str(bad), sleep=0))
+    (cfg.root / "train" / "train.py").write_text(copy_trainer(str(bad), sleep=0))
     r = Trial(cfg, progress=print).run("a model file that does not load")
     assert r["verdict"] == "failed" and "SmokeError" in r["reason"]
     assert "Traceback" in r["log_tail"] and "does not load" in r["log_tail"]
@@ -81,7 +79,7 @@ def test_job_over_its_time_limit_is_killed(tmp_path):
 
 
 def test_cancelled_trial_is_failed(cfg, good_model):
-    (cfg.root / "train" / "train.py").write_text(COPY.format(src=str(good_model), sleep=300))
+    (cfg.root / "train" / "train.py").write_text(copy_trainer(str(good_model), sleep=300))
     result = {}
     t = threading.Thread(target=lambda: result.update(Trial(cfg, progress=print).run("to be cancelled")))
     t.start()
@@ -112,7 +110,7 @@ def test_resources_are_passed_through(tmp_path):
 
 def test_launcher_killed_mid_trial_reattaches(cfg, good_model):
     """kill -9 the launcher while Slurm trains; the next command re-attaches and finishes the verdict."""
-    (cfg.root / "train" / "train.py").write_text(COPY.format(src=str(good_model), sleep=15))
+    (cfg.root / "train" / "train.py").write_text(copy_trainer(str(good_model), sleep=15))
     proc = subprocess.Popen([sys.executable, "-m", "mlipilot.cli", "trial", "-m", "survives its launcher",
                              "--run", str(cfg.root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ledger = Ledger(cfg.store / "ledger.jsonl")

@@ -9,6 +9,7 @@ import json
 
 import git
 import pytest
+from conftest import copy_trainer
 
 from mlipilot.errors import MLIPilotError
 from mlipilot.ledger import Ledger
@@ -16,13 +17,6 @@ from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.trial import Trial
 
-COPY_MODEL = """\
-import argparse, shutil
-p = argparse.ArgumentParser(); p.add_argument("--out-dir"); p.add_argument("--model-out")
-a = p.parse_args()
-print("copying a known model")
-shutil.copy({src!r}, a.model_out)
-"""
 
 
 @pytest.fixture
@@ -42,15 +36,15 @@ def trailers(repo: git.Repo, rev: str) -> dict:
 
 def test_accept_reject_and_git_history(run, good_model, untrained_model):
     t = Trial(run, progress=print)
-    set_train(run, COPY_MODEL.format(src=str(untrained_model)))
+    set_train(run, copy_trainer(untrained_model))
     r1 = t.run("baseline: untrained model")
     assert r1["verdict"] == "accepted" and not r1["feasible"] and r1["reason"].startswith("baseline")
 
-    set_train(run, COPY_MODEL.format(src=str(good_model)))
+    set_train(run, copy_trainer(good_model))
     r2 = t.run("use the trained model")
     assert r2["verdict"] == "accepted" and r2["feasible"], r2["reason"]
 
-    set_train(run, COPY_MODEL.format(src=str(untrained_model)))
+    set_train(run, copy_trainer(untrained_model))
     (run.root / "train" / "scratch.txt").write_text("left behind by an edit")
     r3 = t.run("go back to random weights")
     assert r3["verdict"] == "rejected"
@@ -116,7 +110,7 @@ def test_edit_outside_train_refuses(run):
 
 
 def test_job_writing_protected_files_is_rejected_and_repaired(run, good_model):
-    src = COPY_MODEL.format(src=str(good_model)) + \
+    src = copy_trainer(good_model) + \
         "open('data/valid.xyz', 'a').write('tampered')\nopen('data/extra.xyz', 'w').write('x')\n"
     set_train(run, src)
     r = Trial(run, progress=print).run("train on the validation set too")
@@ -129,13 +123,13 @@ def test_job_writing_protected_files_is_rejected_and_repaired(run, good_model):
 def test_interrupted_trial_is_recorded_failed_and_git_repaired(run, good_model):
     t = Trial(run, progress=print)
     # simulate a launcher killed after committing and recording `submitted`
-    set_train(run, COPY_MODEL.format(src=str(good_model)))
+    set_train(run, copy_trainer(good_model))
     parent = t.repo.head()
     commit = t.repo.commit_paths(run.editable, "half-done\n\nMLIPilot-Trial: 1\n")
     t.ledger.append({"trial": 1, "status": "submitted", "commit": commit, "parent_commit": parent,
                      "hypothesis": "half-done"})
     assert t.recover_interrupted() == [1]
-    set_train(run, COPY_MODEL.format(src=str(good_model)))
+    set_train(run, copy_trainer(good_model))
     r = t.run("after the crash")
     rows = t.ledger.trials()
     assert rows[0]["verdict"] == "failed" and "launcher stopped" in rows[0]["reason"]

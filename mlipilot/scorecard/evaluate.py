@@ -27,6 +27,10 @@ def load_model(model_path: Path):
     from mace.calculators import MACECalculator
 
     torch.set_num_threads(1)
+    # mace sets this at import time; set it again because submitit's DebugExecutor restores the
+    # environment of submission time around each job. Model files are full pickles written by the
+    # training job, which already runs the workspace's code with the same rights.
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     model_path = Path(model_path)
     if not model_path.is_file():
         raise SmokeError(f"no model file at {model_path}")
