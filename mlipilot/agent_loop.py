@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from mlipilot.agents.base import Agent, IterationLimits
-from mlipilot.agents.optuna_search import knob_values
+from mlipilot.agents.config_edits import knob_values
 from mlipilot.context import build_brief
 from mlipilot.git_history import RunRepo
 from mlipilot.run_config import RunConfig

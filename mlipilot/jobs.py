@@ -122,7 +122,7 @@ def score_job(model_path: str, spec_path: str, holdout_path: str, out_json: str)
 
     lines: list[str] = []
     metrics = score_model(Path(model_path), load_spec(Path(spec_path)), Path(holdout_path),
-                          progress=lambda s: (lines.append(s), print(s, flush=True)))
+                          progress=lines.append)  # the launcher prints them (once, whatever the executor)
     Path(out_json).write_text(json.dumps(metrics, indent=1, sort_keys=True))
     return {"started": started, "seconds": time.time() - started, "metrics": metrics, "log": lines}
 

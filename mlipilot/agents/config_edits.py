@@ -35,3 +35,13 @@ def load_knobs(tools: WorkspaceTools) -> dict[str, list]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: this run declares no knob space; the random and optuna baselines need one")
     return yaml.safe_load(path.read_text())
+
+
+def knob_values(tools: WorkspaceTools) -> dict | None:
+    """The knob settings of the current config (recorded per trial so TPE can learn from any agent)."""
+    try:
+        knobs = load_knobs(tools)
+    except FileNotFoundError:
+        return None
+    cfg = read_config(tools)
+    return {k: cfg.get(k) for k in knobs}

@@ -4,7 +4,7 @@ iteration, so a resumed run continues with everything it has learnt."""
 from __future__ import annotations
 
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
-from mlipilot.agents.config_edits import load_knobs, read_config, set_config
+from mlipilot.agents.config_edits import load_knobs, set_config
 from mlipilot.workspace_tools import WorkspaceTools
 
 INFEASIBLE_OFFSET = 1000.0  # any feasible composite beats any infeasible one
@@ -38,12 +38,3 @@ class OptunaAgent(Agent):
         set_config(tools, trial.params)
         return IterationResult("experiment", "optuna TPE: " + ", ".join(f"{k}={v}" for k, v in trial.params.items()))
 
-
-def knob_values(tools: WorkspaceTools) -> dict | None:
-    """The knob settings of the current config (recorded per trial so TPE can learn from any agent)."""
-    try:
-        knobs = load_knobs(tools)
-    except FileNotFoundError:
-        return None
-    cfg = read_config(tools)
-    return {k: cfg.get(k) for k in knobs}
