@@ -33,10 +33,10 @@ def open_agent(spec: str, seed: int = 0, api_base: str | None = None, api_key_en
         from mlipilot.models.local_llm import LocalLLMServer
 
         with LocalLLMServer(spec.split(":", 1)[1]) as server:
-            agent = LLMAgent(f"openai/{server.model.alias}", api_base=server.api_base, **llm_options)
+            agent = LLMAgent(f"openai/{server.model.alias}", api_base=server.api_base, seed=seed, **llm_options)
             agent.name = spec
             yield agent
     else:
         from mlipilot.agents.llm import LLMAgent
 
-        yield LLMAgent(spec, api_base=api_base, api_key_env=api_key_env, **llm_options)
+        yield LLMAgent(spec, api_base=api_base, api_key_env=api_key_env, seed=seed, **llm_options)

@@ -66,7 +66,8 @@ def parse_tool_calls(message) -> list[tuple[str, str, str]]:
 class LLMAgent(Agent):
     def __init__(self, model: str, api_base: str | None = None, api_key_env: str | None = None,
                  temperature: float = 0.0, max_response_tokens: int = 1024, retries: int = 3,
-                 backoff_s: float = 2.0, request_timeout_s: float = 600.0, tool_choice: str = "required"):
+                 backoff_s: float = 2.0, request_timeout_s: float = 600.0, tool_choice: str = "required",
+                 seed: int | None = None):
         self.name = model
         self.model = model
         self.api_base = api_base
@@ -77,15 +78,19 @@ class LLMAgent(Agent):
         self.backoff_s = backoff_s
         self.request_timeout_s = request_timeout_s
         self.tool_choice = tool_choice
+        self.seed = seed  # sent to providers that honour it; with temperature 0 it changes nothing
 
     def _complete(self, messages: list[dict], usage: Usage, tools: list[dict] = TOOL_SCHEMAS):
         import litellm
 
         kwargs = dict(model=self.model, messages=messages, tools=tools, tool_choice=self.tool_choice,
                       temperature=self.temperature, max_tokens=self.max_response_tokens,
-                      timeout=self.request_timeout_s, num_retries=0)
+                      timeout=self.request_timeout_s, num_retries=0,
+                      drop_params=True)  # e.g. `seed` where a provider has no such parameter
         if self.api_base:
             kwargs["api_base"] = self.api_base
+        if self.seed is not None:
+            kwargs["seed"] = self.seed
         # keys come from the environment only; litellm finds the provider's usual variable itself
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
