@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import traceback
 from pathlib import Path
@@ -43,6 +44,39 @@ def start_fingerprint(root: Path, store: Path) -> dict:
             "harness": harness_hash()}
 
 
+def launch_run(root: str, agent: str, seed: int, iterations: int, api_base: str | None,
+               progress: Callable[[str], None] = print) -> str:
+    """One (agent, seed) run to its budget; in-process, or as the body of a Slurm launcher job."""
+    # Inside a launcher job, its own SLURM_* variables (array ids above all) would be inherited by
+    # the trial jobs it submits and mislead submitit there about which job it is running.
+    for key in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_")) and k != "SLURM_CONF"]:
+        del os.environ[key]
+    cfg = load_run_config(Path(root))
+    with open_agent(agent, seed=seed, api_base=api_base) as a:
+        return run_agent(cfg, a, Budget(iterations=iterations), progress=progress)
+
+
+def _run_launcher_jobs(launchers: list[tuple[str, dict, tuple]], out: Path, parallel_runs: int,
+                       progress: Callable[[str], None]) -> None:
+    """Launchers as a Slurm array (one CPU each; `parallel_runs` at a time, so trial jobs still find
+    CPUs on a small cluster)."""
+    from mlipilot import jobs
+
+    ex = jobs.make_executor("slurm", out / "launchers", timeout_min=24 * 60, stage="score")
+    ex.update_parameters(slurm_array_parallelism=parallel_runs, name="mlipilot-bench")
+    args = [a for _, _, a in launchers]
+    submitted = ex.map_array(launch_run, *zip(*args))
+    progress(f"bench: {len(submitted)} launcher jobs submitted ({', '.join(j.job_id for j in submitted)})")
+    for (name, entry, _), job in zip(launchers, submitted):
+        try:
+            status = jobs.wait(job, poll_s=5)
+            entry.update(status="finished" if status in DONE else "incomplete", exit_status=status, job_id=job.job_id)
+            progress(f"[{name}] launcher job {job.job_id}: {status}")
+        except jobs.JobFailed as e:
+            entry.update(status="incomplete", error=str(e), job_id=job.job_id)
+            progress(f"[{name}] INCOMPLETE: launcher job {job.job_id}: {e}")
+
+
 def _finished(store: Path, iterations: int) -> bool:
     rows = Ledger(store / "ledger.jsonl").rows()
     ends = [r for r in rows if r.get("event") == "run_end"]
@@ -51,7 +85,8 @@ def _finished(store: Path, iterations: int) -> bool:
 
 
 def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, out: Path, executor: str = "local",
-              size: str = "default", api_base: str | None = None, progress: Callable[[str], None] = print) -> dict:
+              size: str = "default", api_base: str | None = None, progress: Callable[[str], None] = print,
+              parallel_runs: int = 1) -> dict:
     out = Path(out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
     manifest_path = out / "bench.json"
@@ -60,6 +95,7 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
     if manifest["benchmark"] != benchmark:
         raise MLIPilotError(f"{manifest_path}: this bench ran benchmark {manifest['benchmark']!r}, not "
                             f"{benchmark!r} — use another --out")
+    launchers: list[tuple[str, dict, tuple]] = []
     for agent in agents:
         for seed in range(seeds):
             name = run_name(agent, seed)
@@ -78,11 +114,12 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
                     progress(f"[{name}] already finished: skipped")
                     entry["status"] = "finished"
                     continue
+                if executor == "slurm":  # the run's launcher is itself a batch job, collected below
+                    launchers.append((name, entry, (str(root), agent, seed, iterations, api_base)))
+                    continue
                 progress(f"[{name}] running {agent} (seed {seed}), {iterations} iterations")
-                cfg = load_run_config(root)
-                with open_agent(agent, seed=seed, api_base=api_base) as a:
-                    status = run_agent(cfg, a, Budget(iterations=iterations),
-                                       progress=lambda s, n=name: progress(f"[{n}] {s}"))
+                status = launch_run(str(root), agent, seed, iterations, api_base,
+                                    progress=lambda s, n=name: progress(f"[{n}] {s}"))
                 entry.update(status="finished" if status in DONE else "incomplete", exit_status=status)
             except Exception as e:  # one broken run must not sink the bench; it is reported, not dropped
                 entry.update(status="incomplete", error=f"{type(e).__name__}: {e}",
@@ -90,6 +127,9 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
                 progress(f"[{name}] INCOMPLETE: {type(e).__name__}: {e}")
             finally:
                 manifest_path.write_text(json.dumps(manifest, indent=1))
+    if launchers:
+        _run_launcher_jobs(launchers, out, parallel_runs, progress)
+        manifest_path.write_text(json.dumps(manifest, indent=1))
     rows = []
     for name, entry in manifest["runs"].items():
         store = out / "runs" / f"{name}.mlipilot-store"

@@ -128,7 +128,7 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
     agents = [x.strip() for x in a.agents.split(",") if x.strip()]
     result = run_bench(a.benchmark, agents, a.seeds, a.iterations, Path(a.out), executor=a.executor,
-                       size=a.size, api_base=a.api_base)
+                       size=a.size, api_base=a.api_base, parallel_runs=a.parallel_runs)
     print(result["summary"].to_string(index=False))
     return 0 if not result["incomplete"] else 5
 

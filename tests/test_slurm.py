@@ -137,3 +137,21 @@ def test_impossible_request_fails_fast(tmp_path):
         return
     with pytest.raises(jobs.JobFailed, match="will never start"):  # ... or leave it pending forever
         jobs.wait(job)
+
+
+def test_bench_launchers_are_slurm_jobs(tmp_path, fast_benchmark, good_model):
+    """`mlipilot bench --executor slurm`: each run's launcher is an array job, its trials are jobs too."""
+    from mlipilot.bench import run_bench
+
+    bench = tmp_path / "bench"
+    shutil.copytree(fast_benchmark, bench)
+    (bench / "workspace" / "train" / "train.py").write_text(copy_trainer(good_model))
+    lines = []
+    result = run_bench(str(bench), ["expert", "random"], seeds=1, iterations=1, out=tmp_path / "out",
+                       executor="slurm", progress=lines.append)
+    assert result["incomplete"] == [], lines
+    assert len(result["table"]) == 2 and set(result["table"]["verdict"]) == {"accepted"}
+    launcher_ids = [e["job_id"] for e in result["manifest"]["runs"].values()]
+    assert all("COMPLETED" in sacct(j) for j in launcher_ids)
+    trial_jobs = result["table"]  # each trial's train and score jobs went through Slurm as well
+    assert (trial_jobs["wall_queue"] >= 0).all()
