@@ -19,7 +19,7 @@ from mlipilot.trial import Trial
 from mlipilot.workspace_tools import WorkspaceTools
 
 EXIT_STATUSES = ("finished", "budget_iterations", "budget_tokens", "budget_cost", "budget_wall", "llm_error",
-                 "interrupted")
+                 "interrupted", "error")
 
 
 @dataclass
@@ -121,6 +121,10 @@ def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[
             # budget_llm_calls: the iteration is spent without an experiment; go on
     except KeyboardInterrupt:
         status = "interrupted"
+        raise
+    except BaseException as e:  # the run did not end by a budget: say so, whatever stopped it
+        status = "error"
+        ledger.append({"event": "run_error", "error": f"{type(e).__name__}: {e}"[:2000], "at": _now()})
         raise
     finally:
         used = spent(ledger.rows())

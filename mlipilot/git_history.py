@@ -3,14 +3,32 @@ trial is kept under refs/mlipilot/rejected/<n>, and every commit carries MLIPilo
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import git
 
 REJECTED_PREFIX = "refs/mlipilot/rejected/"
+# Never run code from the run's .git (hooks, fsmonitor) in the harness, whatever its config says.
+HARDENING = {"core.hooksPath": os.devnull, "core.fsmonitor": "false"}
 _IDENTITY = ("-c", "user.name=MLIPilot harness", "-c", "user.email=mlipilot@localhost",
-             "-c", "commit.gpgsign=false")
+             "-c", "commit.gpgsign=false", *(x for k, v in HARDENING.items() for x in ("-c", f"{k}={v}")))
+
+
+def harden_git_environment() -> None:
+    """The same settings for every git process this one starts (GitPython calls included), through
+    git's GIT_CONFIG_COUNT mechanism, which outranks the repository's own config."""
+    n = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+    present = {os.environ.get(f"GIT_CONFIG_KEY_{i}") for i in range(n)}
+    for key, value in HARDENING.items():
+        if key not in present:
+            os.environ[f"GIT_CONFIG_KEY_{n}"], os.environ[f"GIT_CONFIG_VALUE_{n}"] = key, value
+            n += 1
+    os.environ["GIT_CONFIG_COUNT"] = str(n)
+
+
+harden_git_environment()
 
 
 def _one_line(text: str, limit: int = 500) -> str:

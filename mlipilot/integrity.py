@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import json
 from pathlib import Path
 
@@ -52,3 +54,69 @@ def integrity_problem(root: Path, store: Path, editable: tuple[str, ...]) -> str
     if added:
         parts.append("file(s) added outside the editable paths: " + ", ".join(added[:5]))
     return "; ".join(parts)
+
+
+# -- the store's seal: what scoring trusts, hashed at init ------------------------------------------
+SEAL_FILE = "seal.json"
+SEALED = ("holdout.xyz", "scorecard.yaml", "protected.json")
+SEAL_TRAILER = "MLIPilot-Seal-SHA256"
+
+
+def seal_digest(hashes: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+def seal_store(store: Path, hide: list[str]) -> dict:
+    """Hash the files scoring trusts; `hide` lists the paths the training sandbox must not see."""
+    seal = {"files": {name: sha256_file(store / name) for name in SEALED}, "hide": hide}
+    (store / SEAL_FILE).write_text(json.dumps(seal, indent=1, sort_keys=True))
+    return seal
+
+
+def load_seal(store: Path) -> dict:
+    path = store / SEAL_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"files": {}, "hide": []}
+
+
+def seal_problem(root: Path, store: Path) -> str | None:
+    """None when the store's sealed files match both seal.json and the digest in the run's first
+    commit (which the training job cannot rewrite), else a one-line description."""
+    seal = load_seal(store)
+    if not seal["files"]:
+        return None  # a run made before stores were sealed
+    repo = git.Repo(root)
+    first = repo.git.rev_list("--max-parents=0", "HEAD").split()[0]
+    recorded = repo.git.log("-1", f"--format=%(trailers:key={SEAL_TRAILER},valueonly)", first).strip()
+    if recorded and recorded != seal_digest(seal["files"]):
+        return f"{store / SEAL_FILE} does not match the seal in the run's first commit"
+    changed = [n for n, h in seal["files"].items() if not (store / n).is_file() or sha256_file(store / n) != h]
+    if changed:
+        return f"the private store's {', '.join(changed)} changed since init (seal in {store / SEAL_FILE})"
+    return None
+
+
+GIT_CONTROL_FILES = (".gitignore", ".gitattributes", ".gitmodules")
+
+
+def editable_problem(root: Path, editable: tuple[str, ...]) -> str | None:
+    """What a trial refuses in the editable paths: files git would hide or rewrite (ignore and
+    attribute files), links (symbolic or hard) and special files. Training runs the committed tree,
+    so these could only make the audit show something other than what ran."""
+    for e in editable:
+        base = root / e
+        if not base.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            for name in dirnames + filenames:
+                p = Path(dirpath) / name
+                rel = p.relative_to(root).as_posix()
+                st = p.lstat()
+                if name in GIT_CONTROL_FILES:
+                    return f"{rel}: git control files are refused in the editable paths — delete it"
+                if stat.S_ISLNK(st.st_mode):
+                    return f"{rel}: symbolic links are refused in the editable paths — replace it with a file"
+                if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                    return f"{rel}: a hard link (it shares its content with another file) — replace it with a copy"
+                if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                    return f"{rel}: not a regular file (fifo, socket or device) — delete it"
+    return None

@@ -89,39 +89,68 @@ def _as_result(fn: Callable[..., dict]) -> Callable[..., dict]:
 
 
 @_as_result
-def train_job(run_root: str, trial_dir: str, timeout_s: float) -> dict:
-    """Run the workspace's train/train.py as a subprocess; return timings and the model path."""
+def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict) -> dict:
+    """Run the committed tree's train/train.py inside the sandbox, then the harness's export step
+    (same sandbox) that turns the trained model into data: model.json + weights.pt."""
+    from mlipilot.model_export import CONFIG_FILE
+    from mlipilot.sandbox import SandboxConfig, SandboxError, clean_env, open_sandbox, run_sandboxed
+
     started = time.time()
     trial = Path(trial_dir)
-    model = trial / "model.model"
+    src_dir, out = Path(src), trial / "job" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    box = open_sandbox(SandboxConfig.from_json(sandbox))
+    if problem := box.problem():
+        raise SandboxError(f"sandbox {box.kind} cannot start: {problem}")
     log = trial / "train.log"
-    cmd = [sys.executable, "train/train.py", "--out-dir", str(trial / "train"), "--model-out", str(model)]
-    env = {**os.environ, **ONE_THREAD, "PYTHONUNBUFFERED": "1"}
-    with open(log, "w") as out:
-        try:
-            proc = subprocess.run(cmd, cwd=run_root, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                  timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise JobFailed(f"training timed out after {timeout_s:.0f} s") from None
-    if proc.returncode != 0:
-        raise JobFailed(f"train/train.py exited with status {proc.returncode}")
-    if not model.is_file():
-        raise JobFailed(f"train/train.py finished but wrote no model at {model}")
+    log.write_bytes(b"")
+    env = clean_env({**ONE_THREAD, "PYTHONUNBUFFERED": "1"})
+    inner = lambda p: str(box.inside(p, src_dir, out))  # noqa: E731
+    model, export_dir = out / "model.model", out / "export"
+    train = [sys.executable, "train/train.py", "--out-dir", inner(out / "train"), "--model-out", inner(model)]
+    try:
+        rc = run_sandboxed(box, train, src_dir, out, env, log, timeout_s)
+    except subprocess.TimeoutExpired:
+        raise JobFailed(f"training timed out after {timeout_s:.0f} s") from None
+    if rc != 0:
+        raise JobFailed(f"train/train.py exited with status {rc}")
+    if not model.is_file() or model.is_symlink():
+        raise JobFailed(f"train/train.py finished but wrote no model file at --model-out ({model.name})")
+    # harness code, but in the sandbox: unpickling the model may run the agent's code
+    export = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "mlipilot.model_export",
+              inner(model), inner(export_dir)]
+    export_log = trial / "export.log"
+    export_log.write_bytes(b"")
+    try:
+        rc = run_sandboxed(box, export, src_dir, out, env, export_log, max(60.0, timeout_s - (time.time() - started)))
+    except subprocess.TimeoutExpired:
+        raise JobFailed("model export timed out") from None
+    if rc != 0 or not (export_dir / CONFIG_FILE).exists():
+        last = (export_log.read_text(errors="replace").strip().splitlines() or ["no message"])[-1]
+        raise JobFailed(f"the trained model cannot be exported as data: {last[-300:]}")
     return {"started": started, "seconds": time.time() - started, "host": socket.gethostname(),
-            "model": str(model)}
+            "model": str(export_dir), "sandbox": str(box.kind)}
 
 
 @_as_result
-def score_job(model_path: str, spec_path: str, holdout_path: str, out_json: str) -> dict:
-    """Score a model with the harness's scorecard (never workspace code); write scorecard.json."""
+def score_job(model_dir: str, spec_path: str, holdout_path: str, out_json: str,
+              expected: dict | None = None) -> dict:
+    """Score a model with the harness's scorecard (never workspace code); write scorecard.json.
+    `expected` holds the sealed sha256 of the scorecard and holdout: a mismatch scores nothing."""
     for k, v in ONE_THREAD.items():
         os.environ[k] = v
+    os.chdir(Path(out_json).parent)  # no workspace code on sys.path or in the working directory
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
     started = time.time()
+    from mlipilot.integrity import sha256_file
     from mlipilot.scorecard.evaluate import score_model
     from mlipilot.scorecard.spec import load_spec
 
+    for name, path in (("scorecard", spec_path), ("holdout", holdout_path)):
+        if expected and expected.get(name) and sha256_file(Path(path)) != expected[name]:
+            raise JobFailed(f"store seal broken: {Path(path).name} differs from its hash recorded at init")
     lines: list[str] = []
-    metrics = score_model(Path(model_path), load_spec(Path(spec_path)), Path(holdout_path),
+    metrics = score_model(Path(model_dir), load_spec(Path(spec_path)), Path(holdout_path),
                           progress=lines.append)  # the launcher prints them (once, whatever the executor)
     Path(out_json).write_text(json.dumps(metrics, indent=1, sort_keys=True))
     return {"started": started, "seconds": time.time() - started, "metrics": metrics, "log": lines}

@@ -2,36 +2,72 @@
 
 A trial is written twice: a `submitted` line before any job runs (so a crash loses nothing)
 and its final record after the verdict. Readers keep the last line per trial.
+
+Each line carries `prev`, the sha256 of the line before it, so an edited, inserted or deleted row
+breaks the chain and `verify()` names the first bad line. Lines written before the chain existed
+(no `prev`) are accepted only as a prefix.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
+
+GENESIS = "0" * 64
+
+
+def _line_hash(line: str) -> str:
+    return hashlib.sha256(line.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Ledger:
     def __init__(self, path: Path):
         self.path = Path(path)
 
+    def _lines(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        return [line for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
     def append(self, record: dict) -> None:
-        line = json.dumps(record, sort_keys=True, default=str)
+        lines = self._lines()
+        prev = _line_hash(lines[-1]) if lines else GENESIS
+        line = json.dumps({**{k: v for k, v in record.items() if k != "prev"}, "prev": prev},
+                          sort_keys=True, default=str)
         with open(self.path, "a", encoding="utf-8") as f:
+            if self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):
+                f.write("\n")  # a line torn by a crash stays torn; ours starts on its own line
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
 
+    def verify(self) -> str | None:
+        """None when every row chains to the one before it, else where the chain breaks."""
+        lines = self._lines()
+        chained = False
+        for i, line in enumerate(lines):
+            try:
+                prev = json.loads(line).get("prev")
+            except (json.JSONDecodeError, AttributeError):
+                continue  # a line torn by a crash mid-write; the next line still chains to it
+            if prev is None and not chained:
+                continue  # rows from before the chain
+            chained = True
+            want = _line_hash(lines[i - 1]) if i else GENESIS
+            if prev != want:
+                return (f"{self.path}: line {i + 1} does not follow line {i} (an edited, inserted or deleted row) "
+                        "— the ledger was changed outside MLIPilot; restore it from a backup")
+        return None
+
     def rows(self) -> list[dict]:
-        if not self.path.exists():
-            return []
         rows = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a line torn by a crash mid-write; the trial's other line survives
+        for line in self._lines():
+            try:
+                rows.append({k: v for k, v in json.loads(line).items() if k != "prev"})
+            except (json.JSONDecodeError, AttributeError):
+                continue  # a line torn by a crash mid-write; the trial's other line survives
         return rows
 
     def trials(self) -> list[dict]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlipilot.errors import MLIPilotError, config_error
+from mlipilot.sandbox import SandboxConfig, SandboxKind
 
 CONFIG_NAME = "mlipilot.toml"
 EXECUTORS = ("local", "debug", "slurm")
@@ -35,6 +36,10 @@ score_timeout_min = {score_timeout_min}
 # additional = {{ account = "myproject", qos = "normal" }}
 # slurm_conf = "/etc/slurm/slurm.conf"   # sets SLURM_CONF for submitting
 
+[sandbox]                   # where train/train.py runs: bwrap | apptainer | none (see README, Threat model)
+kind = "{sandbox}"
+# image = "/path/to/env.sif"   # apptainer only: an image with your Python environment and MLIPilot
+
 [agent]                     # defaults for `mlipilot run`; its flags override them
 model = "expert"            # expert | random | optuna | local:qwen2.5-coder-0.5b | any litellm model string
 iterations = 6
@@ -60,6 +65,7 @@ class RunConfig:
     score_timeout_min: float
     agent: dict  # the optional [agent] table, validated
     slurm: dict  # the optional Slurm keys of [executor]
+    sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
 
 
 _SLURM_FIELDS = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
@@ -126,6 +132,18 @@ def load_run_config(root: Path) -> RunConfig:
         if key == "api_key" or (isinstance(value, str) and value.startswith("sk-")):
             raise config_error(path, f"agent.{key}", "looks like an API key", "put the key in an environment "
                                "variable and name it with api_key_env")
+    sandbox = d.get("sandbox", {"kind": "bwrap"})
+    if not isinstance(sandbox, dict):
+        raise config_error(path, "[sandbox]", "expected a table", 'write [sandbox] with kind = "bwrap"')
+    for key, value in sandbox.items():
+        if key not in ("kind", "image"):
+            raise config_error(path, f"sandbox.{key}", "unknown field", "remove it (known: kind, image)")
+        if not isinstance(value, str):
+            raise config_error(path, f"sandbox.{key}", f"wrong type ({value!r})", "write a string")
+    kinds = [str(k) for k in SandboxKind]
+    if sandbox.get("kind") not in kinds:
+        raise config_error(path, "sandbox.kind", f"unknown sandbox {sandbox.get('kind')!r}", f"use one of {', '.join(kinds)}")
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
-                     {k: v for k, v in ex.items() if k in _SLURM_FIELDS})
+                     {k: v for k, v in ex.items() if k in _SLURM_FIELDS},
+                     SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image")))

@@ -8,8 +8,11 @@ from pathlib import Path
 from mlipilot.benchmark import resolve_benchmark
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo, format_message
-from mlipilot.integrity import protected_hashes, save_hashes
+from mlipilot.integrity import protected_hashes, save_hashes, seal_digest, seal_store
+from mlipilot.resources import cache_dir
 from mlipilot.run_config import CONFIG_NAME, EXECUTORS, TEMPLATE, load_run_config
+from mlipilot.sandbox import SandboxKind
+from mlipilot.sandbox import probe as probe_sandbox
 from mlipilot.scorecard.spec import load_spec
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
@@ -21,7 +24,8 @@ def default_store(run_dir: Path) -> Path:
 
 def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor: str = "local",
              size: str = "default", train_timeout_min: float = 30, score_timeout_min: float = 10,
-             progress=print) -> Path:
+             progress=print, sandbox: str | None = None) -> Path:
+    """`sandbox` None probes: bwrap where it starts here, else none (said loudly, with the fix)."""
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve() if store else default_store(run_dir)
     if executor not in EXECUTORS:
@@ -34,6 +38,13 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         raise MLIPilotError(f"{store}: the private store must be outside the run directory — pass --store elsewhere")
     bench = resolve_benchmark(benchmark)
     spec = load_spec(bench.scorecard)  # validate before writing anything
+    if sandbox is None:
+        sandbox, why = probe_sandbox()
+        if why:
+            progress(f"WARNING: no training sandbox works here ({why}); this run uses sandbox = none, so "
+                     "train/train.py runs with your full rights. Fix that, then edit [sandbox] in mlipilot.toml.")
+    elif sandbox not in [str(k) for k in SandboxKind]:
+        raise MLIPilotError(f"--sandbox: unknown sandbox {sandbox!r} — use one of {', '.join(map(str, SandboxKind))}")
     progress(f"benchmark {bench.name}: preparing data ({size})")
     data = bench.data_files(size=size)
 
@@ -55,12 +66,16 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
             name=run_dir.name, benchmark=benchmark, branch=branch, store=store, executor=executor,
-            train_timeout_min=train_timeout_min, score_timeout_min=score_timeout_min))
+            train_timeout_min=train_timeout_min, score_timeout_min=score_timeout_min, sandbox=sandbox))
         cfg = load_run_config(run_dir)
         repo = RunRepo.create(run_dir, branch)
-        repo.commit_all(format_message(f"MLIPilot: initialise run from benchmark {bench.name}", "",
-                                       {"Benchmark": bench.name, "Scorecard-SHA256": spec.sha256[:16]}))
         save_hashes(store, protected_hashes(run_dir, cfg.editable))
+        # what the training sandbox must not see: the store, and every place the holdout came from
+        hide = sorted({str(store), str(cache_dir().resolve()), str(bench.directory), str(data["holdout"].resolve())})
+        seal = seal_store(store, hide)
+        repo.commit_all(format_message(f"MLIPilot: initialise run from benchmark {bench.name}", "",
+                                       {"Benchmark": bench.name, "Scorecard-SHA256": spec.sha256[:16],
+                                        "Sandbox": sandbox, "Seal-SHA256": seal_digest(seal["files"])}))
         (store / "ledger.jsonl").touch()
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written

@@ -3,10 +3,15 @@ record. The only code path that moves the run branch."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import io
 import json
+import shutil
 import socket
+import subprocess
+import tarfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -15,9 +20,10 @@ import mlipilot
 from mlipilot import jobs
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo, format_message
-from mlipilot.integrity import integrity_problem, sha256_file
+from mlipilot.integrity import editable_problem, integrity_problem, load_seal, seal_problem, sha256_file
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import RunConfig
+from mlipilot.sandbox import NONE_WARNING, SandboxConfig, SandboxKind, open_sandbox
 from mlipilot.sanitize import sanitize, tail
 from mlipilot.scorecard.spec import load_spec
 from mlipilot.scorecard.verdict import ACCEPTED, FAILED, assess, decide
@@ -47,6 +53,29 @@ class Trial:
         self.spec = load_spec(cfg.store / "scorecard.yaml")
         self.holdout = cfg.store / "holdout.xyz"
         self.progress = progress
+        seal = load_seal(cfg.store)
+        self.sealed = seal["files"]
+        self.sandbox_cfg = SandboxConfig(cfg.sandbox.kind, cfg.sandbox.image, tuple(seal["hide"]) or (str(cfg.store),))
+        self.sandbox = open_sandbox(self.sandbox_cfg)
+
+    def preflight(self, root: Path) -> None:
+        """Everything that refuses a trial before anything is committed or trained: one line each."""
+        cfg = self.cfg
+        for problem in (self.ledger.verify(), seal_problem(cfg.root, cfg.store)):
+            if problem:
+                raise MLIPilotError(f"store integrity: {problem}")
+        problem = integrity_problem(root, cfg.store, cfg.editable)
+        if problem:
+            raise MLIPilotError(f"{root}: {problem} — only {', '.join(cfg.editable)} may change; restore the "
+                                "rest with `git checkout -- <file>` (and delete added files) before a trial")
+        problem = editable_problem(root, cfg.editable)
+        if problem:
+            raise MLIPilotError(f"{root}: {problem}")
+        problem = self.sandbox.problem()
+        if problem:
+            raise MLIPilotError(f"{cfg.root / 'mlipilot.toml'}: sandbox {self.sandbox.kind} cannot start: {problem}")
+        if self.sandbox.kind == SandboxKind.NONE:
+            self.progress(NONE_WARNING)
 
     # -- crash recovery ---------------------------------------------------------------------------
     def recover_interrupted(self) -> list[int]:
@@ -77,6 +106,7 @@ class Trial:
             extra: dict | None = None) -> dict:
         """Run one trial; `extra` adds fields to the ledger record (agent usage, knob values)."""
         cfg = self.cfg
+        hypothesis = _text(hypothesis)
         if not hypothesis.strip():
             raise MLIPilotError("a trial needs a hypothesis — pass -m \"what you changed and why\"")
         self.recover_interrupted()
@@ -84,11 +114,7 @@ class Trial:
         if branch != cfg.branch:
             raise MLIPilotError(f"{cfg.root}: HEAD is on {branch or 'a detached commit'}, not the run branch "
                                 f"{cfg.branch} — run `git checkout {cfg.branch}`")
-        problem = integrity_problem(cfg.root, cfg.store, cfg.editable)
-        if problem:
-            raise MLIPilotError(f"{cfg.root}: {problem} — only {', '.join(cfg.editable)} may change; restore the "
-                                "rest with `git checkout -- <file>` (and delete added files) before a trial")
-
+        self.preflight(cfg.root)
         record = self._begin(hypothesis, agent, model, tokens_in, tokens_out, cost, extra, self.repo)
         return self._finish(record)
 
@@ -97,13 +123,13 @@ class Trial:
                           extra: dict | None = None) -> tuple[dict, object]:
         """Parallel trials: commit the edits made in `workdir` (a git worktree of the run) and submit
         its training job without waiting; `finish_parallel` decides later, in order."""
-        problem = integrity_problem(workdir, self.cfg.store, self.cfg.editable)
-        if problem:
-            raise MLIPilotError(f"{workdir}: {problem}")
-        record = self._begin(hypothesis, agent, model, tokens_in, tokens_out, cost,
+        self.preflight(workdir)
+        record = self._begin(_text(hypothesis), agent, model, tokens_in, tokens_out, cost,
                              {**(extra or {}), "workdir": str(workdir)}, RunRepo(workdir))
-        job = self._submit_or_attach("train", {}, record, self.cfg.train_timeout_min, jobs.train_job,
-                                     str(workdir), record["trial_dir"], self.cfg.train_timeout_min * 60)
+        try:
+            job = self._submit_train(record, {})
+        except jobs.JobFailed as e:
+            job = e  # recorded as this trial's failure when its verdict comes
         return record, job
 
     def finish_parallel(self, record: dict, train_job) -> dict:
@@ -121,7 +147,8 @@ class Trial:
             "trial": n, "status": "submitted", "run": cfg.name, "parent_commit": parent, "commit": commit,
             "diff_stat": repo.diff_stat(parent, commit), "hypothesis": sanitize(hypothesis, 2000),
             "agent": agent, "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
-            "executor": cfg.executor, "host": socket.gethostname(), "trial_dir": str(trial_dir),
+            "executor": cfg.executor, "sandbox": str(self.sandbox.kind), "host": socket.gethostname(),
+            "trial_dir": str(trial_dir),
             "started_at": _now(),
             "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.holdout),
                        "harness": harness_hash(), "harness_version": mlipilot.__version__},
@@ -159,6 +186,7 @@ class Trial:
                 if outcome["metrics"].get(m) is not None:
                     trailers[m.replace("_", "-").title()] = f"{outcome['metrics'][m]:.6g}"
         trailers["Scorecard-SHA256"] = self.spec.sha256[:16]
+        trailers["Sandbox"] = str(self.sandbox.kind)
         message = format_message(hypothesis, "", trailers)
         final_commit = repo.amend_message(message)
         rejected_ref = None
@@ -186,6 +214,8 @@ class Trial:
         best = self.ledger.incumbent()
         self.progress(f"trial {n}: {verdict.verdict.upper()} — {verdict.reason}"
                       + (f"  (best: trial {best['trial']}, composite {best['composite']:.4f})" if best else ""))
+        if outcome.get("fatal"):
+            raise MLIPilotError(outcome["fatal"])
         return record
 
     def _submit_or_attach(self, stage: str, attach_ids: dict, record: dict, timeout_min: float, fn, *args):
@@ -196,7 +226,9 @@ class Trial:
                 return attach_ids[stage]
             return jobs.attach(cfg.executor, folder, attach_ids[stage])
         try:
-            job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
+            # the job process starts in the trial folder: no workspace code in its working directory
+            with contextlib.chdir(record["trial_dir"]):
+                job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
         except Exception as e:  # e.g. sbatch refusing the request: the trial fails, the launcher goes on
             raise jobs.JobFailed(f"{stage} job submission failed: {type(e).__name__}: {str(e).strip()[-400:]}") from None
         # known before any waiting, so a restarted launcher can re-attach
@@ -221,18 +253,24 @@ class Trial:
 
         submitted = time.time()
         try:
-            job = self._submit_or_attach("train", attach_ids, record, cfg.train_timeout_min, jobs.train_job,
-                                         record.get("workdir") or str(cfg.root), str(trial_dir),
-                                         cfg.train_timeout_min * 60)
+            if isinstance(attach_ids.get("train"), jobs.JobFailed):  # a parallel candidate that never started
+                raise attach_ids["train"]
+            job = self._submit_train(record, attach_ids)
             out["job_ids"]["train"] = str(job.job_id)
-            self.progress(f"  training (job {job.job_id}, {cfg.executor}); log: {train_log}")
+            self.progress(f"  training (job {job.job_id}, {cfg.executor}, sandbox {self.sandbox.kind}); "
+                          f"log: {train_log}")
             result = jobs.wait(job, on_poll=show_epochs)
         except jobs.JobFailed as e:
             out["error"] = f"training failed: {e}"
             out["log_tail"] = tail(train_log.read_text(errors="replace")) if train_log.exists() else None
             out["wall"] = {"queue": 0.0, "train": time.time() - submitted}
             return out
+        finally:
+            shutil.rmtree(trial_dir / "job" / "src", ignore_errors=True)  # the commit holds it
         show_epochs()
+        if problem := seal_problem(cfg.root, cfg.store):  # checked again right before scoring
+            out["error"] = out["fatal"] = f"store integrity: {problem}"
+            return out
         out["wall"]["queue"] = max(0.0, result["started"] - submitted)
         out["wall"]["train"] = result["seconds"]
 
@@ -242,7 +280,7 @@ class Trial:
         try:
             job = self._submit_or_attach("score", attach_ids, record, cfg.score_timeout_min, jobs.score_job,
                                          result["model"], str(cfg.store / "scorecard.yaml"), str(self.holdout),
-                                         str(trial_dir / "scorecard.json"))
+                                         str(trial_dir / "scorecard.json"), self.sealed)
             out["job_ids"]["score"] = str(job.job_id)
             scored = jobs.wait(job)
         except jobs.JobFailed as e:
@@ -255,6 +293,28 @@ class Trial:
         out["metrics"] = scored["metrics"]
         out["wall"]["score"] = scored["seconds"]
         return out
+
+
+    def _submit_train(self, record: dict, attach_ids: dict):
+        """Extract the trial's commit into a fresh folder (what runs is exactly what git shows) and
+        submit its training job, or re-attach to the one a stopped launcher submitted."""
+        trial_dir = Path(record["trial_dir"])
+        src = trial_dir / "job" / "src"
+        if "train" not in attach_ids:
+            shutil.rmtree(trial_dir / "job", ignore_errors=True)
+            src.mkdir(parents=True)
+            archive = subprocess.run(["git", "archive", "--format=tar", record["commit"]], cwd=self.cfg.root,
+                                     capture_output=True, check=True).stdout
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(src, filter="data")
+        return self._submit_or_attach("train", attach_ids, record, self.cfg.train_timeout_min, jobs.train_job,
+                                      str(src), str(trial_dir), self.cfg.train_timeout_min * 60,
+                                      self.sandbox_cfg.to_json())
+
+
+def _text(s: str) -> str:
+    """Text as git and terminals take it: no lone surrogates or NUL bytes."""
+    return str(s).encode("utf-8", "replace").decode("utf-8").replace("\0", "")
 
 
 def cfg_can_attach(cfg: RunConfig, row: dict) -> bool:

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import git
 
 from mlipilot.git_history import RunRepo
-from mlipilot.integrity import is_editable
+from mlipilot.integrity import GIT_CONTROL_FILES, is_editable
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import RunConfig
 from mlipilot.sanitize import sanitize
 
 OUTPUT_CAP = 20_000  # bytes of tool output returned to a model
+MAX_FILE_BYTES = 1 << 20  # what read_file reads and write_file/edit_file write, at most
+MAX_PATH_CHARS = 1024
 READ_ONLY = ("program.md", "scorecard.yaml", "knobs.yaml")  # readable context, never writable
 
 
@@ -69,6 +72,8 @@ class WorkspaceTools:
     def resolve(self, path: str, write: bool) -> Path:
         if not isinstance(path, str) or not path.strip():
             raise ToolError("path must be a non-empty string such as 'train/config.yaml'")
+        if len(path) > MAX_PATH_CHARS or "\0" in path or not _encodable(path):
+            raise ToolError("path must be short, printable UTF-8 text without NUL bytes, such as 'train/config.yaml'")
         if os.path.isabs(path) or path.startswith("~"):
             raise ToolError(f"{path}: absolute paths are refused; use a path relative to the run directory")
         if ".." in Path(path).parts:
@@ -83,6 +88,18 @@ class WorkspaceTools:
             what = "edited" if write else "read"
             raise ToolError(f"{path}: may not be {what}; editable paths are {list(self.cfg.editable)}"
                             + ("" if write else f", readable also {list(READ_ONLY)}"))
+        if write and full.name in GIT_CONTROL_FILES:
+            raise ToolError(f"{path}: git control files are refused (what is trained is exactly what is committed)")
+        if full.exists() or full.is_symlink():
+            st = (self.root / path).lstat()
+            if stat.S_ISDIR(st.st_mode):
+                raise ToolError(f"{path}: is a directory; list_files shows the files in it")
+            if not stat.S_ISREG(st.st_mode):
+                raise ToolError(f"{path}: not a regular file (link, fifo or device); refused")
+            if st.st_nlink > 1:
+                raise ToolError(f"{path}: a hard link to another file; refused")
+            if not write and st.st_size > MAX_FILE_BYTES:
+                raise ToolError(f"{path}: {st.st_size} bytes, more than the {MAX_FILE_BYTES} read_file reads")
         return full
 
     # -- tools ---------------------------------------------------------------------------------------
@@ -102,15 +119,22 @@ class WorkspaceTools:
         if not full.is_file():
             raise ToolError(f"{path}: no such file; list_files shows what exists")
         lines = full.read_text(errors="replace").splitlines()
-        lo = max(1, int(start_line or 1))
-        hi = min(len(lines), int(end_line or len(lines)))
+        lo = max(1, _line_number("start_line", start_line, 1))
+        hi = min(len(lines), _line_number("end_line", end_line, len(lines)))
         return cap("\n".join(f"{i:4d}| {lines[i - 1]}" for i in range(lo, hi + 1)) or "(empty file)")
 
     def edit_file(self, path: str, old_text: str, new_text: str) -> str:
         full = self.resolve(path, write=True)
         if not full.is_file():
             raise ToolError(f"{path}: no such file; use write_file to create it")
-        text = full.read_text()
+        _check_text("old_text", old_text)
+        _check_text("new_text", new_text)
+        try:
+            text = full.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ToolError(f"{path}: not UTF-8 text; use write_file to replace it") from None
+        if old_text == new_text:
+            raise ToolError("old_text and new_text are the same; nothing would change")
         count = text.count(old_text) if old_text else 0
         if count == 0:
             hint = _closest_line(text, old_text)
@@ -118,13 +142,18 @@ class WorkspaceTools:
                             + ". Copy the exact text from read_file (without the line-number prefix).")
         if count > 1:
             raise ToolError(f"{path}: old_text occurs {count} times; include more surrounding text to make it unique")
-        full.write_text(text.replace(old_text, new_text, 1))
+        _check_text("the edited file", text.replace(old_text, new_text, 1))
+        full.write_text(text.replace(old_text, new_text, 1), encoding="utf-8")
         return f"edited {path}: replaced 1 occurrence ({len(old_text)} -> {len(new_text)} characters)"
 
     def write_file(self, path: str, content: str) -> str:
+        _check_text("content", content)
         full = self.resolve(path, write=True)
-        full.parent.mkdir(parents=True, exist_ok=True)
-        full.write_text(content)
+        try:
+            full.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ToolError(f"{path}: a parent of it is a file, not a directory") from None
+        full.write_text(content, encoding="utf-8")
         return f"wrote {path} ({len(content.encode())} bytes)"
 
     def show_history(self) -> str:
@@ -164,10 +193,45 @@ class WorkspaceTools:
               "show_trial": self.show_trial}.get(name)
         if fn is None:
             raise ToolError(f"unknown tool {name!r}; available: {', '.join(s['function']['name'] for s in TOOL_SCHEMAS)}")
+        if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+            raise ToolError(f"arguments of {name} must be a JSON object")
         try:
             return fn(**args)
+        except ToolError:
+            raise
         except TypeError as e:
             raise ToolError(f"bad arguments for {name}: {e}") from None
+        except Exception as e:  # whatever the arguments do, the agent gets an error, the run goes on
+            raise ToolError(f"{name} failed: {type(e).__name__}: {_printable(str(e))[:300]}") from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _check_text(field: str, value) -> None:
+    if not isinstance(value, str):
+        raise ToolError(f"{field} must be a string")
+    if "\0" in value or not _encodable(value):
+        raise ToolError(f"{field} must be UTF-8 text without NUL bytes or lone surrogates")
+    if len(value.encode("utf-8")) > MAX_FILE_BYTES:
+        raise ToolError(f"{field} is larger than the {MAX_FILE_BYTES} bytes a file may have")
+
+
+def _line_number(field: str, value, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().lstrip("-").isdigit():
+        raise ToolError(f"{field} must be an integer line number, not {_printable(repr(value))[:40]}")
+    return int(value)
 
 
 def _round(v):

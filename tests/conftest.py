@@ -15,6 +15,31 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    # Runs, stores and test models live outside /tmp, as users' do: the training sandbox makes /tmp
+    # private, so a store under /tmp would be hidden by accident rather than by the harness.
+    if not config.option.basetemp and not hasattr(config, "workerinput"):
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="mlipilot-pytest-", dir="/var/tmp")
+
+
+def pytest_unconfigure(config):
+    base = str(config.option.basetemp or "")
+    if "/var/tmp/mlipilot-pytest-" in base and not os.environ.get("MLIPILOT_KEEP_TEST_TMP"):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def exported(model: Path) -> Path:
+    """The scorer's view of a model file: the description the training job's export step writes."""
+    from mlipilot.model_export import export
+
+    out = Path(str(model) + ".export")
+    if not (out / "model.json").is_file():
+        export(Path(model), out)
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     os.environ["MLIPILOT_CACHE"] = str(tmp_path_factory.mktemp("cache"))

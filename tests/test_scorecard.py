@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import exported
 
 from mlipilot.errors import MLIPilotError
 from mlipilot.scorecard.evaluate import SmokeError, score_model
@@ -52,8 +53,8 @@ def test_missing_model_is_a_smoke_failure(tmp_path, small_data):
 @pytest.mark.slow
 def test_good_model_passes_stability_untrained_fails(good_model, untrained_model, default_data):
     spec = load_spec(SHIPPED)
-    good = score_model(good_model, spec, default_data["holdout"], progress=print)
-    bad = score_model(untrained_model, spec, default_data["holdout"], progress=print)
+    good = score_model(exported(good_model), spec, default_data["holdout"], progress=print)
+    bad = score_model(exported(untrained_model), spec, default_data["holdout"], progress=print)
     print("good", {k: good[k] for k in ("energy_rmse", "force_rmse", "md_failed_runs", "score_seconds")})
     print("untrained", {k: bad[k] for k in ("energy_rmse", "force_rmse", "md_failed_runs")})
     assert good["md_failed_runs"] == 0

@@ -109,13 +109,13 @@ def test_edit_outside_train_refuses(run):
         Trial(run).run("sneaky")
 
 
-def test_job_writing_protected_files_is_rejected_and_repaired(run, good_model):
+def test_job_writing_protected_files_fails_in_the_sandbox(run, good_model):
     src = copy_trainer(good_model) + \
         "open('data/valid.xyz', 'a').write('tampered')\nopen('data/extra.xyz', 'w').write('x')\n"
     set_train(run, src)
     r = Trial(run, progress=print).run("train on the validation set too")
-    assert r["verdict"] == "rejected" and r["reason"].startswith("integrity")
-    assert "data/valid.xyz" in r["reason"]
+    assert r["verdict"] == "failed" and "exited with status 1" in r["reason"]
+    assert "Read-only file system" in r["log_tail"]
     assert "tampered" not in (run.root / "data" / "valid.xyz").read_text()
     assert not (run.root / "data" / "extra.xyz").exists()
 

@@ -1,7 +1,7 @@
 """Score one trained model against a scorecard: smoke, accuracy, stability, throughput.
 
-Harness code only: the model is loaded with mace-torch's MACECalculator, never through the
-workspace's code, and everything runs on one thread.
+Harness code only: the model is rebuilt from its exported description by the installed mace-torch
+(mlipilot.model_export), never unpickled and never through the workspace's code; one thread.
 """
 
 from __future__ import annotations
@@ -21,23 +21,26 @@ class SmokeError(RuntimeError):
     """The model file is missing, does not load, or predicts non-finite values."""
 
 
-def load_model(model_path: Path):
+def load_model(model_dir: Path):
+    """A calculator over the model rebuilt from its exported description (model.json + weights.pt):
+    the installed mace-torch builds it, the weights are read weights-only, nothing is unpickled."""
     import mace  # noqa: F401  -- mace must be imported before e3nn (mace-torch 0.3.16 pins e3nn 0.4.4)
     import torch
     from mace.calculators import MACECalculator
 
+    from mlipilot.model_export import ExportError, rebuild
+
     torch.set_num_threads(1)
-    # mace sets this at import time; set it again because submitit's DebugExecutor restores the
-    # environment of submission time around each job. Model files are full pickles written by the
-    # training job, which already runs the workspace's code with the same rights.
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise SmokeError(f"no model file at {model_path}")
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise SmokeError(f"no exported model at {model_dir}")
     try:
-        return MACECalculator(model_paths=str(model_path), device="cpu")
+        module, dtype = rebuild(model_dir)
+        return MACECalculator(models=[module], device="cpu", default_dtype=dtype)
+    except ExportError as e:
+        raise SmokeError(f"model does not load: {e}") from None
     except Exception as e:
-        raise SmokeError(f"model at {model_path} does not load: {type(e).__name__}: {e}") from e
+        raise SmokeError(f"model does not load: {type(e).__name__}: {e}") from None
 
 
 def smoke_check(calc, frame) -> None:
@@ -48,7 +51,7 @@ def smoke_check(calc, frame) -> None:
         raise SmokeError("model predicts non-finite energy or forces on a holdout frame")
 
 
-def score_model(model_path: Path, spec: ScorecardSpec, holdout_path: Path,
+def score_model(model_dir: Path, spec: ScorecardSpec, holdout_path: Path,
                 progress: Callable[[str], None] = print) -> dict:
     """Return every metric plus timings; raises SmokeError when the model is unusable."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -57,7 +60,7 @@ def score_model(model_path: Path, spec: ScorecardSpec, holdout_path: Path,
     from mlipilot.scorecard.throughput import throughput_metrics
 
     t0 = time.perf_counter()
-    calc = load_model(model_path)
+    calc = load_model(model_dir)
     frames = read(holdout_path, index=":", format="extxyz")
     smoke_check(calc, frames[0])
     t1 = time.perf_counter()

@@ -1,0 +1,173 @@
+"""A trained MACE model crosses from the training sandbox to the scorer as data, never as a pickle.
+
+`export` runs inside the training sandbox (it unpickles the `.model` file the agent's code wrote,
+which may run that code, harmlessly there) and writes `model.json` (mace-torch's own
+`extract_config_mace_model`, classes and callables by name) plus `weights.pt` (a state dict).
+`rebuild` runs in the scorer: every name is looked up in an allow-list taken from mace-torch's own
+registries, the module is built from the installed mace-torch, and the weights are read with
+`torch.load(..., weights_only=True)`, which stays restricted even where mace sets
+TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD. What cannot be rebuilt is an `ExportError` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+CONFIG_FILE, WEIGHTS_FILE = "model.json", "weights.pt"
+FORMAT = "mlipilot-mace-model/1"
+MODEL_CLASSES = ("ScaleShiftMACE",)  # what mace-torch's extract_config_mace_model describes for energy models
+ENERGY_READOUTS = ("LinearReadoutBlock", "NonLinearReadoutBlock", "NonLinearBiasReadoutBlock",
+                   "GeneralNonLinearBiasReadoutBlock")
+MAX_CONFIG_BYTES = 1 << 20
+MAX_WEIGHTS_BYTES = 2 << 30
+
+
+class ExportError(RuntimeError):
+    """The model cannot be described as (allow-listed config, weights) or rebuilt from it."""
+
+
+def _to_json(value):
+    import numpy as np
+    import torch
+    from e3nn import o3
+
+    if isinstance(value, o3.Irreps):
+        return {"irreps": str(value)}
+    if isinstance(value, type):
+        return {"class": value.__name__}
+    if callable(value) and not isinstance(value, torch.Tensor):
+        return {"callable": getattr(value, "__name__", repr(value))}
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return {"array": np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value).tolist()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ExportError(f"cannot describe a {type(value).__name__} ({value!r:.80}) as data")
+
+
+def export(model_path: Path, out_dir: Path) -> dict:
+    """Inside the sandbox: describe the trained model as config + weights; returns the description."""
+    import mace  # noqa: F401  -- before e3nn
+    import torch
+    from mace.tools.scripts_utils import extract_config_mace_model
+
+    model = torch.load(model_path, map_location="cpu", weights_only=False)
+    if not isinstance(model, torch.nn.Module) or type(model).__name__ not in MODEL_CLASSES:
+        raise ExportError(f"{model_path}: a {type(model).__name__}, not one of mace-torch's {MODEL_CLASSES}")
+    config = extract_config_mace_model(model)
+    if "error" in config:
+        raise ExportError(f"{model_path}: {config['error']}")
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    doc = {"format": FORMAT, "class": type(model).__name__, "dtype": dtype,
+           "config": {k: _to_json(v) for k, v in config.items()}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG_FILE).write_text(json.dumps(doc, indent=1))
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out_dir / WEIGHTS_FILE)
+    return doc
+
+
+def _from_json(key: str, value):
+    import numpy as np
+    import torch
+    from e3nn import o3
+    from mace import modules
+
+    if isinstance(value, list):
+        return [_from_json(key, v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"irreps"}:
+        return o3.Irreps(str(value["irreps"]))
+    if set(value) == {"array"}:
+        array = np.asarray(value["array"], dtype=float)
+        return torch.tensor(array, dtype=torch.int64) if key == "atomic_numbers" else array
+    if set(value) == {"class"}:
+        allowed = (modules.interaction_classes if key.startswith("interaction_cls")
+                   else {n: modules.readout_classes[n] for n in ENERGY_READOUTS} if key == "readout_cls" else {})
+        if value["class"] not in allowed:
+            raise ExportError(f"model.json: {key} = {value['class']!r} is not allowed; "
+                              f"mace-torch classes for it: {', '.join(allowed) or 'none'}")
+        return allowed[value["class"]]
+    if set(value) == {"callable"}:
+        gates = {getattr(f, "__name__", n): f for n, f in modules.gate_dict.items() if f is not None}
+        if key != "gate" or value["callable"] not in gates:
+            raise ExportError(f"model.json: {key} = {value['callable']!r} is not an allowed activation "
+                              f"({', '.join(gates)})")
+        return gates[value["callable"]]
+    raise ExportError(f"model.json: {key} has an unknown value shape {sorted(value)}")
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """Read a file the sandbox wrote without following links or reading specials (a FIFO would hang)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ExportError(f"{path.name}: missing — the harness's export step did not run to the end") from None
+    except OSError as e:
+        raise ExportError(f"{path.name}: refused ({e.strerror}); a link or special file is not a model") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ExportError(f"{path.name}: not a regular file")
+        if st.st_size > limit:
+            raise ExportError(f"{path.name}: {st.st_size} bytes, more than the {limit} allowed")
+        return f.read(limit + 1)
+
+
+def rebuild(export_dir: Path):
+    """In the scorer: the module mace-torch builds from model.json, with weights loaded weights-only."""
+    import io
+
+    import mace  # noqa: F401  -- before e3nn
+    import torch
+    from mace import modules
+
+    try:
+        doc = json.loads(_read_regular(export_dir / CONFIG_FILE, MAX_CONFIG_BYTES))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExportError(f"{CONFIG_FILE}: not JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("config"), dict):
+        raise ExportError(f"{CONFIG_FILE}: not a {FORMAT} description")
+    if doc.get("class") not in MODEL_CLASSES:
+        raise ExportError(f"{CONFIG_FILE}: class {doc.get('class')!r} is not one of {MODEL_CLASSES}")
+    dtype = {"float32": torch.float32, "float64": torch.float64}.get(doc.get("dtype"))
+    if dtype is None:
+        raise ExportError(f"{CONFIG_FILE}: dtype {doc.get('dtype')!r} is not float32 or float64")
+    config = {str(k): _from_json(str(k), v) for k, v in doc["config"].items()}
+    try:
+        model = getattr(modules, doc["class"])(**config)
+        state = torch.load(io.BytesIO(_read_regular(export_dir / WEIGHTS_FILE, MAX_WEIGHTS_BYTES)),
+                           map_location="cpu", weights_only=True)
+        model = model.to(dtype)
+        model.load_state_dict(state, strict=True)
+    except ExportError:
+        raise
+    except Exception as e:  # a config or state dict mace-torch rejects
+        raise ExportError(f"mace-torch cannot rebuild the model: {type(e).__name__}: {str(e)[:300]}") from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, doc["dtype"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mlipilot.model_export MODEL OUT_DIR`: the harness's step at the end of the training job."""
+    model_path, out_dir = (argv or sys.argv[1:])[:2]
+    try:
+        doc = export(Path(model_path), Path(out_dir))
+    except ExportError as e:
+        print(f"model export: {e}", file=sys.stderr)
+        return 3
+    print(f"model export: {doc['class']} ({doc['dtype']}) -> {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
