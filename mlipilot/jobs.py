@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict) -> dict
     except subprocess.TimeoutExpired:
         raise JobFailed(f"training timed out after {timeout_s:.0f} s") from None
     if rc != 0:
-        raise JobFailed(f"train/train.py exited with status {rc}")
+        raise JobFailed(f"train/train.py exited with status {rc}: {last_error_line(log)}")
     if not model.is_file() or model.is_symlink():
         raise JobFailed(f"train/train.py finished but wrote no model file at --model-out ({model.name})")
     # harness code, but in the sandbox: unpickling the model may run the agent's code
@@ -126,8 +127,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict) -> dict
     except subprocess.TimeoutExpired:
         raise JobFailed("model export timed out") from None
     if rc != 0 or not (export_dir / CONFIG_FILE).exists():
-        last = (export_log.read_text(errors="replace").strip().splitlines() or ["no message"])[-1]
-        raise JobFailed(f"the trained model cannot be exported as data: {last[-300:]}")
+        raise JobFailed(f"the trained model cannot be exported as data: {last_error_line(export_log)}")
     return {"started": started, "seconds": time.time() - started, "host": socket.gethostname(),
             "model": str(export_dir), "sandbox": str(box.kind)}
 
@@ -196,6 +196,18 @@ def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | N
     if isinstance(result, dict) and result.get("error"):
         raise JobFailed(result["error"], result.get("traceback"))
     return result
+
+
+def last_error_line(log: Path, limit: int = 300) -> str:
+    """The line of a job's log that says why it failed (a Python exception's last line, mace's own
+    message), for the verdict's reason; the agent sees the sanitised log tail anyway."""
+    from mlipilot.sanitize import sanitize
+
+    lines = [x.strip() for x in log.read_text(errors="replace").splitlines() if x.strip()] if log.exists() else []
+    for line in reversed(lines):
+        if re.search(r"(Error|Exception|error:|Traceback)", line) and not line.startswith("File "):
+            return sanitize(line, limit)
+    return sanitize(lines[-1], limit) if lines else "no output"
 
 
 def _last_error_line(text: str) -> str:

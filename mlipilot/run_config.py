@@ -39,6 +39,7 @@ score_timeout_min = {score_timeout_min}
 [sandbox]                   # where train/train.py runs: bwrap | apptainer | none (see README, Threat model)
 kind = "{sandbox}"
 # image = "/path/to/env.sif"   # apptainer only: an image with your Python environment and MLIPilot
+# hide = ["/data/my_holdout_copies"]   # more paths train.py must not see (the store and the holdout's source are hidden already)
 
 [agent]                     # defaults for `mlipilot run`; its flags override them
 model = "expert"            # expert | random | optuna | local:qwen2.5-coder-0.5b | any litellm model string
@@ -136,9 +137,12 @@ def load_run_config(root: Path) -> RunConfig:
     if not isinstance(sandbox, dict):
         raise config_error(path, "[sandbox]", "expected a table", 'write [sandbox] with kind = "bwrap"')
     for key, value in sandbox.items():
-        if key not in ("kind", "image"):
-            raise config_error(path, f"sandbox.{key}", "unknown field", "remove it (known: kind, image)")
-        if not isinstance(value, str):
+        if key not in ("kind", "image", "hide"):
+            raise config_error(path, f"sandbox.{key}", "unknown field", "remove it (known: kind, image, hide)")
+        if key == "hide":
+            if not isinstance(value, list) or not all(isinstance(x, str) and Path(x).is_absolute() for x in value):
+                raise config_error(path, "sandbox.hide", f"wrong value ({value!r})", 'write a list of absolute paths')
+        elif not isinstance(value, str):
             raise config_error(path, f"sandbox.{key}", f"wrong type ({value!r})", "write a string")
     kinds = [str(k) for k in SandboxKind]
     if sandbox.get("kind") not in kinds:
@@ -146,4 +150,4 @@ def load_run_config(root: Path) -> RunConfig:
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
                      {k: v for k, v in ex.items() if k in _SLURM_FIELDS},
-                     SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image")))
+                     SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ()))))

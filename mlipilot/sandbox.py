@@ -62,9 +62,12 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def hidden_paths(cfg: SandboxConfig) -> list[Path]:
+    """Existing paths to hide, resolved, outermost only (a mount inside a hidden folder would fail)."""
     home = Path.home()
-    paths = [Path(p) for p in cfg.hide] + [home / s for s in SECRETS]
-    return [p for p in paths if p.exists() or p.is_symlink()]
+    paths = {Path(p).resolve() for p in [*cfg.hide, *(home / s for s in SECRETS)] if Path(p).exists()}
+    private = (Path("/tmp"), Path("/run"))  # private in every sandbox already
+    return sorted(p for p in paths if not any(q == p or q in p.parents for q in private)
+                  and not any(q in p.parents for q in paths))
 
 
 class Sandbox(Protocol):
@@ -119,10 +122,8 @@ class Bubblewrap(_Mounted):
         cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                "--tmpfs", "/tmp", "--tmpfs", "/run"]
         for p in hidden_paths(self.cfg):
-            real = p.resolve()
-            if real == Path("/tmp") or Path("/tmp") in real.parents or Path("/run") in real.parents:
-                continue  # already private
-            cmd += ["--tmpfs", str(real)] if real.is_dir() else ["--ro-bind", "/dev/null", str(real)]
+            # an empty read-only folder: a write fails loudly instead of vanishing into a tmpfs
+            cmd += ["--tmpfs", str(p), "--remount-ro", str(p)] if p.is_dir() else ["--ro-bind", "/dev/null", str(p)]
         cmd += ["--ro-bind", str(src), str(JOB / "src"), "--bind", str(out), str(JOB / "out"),
                 "--chdir", str(JOB / "src"),
                 "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",

@@ -55,7 +55,8 @@ class Trial:
         self.progress = progress
         seal = load_seal(cfg.store)
         self.sealed = seal["files"]
-        self.sandbox_cfg = SandboxConfig(cfg.sandbox.kind, cfg.sandbox.image, tuple(seal["hide"]) or (str(cfg.store),))
+        hide = (str(cfg.store), *seal["hide"], *cfg.sandbox.hide)
+        self.sandbox_cfg = SandboxConfig(cfg.sandbox.kind, cfg.sandbox.image, tuple(dict.fromkeys(hide)))
         self.sandbox = open_sandbox(self.sandbox_cfg)
 
     def preflight(self, root: Path) -> None:

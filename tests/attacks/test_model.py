@@ -1,0 +1,133 @@
+"""The model file is the agent's: it may run code when unpickled, describe something that is not a
+MACE model, or be swapped for links and full pickles after the harness's export step wrote it. Only
+an allow-listed mace-torch model, rebuilt by the scorer with weights-only loading, is ever scored."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlipilot.model_export import ExportError, export, rebuild
+
+
+def payload_model(good_model: Path, code: str) -> str:
+    """train.py lines that save, as the model, a pickle whose loading runs `code` (in the export step)
+    and then returns the honest model."""
+    return f"""
+import argparse, torch
+CODE, GOOD = {code!r}, {str(good_model)!r}
+class Payload:
+    def __reduce__(self):
+        expr = "[exec(" + repr(CODE) + ", g := {{}}), __import__('torch').load(" + repr(GOOD) + ", weights_only=False)][1]"
+        return (eval, (expr,))
+p = argparse.ArgumentParser(); p.add_argument('--out-dir'); p.add_argument('--model-out')
+torch.save(Payload(), p.parse_args().model_out)
+raise SystemExit(0)
+"""
+
+
+def test_unpickling_payload_runs_only_inside_the_sandbox(arena, honest):
+    marker = Path("/var/tmp") / f"mlipilot-attack-{uuid.uuid4().hex}"
+    code = f"""
+try:
+    open({str(marker)!r}, 'w').write('pwned')
+except OSError as e:
+    print('payload blocked:', e)
+import mlipilot.scorecard.accuracy as acc
+acc.accuracy_metrics = lambda calc, frames: {{'energy_rmse': 0.0, 'force_rmse': 0.0}}
+"""
+    r = arena.attack(payload_model(arena.good_model, code), honest_after=False)
+    assert not marker.exists()
+    assert "payload blocked: [Errno 30] Read-only file system" in (Path(r["trial_dir"]) / "export.log").read_text()
+    # the patched metric lived and died in the sandbox: the scorer measured the honest model
+    assert r["metrics"]["energy_rmse"] == pytest.approx(honest["metrics"]["energy_rmse"], rel=1e-6)
+    assert r["verdict"] == honest["verdict"]
+
+
+ATEXIT = """import atexit, os
+J = '/tmp/mlipilot-job/out/export/model.json'
+MARK = '/var/tmp/mlipilot-attack-weights-marker'
+class Evil:  # what a scorer that unpickles would run
+    def __reduce__(self):
+        return (os.system, ('touch ' + MARK,))
+def rewrite(old, new):
+    text = open(J).read()
+    open(J, 'w').write(text.replace(old, new))
+atexit.register(lambda: {action})
+"""
+
+
+@pytest.mark.parametrize("action,needle", [
+    # a model.json naming a class that is not a mace-torch block (any callable by name would do)
+    ("rewrite('RealAgnosticResidualInteractionBlock', 'Popen')", "interaction_cls = 'Popen' is not allowed"),
+    # a 'model' that is the reference calculator
+    ("rewrite('\"class\": \"ScaleShiftMACE\"', '\"class\": \"EMT\"')", "class 'EMT' is not one of"),
+    # weights that are a full pickle (the scorer would run it if it unpickled)
+    ("__import__('torch').save({'w': Evil()}, '/tmp/mlipilot-job/out/export/weights.pt')",
+     "Weights only load failed"),
+    # weights as a link to somewhere else
+    ("(os.remove('/tmp/mlipilot-job/out/export/weights.pt'), os.symlink('/etc/hostname', "
+     "'/tmp/mlipilot-job/out/export/weights.pt'))", "a link or special file is not a model"),
+    ("(os.remove('/tmp/mlipilot-job/out/export/weights.pt'), os.mkfifo('/tmp/mlipilot-job/out/export/weights.pt'))",
+     "not a regular file"),
+])
+def test_export_forged_after_the_harness_wrote_it_is_refused(arena, action, needle):
+    marker = Path("/var/tmp/mlipilot-attack-weights-marker")
+    marker.unlink(missing_ok=True)
+    r = arena.attack(payload_model(arena.good_model, ATEXIT.format(action=action)), honest_after=False)
+    assert r["verdict"] == "failed" and needle in r["reason"], r["reason"]
+    assert not marker.exists()
+
+
+def test_class_pickled_by_reference_is_never_imported_by_the_scorer(arena):
+    arena.write("train/cheat.py", "import torch\nclass Cheat(torch.nn.Module):\n    def forward(self, data):\n"
+                "        from ase.calculators.emt import EMT\n        return EMT()\n")
+    r = arena.attack("""
+        import argparse, sys, torch
+        sys.path.insert(0, 'train')
+        import cheat
+        p = argparse.ArgumentParser(); p.add_argument('--out-dir'); p.add_argument('--model-out')
+        torch.save(cheat.Cheat(), p.parse_args().model_out)
+        raise SystemExit(0)
+    """, honest_after=False)
+    assert r["verdict"] == "failed" and "cannot be exported as data" in r["reason"], r["reason"]
+    assert "No module named 'cheat'" in r["reason"]
+
+
+def test_a_module_that_is_not_a_mace_model_is_not_exported(arena):
+    r = arena.attack("""
+        import argparse, torch
+        p = argparse.ArgumentParser(); p.add_argument('--out-dir'); p.add_argument('--model-out')
+        torch.save(torch.nn.Linear(3, 1), p.parse_args().model_out)
+        raise SystemExit(0)
+    """, honest_after=False)
+    assert r["verdict"] == "failed" and "Linear, not one of mace-torch's" in r["reason"], r["reason"]
+
+
+def test_rebuilt_model_predicts_exactly_what_the_trained_one_did(good_model, default_data, tmp_path):
+    import mace  # noqa: F401
+    import numpy as np
+    from ase.io import read
+    from mace.calculators import MACECalculator
+
+    export(good_model, tmp_path / "export")
+    module, dtype = rebuild(tmp_path / "export")
+    frames = read(default_data["valid"], ":5")
+    import torch
+
+    trained = torch.load(good_model, map_location="cpu", weights_only=False)  # the test trusts its own file
+    original = MACECalculator(models=[trained], device="cpu", default_dtype=dtype)
+    rebuilt = MACECalculator(models=[module], device="cpu", default_dtype=dtype)
+    for atoms in frames:
+        a, b = atoms.copy(), atoms.copy()
+        a.calc, b.calc = original, rebuilt
+        assert a.get_potential_energy() == b.get_potential_energy()
+        np.testing.assert_array_equal(a.get_forces(), b.get_forces())
+
+
+def test_rebuild_refuses_what_is_not_a_description(tmp_path):
+    (tmp_path / "model.json").write_text('{"format": "something else"}')
+    with pytest.raises(ExportError, match="not a mlipilot-mace-model/1 description"):
+        rebuild(tmp_path)
