@@ -14,7 +14,7 @@ from mlipilot.errors import MLIPilotError
 def _cmd_init(a: argparse.Namespace) -> int:
     from mlipilot.rundir import init_run
 
-    init_run(a.benchmark, Path(a.dir), store=a.store, executor=a.executor, size=a.size)
+    init_run(a.benchmark, Path(a.dir), store=a.store, executor=a.executor, size=a.size, sandbox=a.sandbox)
     print(f"next: cd {a.dir} && mlipilot trial -m baseline")
     return 0
 
@@ -37,6 +37,8 @@ def _cmd_status(a: argparse.Namespace) -> int:
 
     cfg = load_run_config(Path(a.run))
     ledger = Ledger(cfg.store / "ledger.jsonl")
+    if problem := ledger.verify():
+        raise MLIPilotError(f"store integrity: {problem}")
     rows = [trial_summary(r) for r in ledger.trials()]
     best = ledger.incumbent()
     if a.json:
@@ -79,8 +81,16 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 def _cmd_log(a: argparse.Namespace) -> int:
     from mlipilot.audit import GIT_ONE_LINER, audit
+    from mlipilot.ledger import Ledger
+    from mlipilot.run_config import load_run_config
     from mlipilot.trial import dumps
 
+    try:
+        store = load_run_config(Path(a.run)).store
+    except MLIPilotError:  # a clone without its store: git alone answers
+        store = None
+    if store is not None and (problem := Ledger(store / "ledger.jsonl").verify()):
+        raise MLIPilotError(f"store integrity: {problem}")
     entries = audit(Path(a.run), include_rejected=a.all)
     if a.json:
         print(dumps(entries))
@@ -174,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", help="private store (default: DIR.mlipilot-store beside the run)")
     s.add_argument("--executor", default="local", help="local (default) or debug")
     s.add_argument("--size", default="default", help="dataset size for generated benchmarks: default | small")
+    s.add_argument("--sandbox", choices=["bwrap", "apptainer", "none"],
+                   help="where train/train.py runs (default: bwrap if it works here, else none, said loudly)")
     s.set_defaults(func=_cmd_init)
 
     s = sub.add_parser("trial", help="commit the edits under train/, train, score, accept or revert")
@@ -210,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--executor", default="local", choices=["local", "debug", "slurm"])
     s.add_argument("--size", default="default", help="dataset size for generated benchmarks")
     s.add_argument("--api-base", help="OpenAI-compatible endpoint for LLM agents")
+    s.add_argument("--parallel-runs", type=int, default=1,
+                   help="with --executor slurm: (agent, seed) launcher jobs running at once (default 1)")
     s.add_argument("--out", required=True, help="bench directory (re-run to resume)")
     s.set_defaults(func=_cmd_bench)
 
