@@ -41,7 +41,7 @@ def start_fingerprint(root: Path, store: Path) -> dict:
     baseline = hashlib.sha256("\n".join(x for x in listing if not x.endswith("\tmlipilot.toml")).encode()).hexdigest()
     return {"baseline": baseline,
             "holdout": sha256_file(store / "holdout.xyz"), "scorecard": sha256_file(store / "scorecard.yaml"),
-            "harness": harness_hash()}
+            "harness": harness_hash(), "sandbox": str(load_run_config(root).sandbox.kind)}
 
 
 def launch_run(root: str, agent: str, seed: int, iterations: int, api_base: str | None,
@@ -86,7 +86,9 @@ def _finished(store: Path, iterations: int) -> bool:
 
 def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, out: Path, executor: str = "local",
               size: str = "default", api_base: str | None = None, progress: Callable[[str], None] = print,
-              parallel_runs: int = 1) -> dict:
+              parallel_runs: int = 1, allow_mixed_sandbox: bool = False) -> dict:
+    """`allow_mixed_sandbox` lets runs whose training sandboxes differ (say bwrap and none) share a table;
+    otherwise a run that would not be sealed like the others is refused."""
     out = Path(out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
     manifest_path = out / "bench.json"
@@ -108,8 +110,16 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
                 if manifest["start"] is None:
                     manifest["start"] = fp
                 elif fp != manifest["start"]:
-                    diff = [k for k in fp if fp[k] != manifest["start"][k]]
-                    raise MLIPilotError(f"{root}: does not start where the others did ({', '.join(diff)} differ)")
+                    diff = [k for k in fp if fp[k] != manifest["start"].get(k)]
+                    if diff == ["sandbox"] and allow_mixed_sandbox:
+                        progress(f"[{name}] sandbox {fp['sandbox']} differs from {manifest['start'].get('sandbox')}"
+                                 " (allowed by --allow-mixed-sandbox)")
+                    elif diff == ["sandbox"]:
+                        raise MLIPilotError(f"{root}: trains with sandbox {fp['sandbox']}, the other runs with "
+                                            f"{manifest['start'].get('sandbox')} — verdicts are not comparable; "
+                                            "pass --allow-mixed-sandbox to compare anyway")
+                    else:
+                        raise MLIPilotError(f"{root}: does not start where the others did ({', '.join(diff)} differ)")
                 if _finished(store, iterations):
                     progress(f"[{name}] already finished: skipped")
                     entry["status"] = "finished"

@@ -138,7 +138,8 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
     agents = [x.strip() for x in a.agents.split(",") if x.strip()]
     result = run_bench(a.benchmark, agents, a.seeds, a.iterations, Path(a.out), executor=a.executor,
-                       size=a.size, api_base=a.api_base, parallel_runs=a.parallel_runs)
+                       size=a.size, api_base=a.api_base, parallel_runs=a.parallel_runs,
+                       allow_mixed_sandbox=a.allow_mixed_sandbox)
     print(result["summary"].to_string(index=False))
     return 0 if not result["incomplete"] else 5
 
@@ -224,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-base", help="OpenAI-compatible endpoint for LLM agents")
     s.add_argument("--parallel-runs", type=int, default=1,
                    help="with --executor slurm: (agent, seed) launcher jobs running at once (default 1)")
+    s.add_argument("--allow-mixed-sandbox", action="store_true",
+                   help="compare runs even when their training sandboxes differ (e.g. bwrap and none)")
     s.add_argument("--out", required=True, help="bench directory (re-run to resume)")
     s.set_defaults(func=_cmd_bench)
 

@@ -53,9 +53,19 @@ def sacct(job_id: str) -> str:
 def test_full_trial_through_slurm(cfg, good_model):
     (cfg.root / "train" / "train.py").write_text(copy_trainer(str(good_model), sleep=0))
     r = Trial(cfg, progress=print).run("trained model through Slurm")
-    assert r["verdict"] == "accepted" and r["executor"] == "slurm"
+    assert r["verdict"] == "accepted" and r["executor"] == "slurm" and r["sandbox"] == "bwrap"
     for job_id in r["job_ids"].values():
         assert "COMPLETED" in sacct(job_id)
+
+
+def test_sealed_inside_the_slurm_job(cfg, good_model):
+    """The training job on the compute node runs the same sandbox: the store stays out of reach."""
+    holdout = cfg.store / "holdout.xyz"
+    (cfg.root / "train" / "train.py").write_text(f"print(open({str(holdout)!r}).read())\n"
+                                                  + copy_trainer(str(good_model)))
+    r = Trial(cfg, progress=print).run("read the holdout from a Slurm job")
+    assert r["verdict"] == "failed" and "No such file or directory" in r["reason"], r["reason"]
+    assert "REF_energy" not in (r["log_tail"] or "")
 
 
 def test_job_that_raises_records_its_traceback(cfg, tmp_path):
