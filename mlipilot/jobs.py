@@ -109,6 +109,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict) -> dict
     inner = lambda p: str(box.inside(p, src_dir, out))  # noqa: E731
     model, export_dir = out / "model.model", out / "export"
     train = [sys.executable, "train/train.py", "--out-dir", inner(out / "train"), "--model-out", inner(model)]
+    t_train = time.time()
     try:
         rc = run_sandboxed(box, train, src_dir, out, env, log, timeout_s)
     except subprocess.TimeoutExpired:
@@ -122,14 +123,17 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict) -> dict
               inner(model), inner(export_dir)]
     export_log = trial / "export.log"
     export_log.write_bytes(b"")
+    t_export = time.time()
     try:
         rc = run_sandboxed(box, export, src_dir, out, env, export_log, max(60.0, timeout_s - (time.time() - started)))
     except subprocess.TimeoutExpired:
         raise JobFailed("model export timed out") from None
     if rc != 0 or not (export_dir / CONFIG_FILE).exists():
         raise JobFailed(f"the trained model cannot be exported as data: {last_error_line(export_log)}")
-    return {"started": started, "seconds": time.time() - started, "host": socket.gethostname(),
-            "model": str(export_dir), "sandbox": str(box.kind)}
+    done = time.time()
+    return {"started": started, "seconds": done - started, "host": socket.gethostname(),
+            "model": str(export_dir), "sandbox": str(box.kind),
+            "steps": {"train_py": t_export - t_train, "export": done - t_export}}
 
 
 @_as_result

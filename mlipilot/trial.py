@@ -263,7 +263,8 @@ class Trial:
             result = jobs.wait(job, on_poll=show_epochs)
         except jobs.JobFailed as e:
             out["error"] = f"training failed: {e}"
-            out["log_tail"] = tail(train_log.read_text(errors="replace")) if train_log.exists() else None
+            logs = [f.read_text(errors="replace") for f in (train_log, trial_dir / "export.log") if f.exists()]
+            out["log_tail"] = tail("\n".join(x for x in logs if x.strip())) if logs else None
             out["wall"] = {"queue": 0.0, "train": time.time() - submitted}
             return out
         finally:
@@ -274,6 +275,7 @@ class Trial:
             return out
         out["wall"]["queue"] = max(0.0, result["started"] - submitted)
         out["wall"]["train"] = result["seconds"]
+        out["wall"].update({f"train_{k}": v for k, v in result.get("steps", {}).items()})
 
         self.progress("  scoring")
         t0 = time.time()
@@ -302,12 +304,14 @@ class Trial:
         trial_dir = Path(record["trial_dir"])
         src = trial_dir / "job" / "src"
         if "train" not in attach_ids:
+            t0 = time.time()
             shutil.rmtree(trial_dir / "job", ignore_errors=True)
             src.mkdir(parents=True)
             archive = subprocess.run(["git", "archive", "--format=tar", record["commit"]], cwd=self.cfg.root,
                                      capture_output=True, check=True).stdout
             with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
                 tar.extractall(src, filter="data")
+            record["prepare_seconds"] = round(time.time() - t0, 4)
         return self._submit_or_attach("train", attach_ids, record, self.cfg.train_timeout_min, jobs.train_job,
                                       str(src), str(trial_dir), self.cfg.train_timeout_min * 60,
                                       self.sandbox_cfg.to_json())

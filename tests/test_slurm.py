@@ -73,8 +73,8 @@ def test_job_that_raises_records_its_traceback(cfg, tmp_path):
     bad.write_text("not a torch file")
     (cfg.root / "train" / "train.py").write_text(copy_trainer(str(bad), sleep=0))
     r = Trial(cfg, progress=print).run("a model file that does not load")
-    assert r["verdict"] == "failed" and "SmokeError" in r["reason"]
-    assert "Traceback" in r["log_tail"] and "does not load" in r["log_tail"]
+    assert r["verdict"] == "failed" and "cannot be exported as data: _pickle.UnpicklingError" in r["reason"]
+    assert "Traceback" in r["log_tail"] and "invalid load key" in r["log_tail"]
 
 
 def test_job_over_its_time_limit_is_killed(tmp_path):
