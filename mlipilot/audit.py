@@ -9,9 +9,9 @@ from pathlib import Path
 import git
 
 from mlipilot.errors import MLIPilotError
-from mlipilot.git_history import REJECTED_PREFIX
+from mlipilot.git_history import REJECTED_PREFIX, TRAILER_METRICS, metric_trailer
 
-METRIC_TRAILERS = ("Composite", "Violation", "Energy-Rmse", "Force-Rmse", "Md-Failed-Runs", "Steps-Per-Second")
+METRIC_TRAILERS = ("Composite", "Violation", *(metric_trailer(m) for m in TRAILER_METRICS))
 
 # The same audit without MLIPilot installed:
 GIT_ONE_LINER = ("git log --format='%h %(trailers:key=MLIPilot-Trial,valueonly,separator=) "
@@ -84,5 +84,12 @@ def show(path: Path, trial: int, store: Path | None = None) -> dict:
             e["trailers"] = trailers(commit)
             if store is not None and (store / "trials" / f"{trial:04d}" / "scorecard.json").is_file():
                 e["scorecard_json"] = str(store / "trials" / f"{trial:04d}" / "scorecard.json")
+            if store is not None:  # a close call trained twice: both runs
+                from mlipilot.ledger import Ledger
+
+                row = next((r for r in Ledger(store / "ledger.jsonl").trials() if r["trial"] == trial), {})
+                if row.get("confirm"):
+                    e["seeds"] = [{"seed": row.get("seed", 1), "composite": row.get("composite"),
+                                   "metrics": row.get("metrics")}, row["confirm"]]
             return e
     raise MLIPilotError(f"no trial {trial} in {path} (fetch refs/mlipilot/* if it was rejected in a clone)")

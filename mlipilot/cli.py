@@ -30,6 +30,25 @@ def _cmd_trial(a: argparse.Namespace) -> int:
     return 0 if record["verdict"] in ("accepted", "rejected") else 3
 
 
+def _cmd_noise(a: argparse.Namespace) -> int:
+    from mlipilot.run_config import load_run_config
+    from mlipilot.trial import Trial
+
+    cfg = load_run_config(Path(a.run))
+    if a.executor:
+        cfg = dataclasses.replace(cfg, executor=a.executor)
+    e = Trial(cfg).measure_noise(a.seeds)
+    print(f"noise of trial {e['incumbent_trial']} over harness seeds {e['seeds']} ({e['wall_s']:.0f} s):")
+    print(f"  composite: {', '.join(f'{x:.4f}' for x in e['composite'])}  sigma {e['sigma_composite']:.4g}")
+    print(f"  total violation: {', '.join(f'{x:.3f}' for x in e['total_violation'])}  sigma {e['sigma_violation']:.4g}")
+    for m in ("energy_rmse", "force_rmse", "steps_per_cpu_second", "steps_per_second"):
+        if m in e["values"]:
+            print(f"  {m}: {', '.join(f'{x:.4g}' for x in e['values'][m])}  sigma {e['sigma'][m]:.4g}")
+    print(f"margin from now on: max(noise_margin x incumbent, {cfg.noise.z:g} x sigma); close calls under "
+          f"{cfg.noise.confirm:g} sigma are confirmed with a second seed")
+    return 0
+
+
 def _cmd_status(a: argparse.Namespace) -> int:
     from mlipilot.ledger import Ledger
     from mlipilot.run_config import load_run_config
@@ -129,6 +148,9 @@ def _cmd_show(a: argparse.Namespace) -> int:
     print("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items()))
     if e.get("scorecard_json"):
         print(f"full scorecard: {e['scorecard_json']}")
+    for run in e.get("seeds") or []:
+        print(f"seed {run['seed']}: composite {run['composite']}, " + ", ".join(
+            f"{k} {v:g}" for k, v in (run.get("metrics") or {}).items() if k in ("energy_rmse", "force_rmse")))
     print(e["diff"] or "(no diff)")
     return 0
 
@@ -194,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", default=".", help="run directory (default: current)")
     s.add_argument("--executor", choices=["local", "debug", "slurm"], help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_trial)
+
+    s = sub.add_parser("noise", help="train the incumbent with K harness seeds; its spread sets the margin")
+    s.add_argument("--seeds", type=int, help="trainings in all, the incumbent's own included (default: "
+                   "mlipilot.toml [noise] seeds, 3)")
+    s.add_argument("--run", default=".", help="run directory (default: current)")
+    s.add_argument("--executor", choices=["local", "debug", "slurm"], help="override mlipilot.toml's executor")
+    s.set_defaults(func=_cmd_noise)
 
     s = sub.add_parser("status", help="trials so far and the best model")
     s.add_argument("--run", default=".", help="run directory (default: current)")

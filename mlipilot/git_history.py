@@ -10,6 +10,12 @@ from pathlib import Path
 import git
 
 REJECTED_PREFIX = "refs/mlipilot/rejected/"
+# metrics worth a trailer (written by the trial, read by the audit); the full scorecard is in the store
+TRAILER_METRICS = ("energy_rmse", "force_rmse", "md_failed_runs", "steps_per_second", "steps_per_cpu_second")
+
+
+def metric_trailer(metric: str) -> str:
+    return metric.replace("_", "-").title()
 # Never run code from the run's .git (hooks, fsmonitor) in the harness, whatever its config says.
 HARDENING = {"core.hooksPath": os.devnull, "core.fsmonitor": "false"}
 _IDENTITY = ("-c", "user.name=MLIPilot harness", "-c", "user.email=mlipilot@localhost",

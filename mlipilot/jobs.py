@@ -90,9 +90,10 @@ def _as_result(fn: Callable[..., dict]) -> Callable[..., dict]:
 
 
 @_as_result
-def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict) -> dict:
+def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: int = 1) -> dict:
     """Run the committed tree's train/train.py inside the sandbox, then the harness's export step
-    (same sandbox) that turns the trained model into data: model.json + weights.pt."""
+    (same sandbox) that turns the trained model into data: model.json + weights.pt. `seed` is the
+    harness's training seed (MLIPILOT_SEED; the shipped train.py passes it to mace-torch)."""
     from mlipilot.model_export import CONFIG_FILE
     from mlipilot.sandbox import SandboxConfig, SandboxError, clean_env, open_sandbox, run_sandboxed
 
@@ -105,7 +106,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict) -> dict
         raise SandboxError(f"sandbox {box.kind} cannot start: {problem}")
     log = trial / "train.log"
     log.write_bytes(b"")
-    env = clean_env({**ONE_THREAD, "PYTHONUNBUFFERED": "1"})
+    env = clean_env({**ONE_THREAD, "PYTHONUNBUFFERED": "1", "MLIPILOT_SEED": str(int(seed))})
     inner = lambda p: str(box.inside(p, src_dir, out))  # noqa: E731
     model, export_dir = out / "model.model", out / "export"
     train = [sys.executable, "train/train.py", "--out-dir", inner(out / "train"), "--model-out", inner(model)]

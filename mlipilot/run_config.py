@@ -41,6 +41,11 @@ kind = "{sandbox}"
 # image = "/path/to/env.sif"   # apptainer only: an image with your Python environment and MLIPilot
 # hide = ["/data/my_holdout_copies"]   # more paths train.py must not see (the store and the holdout's source are hidden already)
 
+[noise]                     # verdicts that survive seed noise (see README)
+seeds = 3                   # `mlipilot noise`: trainings of the incumbent, one harness seed each
+z = 2.0                     # margin = max(scorecard noise_margin x incumbent, z x sigma)
+confirm = 3.0               # a win smaller than confirm x sigma is trained again with a second seed
+
 [agent]                     # defaults for `mlipilot run`; its flags override them
 model = "expert"            # expert | random | optuna | local:qwen2.5-coder-0.5b | any litellm model string
 iterations = 6
@@ -51,6 +56,13 @@ llm_calls_per_iteration = 12
 # max_cost = 5.0
 # max_wall_min = 120
 """
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    seeds: int = 3
+    z: float = 2.0
+    confirm: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,10 @@ class RunConfig:
     agent: dict  # the optional [agent] table, validated
     slurm: dict  # the optional Slurm keys of [executor]
     sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
+    noise: NoiseConfig = NoiseConfig()  # [noise]
+
+
+_NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float)}
 
 
 _SLURM_FIELDS = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
@@ -147,7 +163,18 @@ def load_run_config(root: Path) -> RunConfig:
     kinds = [str(k) for k in SandboxKind]
     if sandbox.get("kind") not in kinds:
         raise config_error(path, "sandbox.kind", f"unknown sandbox {sandbox.get('kind')!r}", f"use one of {', '.join(kinds)}")
+    noise = d.get("noise", {})
+    if not isinstance(noise, dict):
+        raise config_error(path, "[noise]", "expected a table", "write [noise] with seeds = 3")
+    for key, value in noise.items():
+        if key not in _NOISE_FIELDS:
+            raise config_error(path, f"noise.{key}", "unknown field", f"remove it (known: {', '.join(_NOISE_FIELDS)})")
+        if not isinstance(value, _NOISE_FIELDS[key]) or isinstance(value, bool) or value <= 0:
+            raise config_error(path, f"noise.{key}", f"must be a positive number ({value!r})", "see the template")
+    if noise.get("seeds", 3) < 2:
+        raise config_error(path, "noise.seeds", "needs at least 2 seeds to measure a spread", "write seeds = 3")
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
                      {k: v for k, v in ex.items() if k in _SLURM_FIELDS},
-                     SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ()))))
+                     SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ()))),
+                     NoiseConfig(int(noise.get("seeds", 3)), float(noise.get("z", 2.0)), float(noise.get("confirm", 3.0))))

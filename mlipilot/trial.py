@@ -18,18 +18,17 @@ from typing import Callable
 
 import mlipilot
 from mlipilot import jobs
+from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
-from mlipilot.git_history import RunRepo, format_message
+from mlipilot.git_history import TRAILER_METRICS, RunRepo, format_message, metric_trailer
 from mlipilot.integrity import editable_problem, integrity_problem, load_seal, seal_problem, sha256_file
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import RunConfig
 from mlipilot.sandbox import NONE_WARNING, SandboxConfig, SandboxKind, open_sandbox
 from mlipilot.sanitize import sanitize, tail
 from mlipilot.scorecard.spec import load_spec
-from mlipilot.scorecard.verdict import ACCEPTED, FAILED, assess, decide
+from mlipilot.scorecard.verdict import ACCEPTED, FAILED, REJECTED, Assessment, Noise, Verdict, assess, decide
 
-# metrics worth a trailer; the full scorecard lives in the ledger and the trial folder
-TRAILER_METRICS = ("energy_rmse", "force_rmse", "md_failed_runs", "steps_per_second")
 
 
 def harness_hash() -> str:
@@ -116,6 +115,10 @@ class Trial:
             raise MLIPilotError(f"{cfg.root}: HEAD is on {branch or 'a detached commit'}, not the run branch "
                                 f"{cfg.branch} — run `git checkout {cfg.branch}`")
         self.preflight(cfg.root)
+        if self.ledger.trials() and not effective_changes(cfg.root, cfg.editable):
+            raise MLIPilotError(f"no change under {', '.join(cfg.editable)} that training would see (comments, "
+                                "whitespace and the seed, which the harness sets, do not count) — edit an option "
+                                "or train.py first")
         record = self._begin(hypothesis, agent, model, tokens_in, tokens_out, cost, extra, self.repo)
         return self._finish(record)
 
@@ -148,7 +151,7 @@ class Trial:
             "trial": n, "status": "submitted", "run": cfg.name, "parent_commit": parent, "commit": commit,
             "diff_stat": repo.diff_stat(parent, commit), "hypothesis": sanitize(hypothesis, 2000),
             "agent": agent, "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
-            "executor": cfg.executor, "sandbox": str(self.sandbox.kind), "host": socket.gethostname(),
+            "executor": cfg.executor, "sandbox": str(self.sandbox.kind), "seed": 1, "host": socket.gethostname(),
             "trial_dir": str(trial_dir),
             "started_at": _now(),
             "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.holdout),
@@ -175,17 +178,26 @@ class Trial:
         incumbent_row = self.ledger.incumbent()
         incumbent = assess(incumbent_row["metrics"], self.spec) if incumbent_row else None
         candidate = assess(outcome["metrics"], self.spec) if outcome.get("metrics") else None
-        verdict = decide(candidate, incumbent, self.spec, integrity_problem=problem, job_error=outcome.get("error"))
+        noise = self.noise(incumbent_row)
+        verdict = decide(candidate, incumbent, self.spec, integrity_problem=problem, job_error=outcome.get("error"),
+                         noise=noise)
+        seeds = [record.get("seed", 1)]
+        if verdict.close:  # a win inside confirm x sigma: trained again with a second harness seed
+            verdict, confirm = self._confirm(record, candidate, incumbent, noise, verdict)
+            record["confirm"] = confirm
+            seeds.append(confirm["seed"])
 
         trailers = dict(base_trailers)
         trailers.update({"Verdict": verdict.verdict, "Reason": verdict.reason, "Parent-Trial":
-                         incumbent_row["trial"] if incumbent_row else None})
+                         incumbent_row["trial"] if incumbent_row else None,
+                         "Seed": ",".join(map(str, seeds)),
+                         "Margin": None if verdict.margin is None else f"{verdict.margin:.4g}"})
         if candidate:
             trailers.update({"Composite": f"{candidate.composite:.6g}", "Feasible": str(candidate.feasible).lower(),
                              "Violation": f"{candidate.total_violation:.6g}"})
             for m in TRAILER_METRICS:
                 if outcome["metrics"].get(m) is not None:
-                    trailers[m.replace("_", "-").title()] = f"{outcome['metrics'][m]:.6g}"
+                    trailers[metric_trailer(m)] = f"{outcome['metrics'][m]:.6g}"
         trailers["Scorecard-SHA256"] = self.spec.sha256[:16]
         trailers["Sandbox"] = str(self.sandbox.kind)
         message = format_message(hypothesis, "", trailers)
@@ -204,6 +216,7 @@ class Trial:
             "status": "finished", "commit": final_commit, "rejected_ref": rejected_ref,
             "verdict": verdict.verdict, "reason": verdict.reason,
             "metrics": outcome.get("metrics"), "job_ids": outcome["job_ids"], "log_tail": outcome.get("log_tail"),
+            "margin": verdict.margin, "noise": noise.__dict__ if noise else None,
             "violations": candidate.violations if candidate else None,
             "total_violation": candidate.total_violation if candidate else None,
             "composite": candidate.composite if candidate else None,
@@ -234,7 +247,8 @@ class Trial:
             raise jobs.JobFailed(f"{stage} job submission failed: {type(e).__name__}: {str(e).strip()[-400:]}") from None
         # known before any waiting, so a restarted launcher can re-attach
         record["job_ids"] = {**record.get("job_ids", {}), stage: str(job.job_id)}
-        self.ledger.append(record)
+        if not record.get("replicate"):  # replicates (noise, confirmation) are recorded by their caller
+            self.ledger.append(record)
         return job
 
     def _train_and_score(self, trial_dir: Path, record: dict, attach_ids: dict) -> dict:
@@ -314,7 +328,87 @@ class Trial:
             record["prepare_seconds"] = round(time.time() - t0, 4)
         return self._submit_or_attach("train", attach_ids, record, self.cfg.train_timeout_min, jobs.train_job,
                                       str(src), str(trial_dir), self.cfg.train_timeout_min * 60,
-                                      self.sandbox_cfg.to_json())
+                                      self.sandbox_cfg.to_json(), int(record.get("seed", 1)))
+
+    # -- noise: replicates of one commit with other harness seeds -----------------------------------
+    def replicate(self, row: dict, seed: int) -> dict:
+        """Train and score `row`'s commit again with harness seed `seed` (kept in the trial's folder)."""
+        folder = Path(row["trial_dir"]) / f"seed-{seed}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        sub = {"trial": row["trial"], "commit": row["commit"], "trial_dir": str(folder), "seed": seed,
+               "replicate": True}
+        self.progress(f"trial {row['trial']}: training again with harness seed {seed}")
+        outcome = self._train_and_score(folder, sub, {})
+        if outcome.get("fatal"):
+            raise MLIPilotError(outcome["fatal"])
+        return {"seed": seed, "metrics": outcome.get("metrics"), "error": outcome.get("error"),
+                "trial_dir": str(folder)}
+
+    def noise(self, incumbent_row: dict | None) -> Noise | None:
+        """The latest noise measurement (`mlipilot noise`), whichever incumbent it was measured on."""
+        events = [r for r in self.ledger.rows() if r.get("event") == "noise"]
+        if not incumbent_row or not events:
+            return None
+        e = events[-1]
+        return Noise(e["sigma_composite"], e["sigma_violation"], self.cfg.noise.z, self.cfg.noise.confirm)
+
+    def measure_noise(self, seeds: int | None = None) -> dict:
+        """Train the incumbent's commit with harness seeds 2..K (seed 1 is its trial) and record the
+        spread of every metric, the composite and the total violation in the ledger."""
+        import statistics
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.recover_interrupted()
+        if problem := self.ledger.verify() or seal_problem(self.cfg.root, self.cfg.store):
+            raise MLIPilotError(f"store integrity: {problem}")
+        row = self.ledger.incumbent()
+        if row is None:
+            raise MLIPilotError("no incumbent yet — run the baseline first: mlipilot trial -m baseline")
+        k = seeds or self.cfg.noise.seeds
+        if k < 2:
+            raise MLIPilotError("--seeds: a spread needs at least 2 seeds")
+        t0 = time.time()
+        workers = 1 if self.cfg.executor == "debug" else k - 1  # debug jobs run in this process
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            runs = [{"seed": 1, "metrics": row["metrics"]}] + list(pool.map(lambda s: self.replicate(row, s),
+                                                                          range(2, k + 1)))
+        failed = [r for r in runs if not r.get("metrics")]
+        if failed:
+            raise MLIPilotError(f"noise: seed {failed[0]['seed']} failed ({failed[0]['error']}); nothing recorded")
+        assessed = [assess(r["metrics"], self.spec) for r in runs]
+        names = sorted(k2 for k2, v in runs[0]["metrics"].items() if isinstance(v, (int, float)))
+        values = {m: [r["metrics"].get(m) for r in runs] for m in names}
+        sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0  # noqa: E731
+        event = {"event": "noise", "incumbent_trial": row["trial"], "commit": row["commit"],
+                 "seeds": [r["seed"] for r in runs], "values": values,
+                 "sigma": {m: sd([x for x in v if isinstance(x, (int, float))]) for m, v in values.items()},
+                 "composite": [a.composite for a in assessed], "total_violation": [a.total_violation for a in assessed],
+                 "sigma_composite": sd([a.composite for a in assessed]),
+                 "sigma_violation": sd([a.total_violation for a in assessed]),
+                 "wall_s": round(time.time() - t0, 1), "at": _now()}
+        self.ledger.append(event)
+        return event
+
+    def _confirm(self, record: dict, candidate, incumbent, noise: Noise, first) -> tuple:
+        """Accept a close call only if the mean over two harness seeds still beats the incumbent."""
+        rep = self.replicate(record, 2)
+        second = assess(rep["metrics"], self.spec) if rep.get("metrics") else None
+        confirm = {"seed": 2, "metrics": rep.get("metrics"), "error": rep.get("error"),
+                   "composite": second.composite if second else None,
+                   "total_violation": second.total_violation if second else None}
+        if second is None:
+            return Verdict(REJECTED, f"close call not confirmed: seed 2 failed ({rep.get('error')})", first.margin), confirm
+        mean = Assessment({k: (candidate.violations.get(k, 0) + second.violations.get(k, 0)) / 2
+                           for k in {*candidate.violations, *second.violations}},
+                          (candidate.total_violation + second.total_violation) / 2,
+                          (candidate.composite + second.composite) / 2)
+        again = decide(mean, incumbent, self.spec, noise=noise)
+        both = f"seeds 1 and 2: composite {candidate.composite:.4f}, {second.composite:.4f}"
+        if again.verdict == ACCEPTED:
+            return Verdict(ACCEPTED, f"{first.reason}; confirmed by the mean over {both}", again.margin), confirm
+        return Verdict(REJECTED, f"close call not confirmed: the mean over {both} does not hold ({again.reason})",
+                       again.margin), confirm
 
 
 def _text(s: str) -> str:

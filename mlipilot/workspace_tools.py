@@ -11,6 +11,7 @@ from pathlib import Path
 
 import git
 
+from mlipilot.edits import effective_changes
 from mlipilot.git_history import RunRepo
 from mlipilot.integrity import GIT_CONTROL_FILES, is_editable
 from mlipilot.ledger import Ledger
@@ -183,8 +184,8 @@ class WorkspaceTools:
         return cap(json.dumps(body, indent=1, default=_round) + "\n--- diff ---\n" + diff)
 
     def has_changes(self) -> bool:
-        """Whether the editable paths differ from the last accepted commit."""
-        return bool(git.Repo(self.root).git.status("--porcelain", "--", *self.cfg.editable).strip())
+        """Whether the editable paths differ from the last accepted commit in a way training sees."""
+        return bool(effective_changes(self.root, self.cfg.editable))
 
     def call(self, name: str, args: dict) -> str:
         """Dispatch a non-terminal tool; ToolError and bad arguments come back as text."""

@@ -46,7 +46,7 @@ def test_malformed_yaml_names_line(tmp_path):
 
 
 def test_missing_model_is_a_smoke_failure(tmp_path, small_data):
-    with pytest.raises(SmokeError, match="no model file"):
+    with pytest.raises(SmokeError, match="no exported model"):
         score_model(tmp_path / "nope.model", load_spec(SHIPPED), small_data["holdout"], progress=lambda s: None)
 
 

@@ -57,3 +57,17 @@ def test_assess_normalises_violations(spec):
     assert a.violations == {"energy_rmse": pytest.approx(0.5), "md_failed_runs": pytest.approx(2.0)}
     assert not a.feasible and a.total_violation == pytest.approx(2.5)
     assert assess(m(5), spec).composite == pytest.approx(0.5 + 1.0)
+
+
+def test_measured_noise_widens_the_margin_and_flags_close_calls(spec):
+    from mlipilot.scorecard.verdict import Noise
+
+    noise = Noise(sigma_composite=0.1, sigma_violation=0.0, z=2.0, confirm=3.0)
+    inc = assess(m(5), spec)  # composite 1.5: the 2 % margin alone would be 0.03
+    within = decide(assess(m(4), spec), inc, spec, noise=noise)  # gain 0.1 < 2 sigma
+    assert within.verdict == "rejected" and "2 sigma = 0.2" in within.reason and within.margin == pytest.approx(0.2)
+    close = decide(assess(m(2.5), spec), inc, spec, noise=noise)  # 2 sigma < gain 0.25 < 3 sigma
+    assert close.verdict == "accepted" and close.close
+    clear = decide(assess(m(1), spec), inc, spec, noise=noise)  # gain 0.4 > 3 sigma
+    assert clear.verdict == "accepted" and not clear.close
+    assert decide(assess(m(4), spec), inc, spec).verdict == "accepted"  # without a measurement: 2 %

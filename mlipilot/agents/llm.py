@@ -175,7 +175,8 @@ class LLMAgent(Agent):
                         usage.tool_errors += 1
                         self.progress(f"  llm call {usage.llm_calls}: run_experiment refused: nothing changed")
                         self._reply(messages, assistant, call_id, "Error: nothing under train/ changed since the "
-                                    "best trial; edit a file first, then call run_experiment.")
+                                    "best trial in a way training would see (comments, whitespace and the seed, "
+                                    "which the harness sets, do not count); edit an option first.")
                         continue
                     return IterationResult("experiment" if name == "run_experiment" else "finish",
                                            text or "finished", usage)

@@ -78,7 +78,8 @@ def score_model(model_dir: Path, spec: ScorecardSpec, holdout_path: Path,
         metrics.update(stability_metrics(calc, spec, progress))
         t3 = time.perf_counter()
         metrics.update(throughput_metrics(calc, spec))
-    progress(f"  throughput: {metrics['steps_per_second']:.1f} steps/s ({metrics['ns_per_day']:.2f} ns/day)"
+    progress(f"  throughput: {metrics['steps_per_cpu_second']:.1f} steps/CPU-s, {metrics['steps_per_second']:.1f} steps/s"
+             f" ({metrics['ns_per_day']:.2f} ns/day)"
              f" for {int(metrics['throughput_atoms'])} atoms")
     t4 = time.perf_counter()
     metrics["score_seconds"] = {"load_smoke": t1 - t0, "accuracy": t2 - t1, "stability": t3 - t2,

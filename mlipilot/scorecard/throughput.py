@@ -1,4 +1,6 @@
-"""Inference throughput: MD steps per second (median of repeats, after warm-up) and CPU time."""
+"""Inference throughput: MD steps per CPU-second of the single-threaded scorer (what scorecards gate:
+it does not move with the neighbours' load) and per wall-second (information); medians of repeats,
+after warm-up."""
 
 from __future__ import annotations
 
@@ -31,5 +33,6 @@ def throughput_metrics(calc: Calculator, spec: ScorecardSpec, atoms: Atoms | Non
         "steps_per_second": sps,
         "ns_per_day": sps * tp.timestep_fs * 86400 / 1e6,
         "cpu_seconds_per_step": statistics.median(cpu),
+        "steps_per_cpu_second": 1.0 / max(statistics.median(cpu), 1e-9),
         "throughput_atoms": float(len(atoms)),
     }

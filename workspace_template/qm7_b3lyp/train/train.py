@@ -1,10 +1,12 @@
 """Train a MACE model with mace-torch on data/train.xyz and data/valid.xyz.
 
 The harness runs:  python train/train.py --out-dir DIR --model-out PATH
-and scores whatever model file ends up at PATH. Options come from train/config.yaml.
+and scores whatever model file ends up at PATH. Options come from train/config.yaml; the training
+seed comes from the harness (MLIPILOT_SEED), so repeated trials measure noise honestly.
 """
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +41,8 @@ def main() -> None:
         "--results_dir", str(out / "results"),
         "--log_dir", str(out / "logs"),
     ]
+    if os.environ.get("MLIPILOT_SEED"):
+        cmd += ["--seed", os.environ["MLIPILOT_SEED"]]  # overrides seed: in config.yaml
     subprocess.run(cmd, check=True)
     # mace-torch writes model_stagetwo.model when stage two (swa) ran; prefer it.
     name = "model_stagetwo.model" if config.get("swa") else "model.model"
