@@ -45,6 +45,7 @@ kind = "{sandbox}"
 seeds = 3                   # `mlipilot noise`: trainings of the incumbent, one harness seed each
 z = 2.0                     # margin = max(scorecard noise_margin x incumbent, z x sigma)
 confirm = 3.0               # a win smaller than confirm x sigma is trained again with a second seed
+base_seed = 1               # every trial trains with this seed; replicates use base_seed + 1, + 2, ...
 
 [agent]                     # defaults for `mlipilot run`; its flags override them
 model = "expert"            # expert | random | optuna | local:qwen2.5-coder-0.5b | any litellm model string
@@ -63,6 +64,7 @@ class NoiseConfig:
     seeds: int = 3
     z: float = 2.0
     confirm: float = 3.0
+    base_seed: int = 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class RunConfig:
     noise: NoiseConfig = NoiseConfig()  # [noise]
 
 
-_NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float)}
+_NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float), "base_seed": int}
 
 
 _SLURM_FIELDS = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
@@ -177,4 +179,5 @@ def load_run_config(root: Path) -> RunConfig:
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
                      {k: v for k, v in ex.items() if k in _SLURM_FIELDS},
                      SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ()))),
-                     NoiseConfig(int(noise.get("seeds", 3)), float(noise.get("z", 2.0)), float(noise.get("confirm", 3.0))))
+                     NoiseConfig(int(noise.get("seeds", 3)), float(noise.get("z", 2.0)), float(noise.get("confirm", 3.0)),
+                                 int(noise.get("base_seed", 1))))

@@ -151,7 +151,7 @@ class Trial:
             "trial": n, "status": "submitted", "run": cfg.name, "parent_commit": parent, "commit": commit,
             "diff_stat": repo.diff_stat(parent, commit), "hypothesis": sanitize(hypothesis, 2000),
             "agent": agent, "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
-            "executor": cfg.executor, "sandbox": str(self.sandbox.kind), "seed": 1, "host": socket.gethostname(),
+            "executor": cfg.executor, "sandbox": str(self.sandbox.kind), "seed": cfg.noise.base_seed, "host": socket.gethostname(),
             "trial_dir": str(trial_dir),
             "started_at": _now(),
             "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.holdout),
@@ -354,7 +354,7 @@ class Trial:
         return Noise(e["sigma_composite"], e["sigma_violation"], self.cfg.noise.z, self.cfg.noise.confirm)
 
     def measure_noise(self, seeds: int | None = None) -> dict:
-        """Train the incumbent's commit with harness seeds 2..K (seed 1 is its trial) and record the
+        """Train the incumbent's commit with the next K-1 harness seeds (the first is its trial's) and record the
         spread of every metric, the composite and the total violation in the ledger."""
         import statistics
         from concurrent.futures import ThreadPoolExecutor
@@ -371,8 +371,9 @@ class Trial:
         t0 = time.time()
         workers = 1 if self.cfg.executor == "debug" else k - 1  # debug jobs run in this process
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            runs = [{"seed": 1, "metrics": row["metrics"]}] + list(pool.map(lambda s: self.replicate(row, s),
-                                                                          range(2, k + 1)))
+            first = row.get("seed", 1)
+            runs = [{"seed": first, "metrics": row["metrics"]}] + list(pool.map(lambda s: self.replicate(row, s),
+                                                                              range(first + 1, first + k)))
         failed = [r for r in runs if not r.get("metrics")]
         if failed:
             raise MLIPilotError(f"noise: seed {failed[0]['seed']} failed ({failed[0]['error']}); nothing recorded")
@@ -392,19 +393,21 @@ class Trial:
 
     def _confirm(self, record: dict, candidate, incumbent, noise: Noise, first) -> tuple:
         """Accept a close call only if the mean over two harness seeds still beats the incumbent."""
-        rep = self.replicate(record, 2)
+        seed = record.get("seed", 1) + 1
+        rep = self.replicate(record, seed)
         second = assess(rep["metrics"], self.spec) if rep.get("metrics") else None
-        confirm = {"seed": 2, "metrics": rep.get("metrics"), "error": rep.get("error"),
+        confirm = {"seed": seed, "metrics": rep.get("metrics"), "error": rep.get("error"),
                    "composite": second.composite if second else None,
                    "total_violation": second.total_violation if second else None}
         if second is None:
-            return Verdict(REJECTED, f"close call not confirmed: seed 2 failed ({rep.get('error')})", first.margin), confirm
+            return Verdict(REJECTED, f"close call not confirmed: seed {seed} failed ({rep.get('error')})",
+                           first.margin), confirm
         mean = Assessment({k: (candidate.violations.get(k, 0) + second.violations.get(k, 0)) / 2
                            for k in {*candidate.violations, *second.violations}},
                           (candidate.total_violation + second.total_violation) / 2,
                           (candidate.composite + second.composite) / 2)
         again = decide(mean, incumbent, self.spec, noise=noise)
-        both = f"seeds 1 and 2: composite {candidate.composite:.4f}, {second.composite:.4f}"
+        both = f"seeds {seed - 1} and {seed}: composite {candidate.composite:.4f}, {second.composite:.4f}"
         if again.verdict == ACCEPTED:
             return Verdict(ACCEPTED, f"{first.reason}; confirmed by the mean over {both}", again.margin), confirm
         return Verdict(REJECTED, f"close call not confirmed: the mean over {both} does not hold ({again.reason})",
