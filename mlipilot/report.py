@@ -55,6 +55,10 @@ def make_figures(df: pd.DataFrame, out: Path) -> dict[str, Path]:
         c = colours[agent]
         ax.step(g["iteration"], g["best_so_far"], where="post", color=c, alpha=0.8,
                 label=agent if seed == df[df.agent == agent]["seed"].min() else None)
+        if "noise_sigma" in g and g["noise_sigma"].notna().any():  # the incumbent's measured seed noise
+            sigma = g["noise_sigma"].ffill().fillna(0.0)
+            ax.fill_between(g["iteration"], g["best_so_far"] - sigma, g["best_so_far"] + sigma, step="post",
+                            color=c, alpha=0.15, lw=0)
         pts = g.dropna(subset=["composite"])
         feas = pts["feasible"].astype(bool)
         ax.scatter(pts["iteration"][feas], pts["composite"][feas], color=c, s=22, zorder=3)
@@ -65,7 +69,8 @@ def make_figures(df: pd.DataFrame, out: Path) -> dict[str, Path]:
                        color="#ffcdd2", alpha=0.15, lw=0)
     ax.set_yscale("log")
     ax.set(xlabel="iteration", ylabel="composite score (lower is better)",
-           title="Composite vs iteration (hollow: infeasible trial; shaded: best still infeasible)")
+           title="Composite vs iteration (hollow: infeasible trial; red: best still infeasible;\n"
+                 "band: best ± the seed noise the harness measured)")
     ax.legend(fontsize=8)
     figs["composite_vs_iteration"] = _save(fig, out, "composite_vs_iteration")
     plt.close(fig)

@@ -11,6 +11,7 @@ from mlipilot.ledger import Ledger
 COLUMNS = ["agent", "seed", "run", "iteration", "trial", "verdict", "composite", "feasible", "total_violation",
            "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors", "llm_calls",
            "job_failed", "job_timeout", "wall_llm", "wall_queue", "wall_train", "wall_score", "wall_total",
+           "harness_seed", "confirm_seed", "confirm_composite", "margin", "noise_sigma",
            "harness_hash", "scorecard_hash", "hypothesis"]
 
 
@@ -42,6 +43,9 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
                "job_failed": verdict == "failed", "job_timeout": "timed out" in str(r.get("reason", "")),
                "wall_llm": r.get("llm_seconds"), "wall_queue": wall.get("queue"), "wall_train": wall.get("train"),
                "wall_score": wall.get("score"), "wall_total": wall.get("total"),
+               "harness_seed": r.get("seed"), "confirm_seed": (r.get("confirm") or {}).get("seed"),
+               "confirm_composite": (r.get("confirm") or {}).get("composite"), "margin": r.get("margin"),
+               "noise_sigma": (r.get("noise") or {}).get("sigma_composite"),
                "harness_hash": (r.get("hashes") or {}).get("harness"),
                "scorecard_hash": (r.get("hashes") or {}).get("scorecard"),
                "hypothesis": r.get("hypothesis") or r.get("text")}

@@ -96,3 +96,20 @@ def test_noise_margin_and_confirmed_close_call(tiny_run):
     out = subprocess.run([sys.executable, "-m", "mlipilot.cli", "show", str(better["trial"]), "--run",
                           str(tiny_run.root)], capture_output=True, text=True)
     assert out.returncode == 0 and "seed 1: composite" in out.stdout and "seed 2: composite" in out.stdout
+
+
+def test_report_draws_the_noise_band(tmp_path):
+    import pandas as pd
+
+    from mlipilot.report import make_figures
+    from mlipilot.results import summary
+
+    rows = [{"agent": "expert", "seed": 0, "run": "r", "iteration": i, "trial": i, "verdict": v, "composite": c,
+             "feasible": True, "total_violation": 0.0, "best_so_far": b, "best_so_far_feasible": True,
+             "feasible_so_far": True, "tokens_in": 0, "tokens_out": 0, "cost": 0.0, "tool_errors": 0, "llm_calls": 0,
+             "job_failed": False, "wall_llm": 0.0, "wall_total": 1.0, "noise_sigma": s, "harness_seed": 1}
+            for i, (v, c, b, s) in enumerate([("accepted", 1.5, 1.5, None), ("rejected", 1.45, 1.5, 0.1),
+                                              ("accepted", 1.1, 1.1, 0.1)], start=1)]
+    df = pd.DataFrame(rows)
+    figs = make_figures(df, tmp_path)
+    assert figs["composite_vs_iteration"].stat().st_size > 0 and len(summary(df)) == 1
