@@ -85,6 +85,20 @@ class RunConfig:
 
 
 _NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float), "base_seed": int}
+_SANDBOX_FIELDS = {"kind": str, "image": str, "hide": list}
+
+
+def _optional_table(path: Path, d: dict, name: str, fields: dict, example: str) -> dict:
+    """An optional [name] table: a table, with known keys only, each of its type (bools are not numbers)."""
+    table = d.get(name, {})
+    if not isinstance(table, dict):
+        raise config_error(path, f"[{name}]", "expected a table", example)
+    for key, value in table.items():
+        if key not in fields:
+            raise config_error(path, f"{name}.{key}", "unknown field", f"remove it (known: {', '.join(fields)})")
+        if not isinstance(value, fields[key]) or isinstance(value, bool):
+            raise config_error(path, f"{name}.{key}", f"wrong type ({value!r})", "see the commented template")
+    return table
 
 
 _SLURM_FIELDS = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
@@ -139,40 +153,21 @@ def load_run_config(root: Path) -> RunConfig:
     for key in ("train_timeout_min", "score_timeout_min"):
         if ex[key] <= 0:
             raise config_error(path, f"executor.{key}", "must be > 0", "give minutes, e.g. 30")
-    agent = d.get("agent", {})
-    if not isinstance(agent, dict):
-        raise config_error(path, "[agent]", "expected a table", "write [agent] with model = \"expert\"")
+    agent = _optional_table(path, d, "agent", _AGENT_FIELDS, 'write [agent] with model = "expert"')
     for key, value in agent.items():
-        if key not in _AGENT_FIELDS:
-            raise config_error(path, f"agent.{key}", "unknown field", f"remove it (known: {', '.join(_AGENT_FIELDS)})")
-        kind = _AGENT_FIELDS[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise config_error(path, f"agent.{key}", f"wrong type ({value!r})", "see the commented template")
         if key == "api_key" or (isinstance(value, str) and value.startswith("sk-")):
             raise config_error(path, f"agent.{key}", "looks like an API key", "put the key in an environment "
                                "variable and name it with api_key_env")
-    sandbox = d.get("sandbox", {"kind": "bwrap"})
-    if not isinstance(sandbox, dict):
-        raise config_error(path, "[sandbox]", "expected a table", 'write [sandbox] with kind = "bwrap"')
-    for key, value in sandbox.items():
-        if key not in ("kind", "image", "hide"):
-            raise config_error(path, f"sandbox.{key}", "unknown field", "remove it (known: kind, image, hide)")
-        if key == "hide":
-            if not isinstance(value, list) or not all(isinstance(x, str) and Path(x).is_absolute() for x in value):
-                raise config_error(path, "sandbox.hide", f"wrong value ({value!r})", 'write a list of absolute paths')
-        elif not isinstance(value, str):
-            raise config_error(path, f"sandbox.{key}", f"wrong type ({value!r})", "write a string")
+    sandbox = _optional_table(path, d, "sandbox", _SANDBOX_FIELDS, 'write [sandbox] with kind = "bwrap"') or {"kind": "bwrap"}
+    if not all(isinstance(x, str) and Path(x).is_absolute() for x in sandbox.get("hide", [])):
+        raise config_error(path, "sandbox.hide", f"wrong value ({sandbox['hide']!r})", "write a list of absolute paths")
     kinds = [str(k) for k in SandboxKind]
     if sandbox.get("kind") not in kinds:
         raise config_error(path, "sandbox.kind", f"unknown sandbox {sandbox.get('kind')!r}", f"use one of {', '.join(kinds)}")
-    noise = d.get("noise", {})
-    if not isinstance(noise, dict):
-        raise config_error(path, "[noise]", "expected a table", "write [noise] with seeds = 3")
+    noise = _optional_table(path, d, "noise", _NOISE_FIELDS, "write [noise] with seeds = 3")
     for key, value in noise.items():
-        if key not in _NOISE_FIELDS:
-            raise config_error(path, f"noise.{key}", "unknown field", f"remove it (known: {', '.join(_NOISE_FIELDS)})")
-        if not isinstance(value, _NOISE_FIELDS[key]) or isinstance(value, bool) or value <= 0:
-            raise config_error(path, f"noise.{key}", f"must be a positive number ({value!r})", "see the template")
+        if value <= 0:
+            raise config_error(path, f"noise.{key}", f"must be positive ({value!r})", "see the template")
     if noise.get("seeds", 3) < 2:
         raise config_error(path, "noise.seeds", "needs at least 2 seeds to measure a spread", "write seeds = 3")
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,

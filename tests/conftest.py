@@ -96,15 +96,19 @@ FAST_SCORECARD = {
 }
 
 
-@pytest.fixture(scope="session")
-def fast_benchmark(tmp_path_factory, default_data) -> Path:
+def user_benchmark(d: Path, data: dict[str, Path], name: str) -> Path:
     """A user-style benchmark folder: own data files, a fast scorecard, the shipped workspace."""
-    d = tmp_path_factory.mktemp("bench_fast")
+    d.mkdir(exist_ok=True)
     for split in ("train", "valid", "holdout"):
-        shutil.copy(default_data[split], d / f"{split}.xyz")
+        shutil.copy(data[split], d / f"{split}.xyz")
     (d / "scorecard.yaml").write_text(yaml.safe_dump(FAST_SCORECARD, allow_unicode=True))
     shutil.copytree(ROOT / "workspace_template" / "cu_emt", d / "workspace")
     (d / "benchmark.yaml").write_text(yaml.safe_dump({
-        "name": "cu_fast", "scorecard": "scorecard.yaml", "workspace": "workspace",
+        "name": name, "scorecard": "scorecard.yaml", "workspace": "workspace",
         "data": {"train": "train.xyz", "valid": "valid.xyz", "holdout": "holdout.xyz"}}))
     return d
+
+
+@pytest.fixture(scope="session")
+def fast_benchmark(tmp_path_factory, default_data) -> Path:
+    return user_benchmark(tmp_path_factory.mktemp("bench_fast"), default_data, "cu_fast")

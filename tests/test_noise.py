@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import subprocess
 import sys
 
 import git
 import pytest
-import yaml
-from conftest import FAST_SCORECARD, ROOT
+from conftest import user_benchmark
 
 from mlipilot.errors import MLIPilotError
 from mlipilot.run_config import load_run_config
@@ -32,15 +30,7 @@ def set_options(root, **updates) -> None:
 
 @pytest.fixture
 def tiny_run(tmp_path, small_data):
-    bench = tmp_path / "bench"
-    bench.mkdir()
-    for split in ("train", "valid", "holdout"):
-        shutil.copy(small_data[split], bench / f"{split}.xyz")
-    (bench / "scorecard.yaml").write_text(yaml.safe_dump(FAST_SCORECARD, allow_unicode=True))
-    shutil.copytree(ROOT / "workspace_template" / "cu_emt", bench / "workspace")
-    (bench / "benchmark.yaml").write_text(yaml.safe_dump({
-        "name": "cu_tiny", "scorecard": "scorecard.yaml", "workspace": "workspace",
-        "data": {"train": "train.xyz", "valid": "valid.xyz", "holdout": "holdout.xyz"}}))
+    bench = user_benchmark(tmp_path / "bench", small_data, "cu_tiny")
     root = init_run(str(bench), tmp_path / "run", executor="debug", progress=lambda s: None)
     set_options(root, **TINY)
     return load_run_config(root)
