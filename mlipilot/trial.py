@@ -74,6 +74,10 @@ class Trial:
         problem = self.sandbox.problem()
         if problem:
             raise MLIPilotError(f"{cfg.root / 'mlipilot.toml'}: sandbox {self.sandbox.kind} cannot start: {problem}")
+        if self.ledger.trials() and not effective_changes(root, cfg.editable):
+            raise MLIPilotError(f"no change under {', '.join(cfg.editable)} that training would see (comments, "
+                                "whitespace and the seed, which the harness sets, do not count) — edit an option "
+                                "or train.py first")
         if self.sandbox.kind == SandboxKind.NONE:
             self.progress(NONE_WARNING)
 
@@ -115,10 +119,6 @@ class Trial:
             raise MLIPilotError(f"{cfg.root}: HEAD is on {branch or 'a detached commit'}, not the run branch "
                                 f"{cfg.branch} — run `git checkout {cfg.branch}`")
         self.preflight(cfg.root)
-        if self.ledger.trials() and not effective_changes(cfg.root, cfg.editable):
-            raise MLIPilotError(f"no change under {', '.join(cfg.editable)} that training would see (comments, "
-                                "whitespace and the seed, which the harness sets, do not count) — edit an option "
-                                "or train.py first")
         record = self._begin(hypothesis, agent, model, tokens_in, tokens_out, cost, extra, self.repo)
         return self._finish(record)
 
