@@ -58,8 +58,10 @@ def export(model_path: Path, out_dir: Path) -> dict:
     import torch
     from mace.tools.scripts_utils import extract_config_mace_model
 
+    from mace import modules
+
     model = torch.load(model_path, map_location="cpu", weights_only=False)
-    if not isinstance(model, torch.nn.Module) or type(model).__name__ not in MODEL_CLASSES:
+    if not any(type(model) is getattr(modules, name) for name in MODEL_CLASSES):  # not a look-alike subclass
         raise ExportError(f"{model_path}: a {type(model).__name__}, not one of mace-torch's {MODEL_CLASSES}")
     config = extract_config_mace_model(model)
     if "error" in config:

@@ -30,7 +30,6 @@ from mlipilot.scorecard.spec import load_spec
 from mlipilot.scorecard.verdict import ACCEPTED, FAILED, REJECTED, Assessment, Noise, Verdict, assess, decide
 
 
-
 def harness_hash() -> str:
     h = hashlib.sha256()
     for p in sorted(Path(mlipilot.__file__).parent.rglob("*.py")):
@@ -151,8 +150,8 @@ class Trial:
             "trial": n, "status": "submitted", "run": cfg.name, "parent_commit": parent, "commit": commit,
             "diff_stat": repo.diff_stat(parent, commit), "hypothesis": sanitize(hypothesis, 2000),
             "agent": agent, "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
-            "executor": cfg.executor, "sandbox": str(self.sandbox.kind), "seed": cfg.noise.base_seed, "host": socket.gethostname(),
-            "trial_dir": str(trial_dir),
+            "executor": cfg.executor, "sandbox": str(self.sandbox.kind), "seed": cfg.noise.base_seed,
+            "host": socket.gethostname(), "trial_dir": str(trial_dir),
             "started_at": _now(),
             "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.holdout),
                        "harness": harness_hash(), "harness_version": mlipilot.__version__},
@@ -310,7 +309,6 @@ class Trial:
         out["metrics"] = scored["metrics"]
         out["wall"]["score"] = scored["seconds"]
         return out
-
 
     def _submit_train(self, record: dict, attach_ids: dict):
         """Extract the trial's commit into a fresh folder (what runs is exactly what git shows) and
