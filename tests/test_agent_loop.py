@@ -200,7 +200,7 @@ def test_expert_reaches_an_accepted_feasible_model(tmp_path, fast_benchmark):
     """Real mace-torch training: the shipped baseline is infeasible, the expert's loss re-weighting fixes it.
 
     Measured on the default Cu data with the FAST_SCORECARD bounds (E 30 meV/atom, F 100 meV/Å), the
-    `seed:` of train/config.yaml = 1, 2, 3 (one thread, 2-core CPU): the baseline gives E 228-297
+    training seeds 1, 2, 3 (mace-torch's seed; one thread, 2-core CPU): the baseline gives E 228-297
     (infeasible by 7-9x the bound), the fix (energy_weight 100, forces_weight 10, 10 epochs) E 11.8-17.5,
     F 59-64, MD force error vs EMT 73-90 of 400 allowed: every margin is several times the spread."""
     root = init_run(str(fast_benchmark), tmp_path / "run", executor="debug", progress=lambda s: None)

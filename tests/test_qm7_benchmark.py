@@ -61,7 +61,8 @@ def test_baseline_infeasible_and_known_fix_accepted(qm7_run, tmp_path):
     re-weighting, 30 epochs) is accepted because it cuts the violation by far more than training noise.
 
     Whether the fix is *feasible* is a coin toss on this tiny model, so it is printed, not asserted.
-    Measured with the `seed:` of train/config.yaml = 1, 2, 3 (one thread, 2-core CPU), holdout
+    Measured with training seeds 1, 2, 3 (mace-torch's seed, which the harness sets from [noise] base_seed;
+    one thread, 2-core CPU), holdout
     meV/atom (E, E of unseen molecules) and meV/Å (F); bounds E 80, E unseen 80, F 700:
       baseline (8 epochs)   E 828-1108   E unseen 838-1125   F 860-1056   total violation 19.2-26.1
       the fix (30 epochs)   E 53.6-100.8 E unseen 54.4-119.4 F 566-651    total violation 0-0.75

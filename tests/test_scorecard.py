@@ -52,7 +52,8 @@ def test_missing_model_is_a_smoke_failure(tmp_path, small_data):
 
 @pytest.mark.slow
 def test_good_model_passes_stability_untrained_fails(good_model, untrained_model, default_data):
-    # Training noise, measured with the good model's config for `seed:` 1, 2, 3 (one thread, 2-core CPU)
+    # good_model is tests/data/cu_fix.model (training seed 1) unless MLIPILOT_TRAIN_TEST_MODELS retrains it.
+    # Training noise, measured with its config for training seeds 1, 2, 3 (one thread, 2-core CPU)
     # on the shipped scorecard: E 11.8-17.5 meV/atom, F 59-64 meV/Å, 0 failed MD runs (force error vs EMT
     # 147-157 meV/Å of 400 allowed, closest approach 2.10-2.13 Å of 1.8), so the stability assertions
     # hold with a wide margin. Not asserted: feasibility, since E's bound here (20) is inside that spread.
