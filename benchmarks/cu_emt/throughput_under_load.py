@@ -10,8 +10,10 @@ import argparse
 import multiprocessing as mp
 import os
 import time
+import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+warnings.filterwarnings("ignore")  # e3nn's and TorchScript's import-time warnings
 
 import mace  # noqa: E402,F401  -- before e3nn
 import numpy as np  # noqa: E402
