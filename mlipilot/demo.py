@@ -34,5 +34,5 @@ def run_demo(directory: Path | None = None, agent: str = DEFAULT_AGENT, iteratio
         raise
     progress(f"demo finished in {time.time() - t0:.0f} s ({status}); inspect it with:\n"
              f"  mlipilot status --run {directory}\n"
-             f"  git -C {directory} log --format='%h %s%n    %(trailers:key=MLIPilot-Verdict,valueonly)'")
+             f"  git -C {directory} log --format='%h %s%n    %(trailers:key=MLIPilot-Verdict,valueonly,separator=)'")
     return status
