@@ -61,12 +61,34 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+PRIVATE = (Path("/tmp"), Path("/run"))  # empty in every sandbox
+
+
+def _under(p: Path, roots) -> bool:
+    return any(q == p or q in p.parents for q in roots)
+
+
+def runtime_paths() -> list[Path]:
+    """What the job needs to run Python, mace-torch and the export step, where it lies under a private
+    folder (a virtual environment or a checkout under /tmp): re-exposed read-only."""
+    import site
+    import sys
+
+    import mlipilot
+
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent,
+             Path(mlipilot.__file__).resolve().parent, *(Path(p) for p in site.getsitepackages())}
+    paths = {p.resolve() for p in paths if p.exists()}
+    return sorted(p for p in paths if _under(p, PRIVATE) and not any(q in p.parents for q in paths))
+
+
 def hidden_paths(cfg: SandboxConfig) -> list[Path]:
-    """Existing paths to hide, resolved, outermost only (a mount inside a hidden folder would fail)."""
+    """Existing paths to hide, resolved, outermost only (a mount inside a hidden folder would fail);
+    under a private folder only where a runtime path re-exposed them."""
     home = Path.home()
     paths = {Path(p).resolve() for p in [*cfg.hide, *(home / s for s in SECRETS)] if Path(p).exists()}
-    private = (Path("/tmp"), Path("/run"))  # private in every sandbox already
-    return sorted(p for p in paths if not any(q == p or q in p.parents for q in private)
+    exposed = runtime_paths()
+    return sorted(p for p in paths if (not _under(p, PRIVATE) or _under(p, exposed))
                   and not any(q in p.parents for q in paths))
 
 
@@ -121,6 +143,8 @@ class Bubblewrap(_Mounted):
     def command(self, argv, src, out, env):
         cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                "--tmpfs", "/tmp", "--tmpfs", "/run"]
+        for p in runtime_paths():
+            cmd += ["--ro-bind", str(p), str(p)]
         for p in hidden_paths(self.cfg):
             # an empty read-only folder: a write fails loudly instead of vanishing into a tmpfs
             cmd += ["--tmpfs", str(p), "--remount-ro", str(p)] if p.is_dir() else ["--ro-bind", "/dev/null", str(p)]
