@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def copy_trainer(src: Path | str, sleep: float = 0) -> str:
@@ -42,3 +50,54 @@ def exported(model: Path) -> Path:
     if not (out / "model.json").is_file():
         export(Path(model), out)
     return out
+
+
+def train_with_template(workdir: Path, data: dict[str, Path], **config_updates) -> Path:
+    """Train for real with the shipped workspace's train.py; returns the model path."""
+    shutil.copytree(ROOT / "workspace_template" / "cu_emt" / "train", workdir / "train")
+    (workdir / "data").mkdir()
+    for split in ("train", "valid"):
+        shutil.copy(data[split], workdir / "data" / f"{split}.xyz")
+    cfg_path = workdir / "train" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg.update(config_updates)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    model = workdir / "model.model"
+    subprocess.run([sys.executable, "train/train.py", "--out-dir", str(workdir / "out"), "--model-out", str(model)],
+                   cwd=workdir, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return model
+
+
+FIX = {"energy_weight": 100.0, "forces_weight": 10.0, "max_num_epochs": 10}  # the benchmark's known fix
+SHIPPED_MODEL = ROOT / "tests" / "data" / "cu_fix.model"  # made by tests/data/make_models.py
+
+
+FAST_SCORECARD = {
+    "name": "cu_emt_fast", "element": "Cu", "lattice_a": 3.59,
+    "constraints": [
+        {"metric": "energy_rmse", "max": 30.0, "unit": "meV/atom"},
+        {"metric": "force_rmse", "max": 100.0, "unit": "meV/Å"},
+        {"metric": "md_failed_runs", "max": 0, "scale": 1, "unit": "count"},
+    ],
+    "composite": {"terms": [{"metric": "energy_rmse", "weight": 1.0, "scale": 30.0},
+                            {"metric": "force_rmse", "weight": 1.0, "scale": 100.0}]},
+    "noise_margin": 0.02,
+    "stability": {"runs": [{"name": "nvt1000_32", "supercell": 2, "temperature_K": 1000, "steps": 40},
+                           {"name": "ramp_32", "supercell": 2, "temperature_K": [300, 3000], "steps": 60}],
+                  "min_distance_A": 1.8, "max_temperature_factor": 2.0, "reference": "emt",
+                  "reference_force_rmse_meV_A": 400, "sample_every": 20},
+    "throughput": {"supercell": 2, "steps": 5, "warmup_steps": 2, "repeats": 3},
+}
+
+
+def user_benchmark(d: Path, data: dict[str, Path], name: str) -> Path:
+    """A user-style benchmark folder: own data files, a fast scorecard, the shipped workspace."""
+    d.mkdir(exist_ok=True)
+    for split in ("train", "valid", "holdout"):
+        shutil.copy(data[split], d / f"{split}.xyz")
+    (d / "scorecard.yaml").write_text(yaml.safe_dump(FAST_SCORECARD, allow_unicode=True))
+    shutil.copytree(ROOT / "workspace_template" / "cu_emt", d / "workspace")
+    (d / "benchmark.yaml").write_text(yaml.safe_dump({
+        "name": name, "scorecard": "scorecard.yaml", "workspace": "workspace",
+        "data": {"train": "train.xyz", "valid": "valid.xyz", "holdout": "holdout.xyz"}}))
+    return d

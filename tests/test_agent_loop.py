@@ -11,7 +11,7 @@ import time
 
 import git
 import pytest
-from conftest import copy_trainer
+from mlipilot_testkit import copy_trainer
 
 from fake_llm_server import FakeLLMServer
 from mlipilot.agent_loop import Budget, run_agent

@@ -7,7 +7,7 @@ import subprocess
 
 import git
 import pytest
-from conftest import copy_trainer
+from mlipilot_testkit import copy_trainer
 
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run

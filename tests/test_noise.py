@@ -10,7 +10,7 @@ import sys
 
 import git
 import pytest
-from conftest import user_benchmark
+from mlipilot_testkit import user_benchmark
 
 from mlipilot.errors import MLIPilotError
 from mlipilot.run_config import load_run_config

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import exported, untrained_mace
+from mlipilot_testkit import exported, untrained_mace
 from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read
 

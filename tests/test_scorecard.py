@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import exported
+from mlipilot_testkit import exported
 
 from mlipilot.errors import MLIPilotError
 from mlipilot.scorecard.evaluate import SmokeError, score_model

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from conftest import copy_trainer
+from mlipilot_testkit import copy_trainer
 
 from mlipilot import jobs
 from mlipilot.ledger import Ledger

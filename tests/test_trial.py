@@ -9,7 +9,7 @@ import json
 
 import git
 import pytest
-from conftest import copy_trainer
+from mlipilot_testkit import copy_trainer
 
 from mlipilot.errors import MLIPilotError
 from mlipilot.ledger import Ledger

@@ -13,7 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from conftest import FIX, train_with_template  # noqa: E402
+from mlipilot_testkit import FIX, train_with_template  # noqa: E402
 
 from mlipilot.datasets import cu_emt  # noqa: E402
 
