@@ -9,7 +9,6 @@ the model over as data.
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import tempfile
@@ -21,6 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
 from mlipilot.trial import Trial  # noqa: E402
+from baseline_vs_fix import set_config  # noqa: E402  -- the sibling script's config edit
 
 SCRIPT = [
     ("baseline: the shipped mace-torch defaults", {}),
@@ -28,13 +28,6 @@ SCRIPT = [
      {"energy_weight": "100.0", "forces_weight": "10.0", "max_num_epochs": "10"}),
 ]
 METRICS = ("energy_rmse", "force_rmse", "md_failed_runs", "composite")
-
-
-def set_config(config: Path, updates: dict[str, str]) -> None:
-    text = config.read_text()
-    for key, value in updates.items():
-        text = re.sub(rf"(?m)^{key}:.*$", f"{key}: {value}", text)
-    config.write_text(text)
 
 
 def bwrap_start_ms(repeats: int = 20) -> float:
