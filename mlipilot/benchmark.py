@@ -1,21 +1,27 @@
 """A benchmark = data (train, valid and a private holdout) + a scorecard spec + a workspace template.
 
 Shipped benchmarks are folders under benchmarks/ with a benchmark.yaml; a user's own system is
-the same kind of folder passed by path.
+the same kind of folder passed by path. Every key is validated here, before anything is created.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from ase.data import atomic_numbers
 
-from mlipilot.errors import MLIPilotError, config_error
+from mlipilot.errors import MLIPilotError, check_keys, config_error
 from mlipilot.resources import cache_dir, project_root
 
 SPLITS = ("train", "valid", "holdout")
+TOP_KEYS = ("name", "description", "scorecard", "workspace", "data", "isolated_atoms")
+DATA_FILE_KEYS = SPLITS + ("md_structures",)
+GENERATOR_KEYS = ("generator", "seed")
+GENERIC_WORKSPACE = "generic"  # workspace_template/generic: used when a benchmark names none
 
 
 @dataclass(frozen=True)
@@ -25,9 +31,16 @@ class Benchmark:
     scorecard: Path
     workspace: Path
     data: dict  # either {"generator": module, "seed": int} or {"train": path, ...}
+    isolated_atoms: dict[str, float] = field(default_factory=dict)  # element -> isolated-atom energy (eV)
+    description: str = ""
+
+    @property
+    def spec_file(self) -> Path:
+        return self.directory / "benchmark.yaml"
 
     def data_files(self, size: str = "default", verbose: bool = True) -> dict[str, Path]:
-        """Paths of train/valid/holdout extxyz, generating (once, cached) when the benchmark has a generator."""
+        """Paths of train/valid/holdout (and md_structures when given) extxyz, generating (once,
+        cached) when the benchmark has a generator."""
         if "generator" in self.data:
             seed = int(self.data.get("seed", 0))
             out = cache_dir() / self.name / f"seed{seed}-{size}"
@@ -38,16 +51,49 @@ class Benchmark:
                 module.generate(tmp, seed=seed, size=size, verbose=verbose)
                 tmp.rename(out)  # atomic: an interrupted generation never looks complete
             return paths
-        paths = {s: (self.directory / self.data[s]).resolve() for s in SPLITS}
+        paths = {s: (self.directory / self.data[s]).resolve() for s in DATA_FILE_KEYS if s in self.data}
         for split, p in paths.items():
             if not p.is_file():
-                raise config_error(self.directory / "benchmark.yaml", f"data.{split}",
-                                   f"file {p} does not exist", "point it at an extxyz file")
+                raise config_error(self.spec_file, f"data.{split}", f"file {p} does not exist",
+                                   "point it at an extxyz file (relative to the benchmark folder)")
         return paths
+
+    def template_file(self, name: str) -> Path | None:
+        """program.md / knobs.yaml: the benchmark folder's own first, then its workspace's."""
+        for folder in (self.directory, self.workspace):
+            if (folder / name).is_file():
+                return folder / name
+        return None
 
 
 def shipped_benchmarks() -> list[str]:
     return sorted(p.parent.name for p in (project_root() / "benchmarks").glob("*/benchmark.yaml"))
+
+
+def _isolated_atoms(value: object, directory: Path, spec_file: Path) -> dict[str, float]:
+    """A mapping {element: eV} inline, or a JSON file of {element: eV} or {element: {energy_eV: eV}}."""
+    where = "isolated_atoms"
+    if isinstance(value, str):
+        path = (directory / value).resolve()
+        if not path.is_file():
+            raise config_error(spec_file, where, f"file {path} does not exist", "give a JSON file or an inline mapping")
+        try:
+            value = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise config_error(spec_file, where, f"{path} is not valid JSON ({e})", "fix the file") from None
+    if not isinstance(value, dict):
+        raise config_error(spec_file, where, f"expected a mapping or a JSON file, got {value!r}",
+                           "write e.g. {Cu: -0.0, Au: -0.0} (eV per isolated atom)")
+    out = {}
+    for el, v in value.items():
+        if isinstance(v, dict):
+            v = v.get("energy_eV")
+        if str(el) not in atomic_numbers:
+            raise config_error(spec_file, f"{where}.{el}", "not a chemical element symbol", "write e.g. Cu, O, H")
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise config_error(spec_file, f"{where}.{el}", f"expected an energy in eV, got {v!r}", "write a number")
+        out[str(el)] = float(v)
+    return out
 
 
 def resolve_benchmark(name_or_path: str) -> Benchmark:
@@ -64,17 +110,28 @@ def resolve_benchmark(name_or_path: str) -> Benchmark:
         d = yaml.safe_load(spec_file.read_text())
     except yaml.YAMLError as e:
         raise MLIPilotError(f"{spec_file}: not valid YAML ({e}) — fix the syntax") from None
-    for key in ("name", "scorecard", "workspace", "data"):
-        if not isinstance(d, dict) or key not in d:
-            raise config_error(spec_file, key, "missing", "see benchmarks/cu_emt/benchmark.yaml")
+    if not isinstance(d, dict):
+        raise MLIPilotError(f"{spec_file}: expected a mapping at the top level — see README 'Bring your own system'")
+    check_keys(d, TOP_KEYS, spec_file)
+    for key in ("name", "scorecard", "data"):
+        if key not in d:
+            raise config_error(spec_file, key, "missing", "see README 'Bring your own system'")
+    for key in ("name", "scorecard", "workspace", "description"):
+        if key in d and not isinstance(d[key], str):
+            raise config_error(spec_file, key, f"expected a string, got {d[key]!r}", "write a name or a relative path")
     data = d["data"]
     if not isinstance(data, dict) or not ("generator" in data or all(s in data for s in SPLITS)):
         raise config_error(spec_file, "data", "needs 'generator' or all of train/valid/holdout",
                            "list the three extxyz files")
-    bench = Benchmark(d["name"], directory, (directory / d["scorecard"]).resolve(),
-                      (directory / d["workspace"]).resolve(), data)
+    check_keys(data, GENERATOR_KEYS if "generator" in data else DATA_FILE_KEYS, spec_file, "data.")
+    workspace = ((directory / d["workspace"]).resolve() if "workspace" in d
+                 else project_root() / "workspace_template" / GENERIC_WORKSPACE)
+    bench = Benchmark(d["name"], directory, (directory / d["scorecard"]).resolve(), workspace, data,
+                      _isolated_atoms(d["isolated_atoms"], directory, spec_file) if "isolated_atoms" in d else {},
+                      d.get("description", ""))
     if not bench.scorecard.is_file():
         raise config_error(spec_file, "scorecard", f"{bench.scorecard} does not exist", "fix the path")
     if not (bench.workspace / "train").is_dir():
-        raise config_error(spec_file, "workspace", f"{bench.workspace} has no train/ folder", "fix the path")
+        raise config_error(spec_file, "workspace", f"{bench.workspace} has no train/ folder",
+                           "fix the path, or leave 'workspace' out for the generic MACE workspace")
     return bench

@@ -59,6 +59,7 @@ def integrity_problem(root: Path, store: Path, editable: tuple[str, ...]) -> str
 # -- the store's seal: what scoring trusts, hashed at init ------------------------------------------
 SEAL_FILE = "seal.json"
 SEALED = ("holdout.xyz", "scorecard.yaml", "protected.json")
+SEALED_IF_PRESENT = ("md_structures.xyz",)  # a benchmark's own MD starting structures
 SEAL_TRAILER = "MLIPilot-Seal-SHA256"
 
 
@@ -68,7 +69,8 @@ def seal_digest(hashes: dict[str, str]) -> str:
 
 def seal_store(store: Path, hide: list[str]) -> dict:
     """Hash the files scoring trusts; `hide` lists the paths the training sandbox must not see."""
-    seal = {"files": {name: sha256_file(store / name) for name in SEALED}, "hide": hide}
+    names = list(SEALED) + [n for n in SEALED_IF_PRESENT if (store / n).is_file()]
+    seal = {"files": {name: sha256_file(store / name) for name in names}, "hide": hide}
     (store / SEAL_FILE).write_text(json.dumps(seal, indent=1, sort_keys=True))
     return seal
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from string import Template
 
-from mlipilot.benchmark import resolve_benchmark
+from mlipilot.benchmark import Benchmark, resolve_benchmark
+from mlipilot.datacheck import check_data
+from mlipilot.e0s import ISOLATED_ATOMS
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import protected_hashes, save_hashes, seal_digest, seal_store
@@ -13,9 +17,33 @@ from mlipilot.resources import cache_dir
 from mlipilot.run_config import CONFIG_NAME, EXECUTORS, TEMPLATE, load_run_config
 from mlipilot.sandbox import SandboxKind
 from mlipilot.sandbox import probe as probe_sandbox
-from mlipilot.scorecard.spec import load_spec
+from mlipilot.scorecard.evaluate import MD_STRUCTURES
+from mlipilot.scorecard.spec import ScorecardSpec, load_spec
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
+
+
+def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[str, Path]) -> str:
+    """Fill a program.md template's $name, $elements, $constraints, ... from the benchmark, so a
+    generic workspace still names the system and its scorecard ($$ for a literal dollar)."""
+    from ase.data import atomic_numbers
+    from ase.io import read
+
+    elements = sorted({s for f in read(data["train"], index=":", format="extxyz") for s in f.get_chemical_symbols()},
+                      key=atomic_numbers.get)
+    constraints = "\n".join(
+        f"  - `{c.metric}` {'≤ ' + format(c.max, 'g') if c.max is not None else '≥ ' + format(c.min, 'g')} {c.unit}"
+        for c in spec.constraints)
+    composite = " + ".join(f"{t.weight:g} × {t.metric}/{t.scale:g}" for t in spec.composite)
+    runs = ", ".join(f"{r.name} ({r.ensemble}, {r.temperature_K[0]:g}"
+                     + (f"→{r.temperature_K[1]:g}" if r.temperature_K[1] != r.temperature_K[0] else "")
+                     + f" K, {r.steps} steps)" for r in spec.stability.runs)
+    md = f"{spec.stability.kind} — {runs}"
+    e0s = (", ".join(f"{el} {v:.6g} eV" for el, v in bench.isolated_atoms.items()) + " for the isolated atoms"
+           " (also in data/isolated_atoms.json)") if bench.isolated_atoms else "none given; fit them to the data"
+    return Template(text).safe_substitute(name=bench.name, elements=", ".join(elements),
+                                          description=bench.description, constraints=constraints,
+                                          composite=composite, md=md, e0s=e0s)
 
 
 def default_store(run_dir: Path) -> Path:
@@ -47,6 +75,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         raise MLIPilotError(f"--sandbox: unknown sandbox {sandbox!r} — use one of {', '.join(map(str, SandboxKind))}")
     progress(f"benchmark {bench.name}: preparing data ({size})")
     data = bench.data_files(size=size)
+    check_data(bench, spec, data, progress=progress)  # bad data fails here, before anything is created
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -55,13 +84,19 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         for split in ("train", "valid"):
             shutil.copy(data[split], run_dir / "data" / f"{split}.xyz")
         shutil.copy(data["holdout"], store / "holdout.xyz")
+        if "md_structures" in data:  # MD starts the scorer uses; private like the holdout
+            shutil.copy(data["md_structures"], store / MD_STRUCTURES)
+        if bench.isolated_atoms:  # readable by the agent: the expert's (and anyone's) E0s
+            (run_dir / "data" / ISOLATED_ATOMS).write_text(json.dumps(bench.isolated_atoms, indent=1))
         shutil.copy(bench.scorecard, store / "scorecard.yaml")
         shutil.copy(bench.scorecard, run_dir / "scorecard.yaml")  # readable by the agent, hash-protected
         shutil.copytree(bench.workspace / "train", run_dir / "train",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for extra in ("program.md", "knobs.yaml"):  # optional parts of a workspace template
-            if (bench.workspace / extra).is_file():
-                shutil.copy(bench.workspace / extra, run_dir / extra)
+        for extra in ("program.md", "knobs.yaml"):  # the benchmark folder's own, else its workspace's
+            source = bench.template_file(extra)
+            if source is not None:
+                text = source.read_text()
+                (run_dir / extra).write_text(render_program(text, bench, spec, data) if extra == "program.md" else text)
         (run_dir / ".gitignore").write_text(GITIGNORE)
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(

@@ -16,7 +16,7 @@ from mlipilot.ledger import Ledger
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.scorecard.evaluate import score_model
-from mlipilot.scorecard.molecular_stability import molecular_stability_metrics
+from mlipilot.scorecard.molecular_stability import stability_metrics as molecular_stability_metrics
 from mlipilot.scorecard.spec import load_spec
 from mlipilot.scorecard.verdict import assess
 from mlipilot.trial import Trial

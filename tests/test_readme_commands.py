@@ -306,6 +306,15 @@ README_COMMANDS: dict[str, list | NotRun] = {
     ],
     "mlipilot init BENCHMARK DIR": NotRun("a synopsis: run as `mlipilot init cu_emt runs/cu1` and "
                                           "`mlipilot init qm7_b3lyp DIR`"),
+    # --- Bring your own system (the example alloy folder; init checks its data), then back to runs/cu1
+    "python -m mlipilot.datasets.alloy_emt mybench": [
+        Run("python -m mlipilot.datasets.alloy_emt mybench", at=".", expect=(r"benchmark folder: .*mybench",)),
+    ],
+    "mlipilot init mybench runs/cuau": [
+        Run("mlipilot init mybench runs/cuau --sandbox none", at=".",
+            expect=(r"cuau_emt data holdout: \d+ frames, \d+ atoms, elements Au,Cu", r"run directory .*runs/cuau")),
+        Cd("runs/cu1"),
+    ],
     # --- Agents (still in runs/cu1); --iterations counts the run's earlier iterations: {next} = one more
     "mlipilot run": NotRun("names the subcommand; its uses are run below, resume after a kill in "
                            "tests/test_agent_loop.py::test_resume_after_kill_mid_trial"),

@@ -23,6 +23,7 @@ from mace import modules  # noqa: E402
 from mace.calculators import MACECalculator  # noqa: E402
 
 from mlipilot.resources import project_root  # noqa: E402
+from mlipilot.scorecard.md_driver import fcc_cell  # noqa: E402
 from mlipilot.scorecard.spec import load_spec  # noqa: E402
 from mlipilot.scorecard.throughput import throughput_metrics  # noqa: E402
 
@@ -63,7 +64,7 @@ def main() -> None:
                 for q in procs:
                     q.start()
             try:
-                m = throughput_metrics(calc, spec)
+                m = throughput_metrics(calc, spec, fcc_cell(spec.element, spec.lattice_a, spec.throughput.supercell))
             finally:
                 for q in procs:
                     q.terminate()

@@ -4,9 +4,14 @@ re-applies on top of the best accepted config)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
 from mlipilot.agents.config_edits import set_config
+from mlipilot.e0s import e0s_option, run_e0s
 from mlipilot.workspace_tools import WorkspaceTools
+
+E0S_FROM_DATA = object()  # filled in per run: the benchmark's isolated atoms, else a fit (mlipilot.e0s)
 
 STRATEGIES: list[tuple[str, dict]] = [
     ("baseline: measure the shipped configuration", {}),
@@ -14,7 +19,7 @@ STRATEGIES: list[tuple[str, dict]] = [
      {"energy_weight": 100.0, "forces_weight": 10.0, "max_num_epochs": 10}),
     ("progressive schedule: stage two (SWA) for the last epochs with a heavy energy weight",
      {"swa": True, "start_swa": 7, "swa_energy_weight": 1000.0, "swa_forces_weight": 10.0}),
-    ("output normalisation: E0s from the isolated Cu atom (EMT: 3.51 eV)", {"E0s": "{29: 3.51}"}),
+    ("output normalisation: E0s per element from the data ({source}: {values})", {"E0s": E0S_FROM_DATA}),
     ("capacity: 64 channels", {"num_channels": 64}),
     ("schedule: learning rate 0.005", {"lr": 0.005}),
 ]
@@ -31,6 +36,10 @@ class ExpertAgent(Agent):
         if done >= len(STRATEGIES):
             return IterationResult("finish", "expert script exhausted")
         hypothesis, updates = STRATEGIES[done]
+        if updates.get("E0s") is E0S_FROM_DATA:
+            e0s, source = run_e0s(Path(tools.root))
+            updates = {**updates, "E0s": e0s_option(e0s)}
+            hypothesis = hypothesis.format(source=source, values=", ".join(f"{k} {v:.4g} eV" for k, v in e0s.items()))
         if updates:
             set_config(tools, updates)
         return IterationResult("experiment", hypothesis)

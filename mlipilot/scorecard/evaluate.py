@@ -16,6 +16,8 @@ from ase.io import read
 
 from mlipilot.scorecard.spec import ScorecardSpec
 
+MD_STRUCTURES = "md_structures.xyz"  # in the private store when the benchmark names md_structures
+
 
 class SmokeError(RuntimeError):
     """The model file is missing, does not load, or predicts non-finite values."""
@@ -56,7 +58,7 @@ def score_model(model_dir: Path, spec: ScorecardSpec, holdout_path: Path,
     """Return every metric plus timings; raises SmokeError when the model is unusable."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from mlipilot.scorecard.accuracy import accuracy_metrics
-    from mlipilot.scorecard.stability import stability_metrics
+    from mlipilot.scorecard.stability_kinds import STABILITY_KINDS
     from mlipilot.scorecard.throughput import throughput_metrics
 
     t0 = time.perf_counter()
@@ -64,23 +66,25 @@ def score_model(model_dir: Path, spec: ScorecardSpec, holdout_path: Path,
     frames = read(holdout_path, index=":", format="extxyz")
     smoke_check(calc, frames[0])
     t1 = time.perf_counter()
-    metrics: dict = accuracy_metrics(calc, frames)
+    metrics: dict = accuracy_metrics(calc, frames, spec.metric_names())
     progress(f"  accuracy: E {metrics['energy_rmse']:.2f} meV/atom, F {metrics['force_rmse']:.1f} meV/Å"
              f" on {len(frames)} holdout frames")
     t2 = time.perf_counter()
-    if spec.stability.kind == "molecules":
-        from mlipilot.scorecard.molecular_stability import molecular_stability_metrics, pick_molecules
+    kind = STABILITY_KINDS[spec.stability.kind]
+    md_file = Path(holdout_path).with_name(MD_STRUCTURES)  # the benchmark's own MD starts, beside the holdout
+    md_frames = frames
+    if md_file.is_file():
+        from mlipilot.scorecard.structure_stability import EXPLICIT
 
-        metrics.update(molecular_stability_metrics(calc, spec, frames, progress))
-        t3 = time.perf_counter()
-        metrics.update(throughput_metrics(calc, spec, pick_molecules(frames, 1)[0]))
-    else:
-        metrics.update(stability_metrics(calc, spec, progress))
-        t3 = time.perf_counter()
-        metrics.update(throughput_metrics(calc, spec))
+        md_frames = read(md_file, index=":", format="extxyz")
+        for f in md_frames:
+            f.info[EXPLICIT] = True
+    metrics.update(kind.metrics(calc, spec, md_frames, progress))
+    t3 = time.perf_counter()
+    metrics.update(throughput_metrics(calc, spec, kind.throughput_structure(spec, md_frames)))
     progress(f"  throughput: {metrics['steps_per_cpu_second']:.1f} steps/CPU-s, {metrics['steps_per_second']:.1f} steps/s"
              f" ({metrics['ns_per_day']:.2f} ns/day)"
-             f" for {int(metrics['throughput_atoms'])} atoms")
+             f" for {int(metrics['throughput_atoms'])} atoms, {metrics['us_per_atom_step']:.0f} µs/atom/step")
     t4 = time.perf_counter()
     metrics["score_seconds"] = {"load_smoke": t1 - t0, "accuracy": t2 - t1, "stability": t3 - t2,
                                 "throughput": t4 - t3, "total": t4 - t0}

@@ -47,3 +47,27 @@ def langevin(atoms: Atoms, calc: Calculator, temperature_K: tuple[float, float],
         dyn.run(1)
         yield MDStep(step, target, float(atoms.get_temperature()), float(atoms.get_potential_energy()),
                      atoms.get_forces(), atoms)
+
+
+def npt_berendsen(atoms: Atoms, calc: Calculator, temperature_K: tuple[float, float], steps: int,
+                  timestep_fs: float, pressure_GPa: float, taut_fs: float, taup_fs: float,
+                  compressibility_per_GPa: float, seed: int) -> Iterator[MDStep]:
+    """Isotropic Berendsen NPT (ASE): the cell breathes with the model's stress, so a model whose
+    stress is wrong shows it as a volume blow-up or collapse."""
+    from ase.md.nptberendsen import NPTBerendsen
+
+    atoms = atoms.copy()
+    atoms.calc = calc
+    rng = np.random.default_rng(seed)
+    t0, t1 = temperature_K
+    thermalize_momenta(atoms, temperature_K=t0, rng=rng)
+    dyn = NPTBerendsen(atoms, timestep_fs * units.fs, temperature_K=t0, pressure_au=pressure_GPa * units.GPa,
+                       taut=taut_fs * units.fs, taup=taup_fs * units.fs,
+                       compressibility_au=compressibility_per_GPa / units.GPa)
+    for step in range(1, steps + 1):
+        target = t0 + (t1 - t0) * step / steps
+        if t1 != t0:
+            dyn.set_temperature(temperature_K=target)
+        dyn.run(1)
+        yield MDStep(step, target, float(atoms.get_temperature()), float(atoms.get_potential_energy()),
+                     atoms.get_forces(), atoms)

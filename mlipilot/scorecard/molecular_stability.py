@@ -39,8 +39,12 @@ def bonds(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return i[keep], j[keep], d[keep]
 
 
-def molecular_stability_metrics(calc: Calculator, spec: ScorecardSpec, frames: list[Atoms],
-                                progress: Callable[[str], None] = lambda s: None) -> dict:
+def throughput_structure(spec: ScorecardSpec, frames: list[Atoms]) -> Atoms:
+    return pick_molecules(frames, 1)[0]
+
+
+def stability_metrics(calc: Calculator, spec: ScorecardSpec, frames: list[Atoms],
+                      progress: Callable[[str], None] = lambda s: None) -> dict:
     st = spec.stability
     failed, worst_dev, max_ratio, runs = 0, 0.0, 0.0, {}
     molecules = pick_molecules(frames, st.molecules)

@@ -10,18 +10,11 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from mlipilot.scorecard.md_driver import fcc_cell, langevin
 from mlipilot.scorecard.spec import ScorecardSpec
-
-
-def reference_calculator(name: str) -> Calculator:
-    if name == "emt":
-        from ase.calculators.emt import EMT
-
-        return EMT()
-    raise ValueError(f"unknown reference calculator {name!r} (known: emt)")
 
 
 def _min_distance(atoms) -> float:
@@ -30,10 +23,15 @@ def _min_distance(atoms) -> float:
     return float(d.min())
 
 
-def stability_metrics(calc: Calculator, spec: ScorecardSpec,
+def throughput_structure(spec: ScorecardSpec, frames: list[Atoms]) -> Atoms:
+    return fcc_cell(spec.element, spec.lattice_a, spec.throughput.supercell)
+
+
+def stability_metrics(calc: Calculator, spec: ScorecardSpec, frames: list[Atoms] | None = None,
                       progress: Callable[[str], None] = lambda s: None) -> dict:
+    """fcc supercells of the scorecard's element; `frames` is unused (the cells are built)."""
     st = spec.stability
-    ref = reference_calculator(st.reference) if st.reference else None
+    ref = st.reference.make() if st.reference else None
     failed, min_dist, max_ratio, ref_errs = 0, np.inf, 0.0, []
     runs = {}
     for run in st.runs:

@@ -10,14 +10,13 @@ import time
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from mlipilot.scorecard.md_driver import fcc_cell, langevin
+from mlipilot.scorecard.md_driver import langevin
 from mlipilot.scorecard.spec import ScorecardSpec
 
 
-def throughput_metrics(calc: Calculator, spec: ScorecardSpec, atoms: Atoms | None = None) -> dict[str, float]:
-    """Bulk benchmarks time an fcc supercell; molecular ones pass the molecule to time."""
+def throughput_metrics(calc: Calculator, spec: ScorecardSpec, atoms: Atoms) -> dict[str, float]:
+    """Time MD on `atoms` (the stability kind's throughput structure)."""
     tp = spec.throughput
-    atoms = atoms if atoms is not None else fcc_cell(spec.element, spec.lattice_a, tp.supercell)
     for _ in langevin(atoms, calc, (300.0, 300.0), tp.warmup_steps, tp.timestep_fs, 0.02, 0):
         pass
     rates, cpu = [], []
@@ -34,5 +33,6 @@ def throughput_metrics(calc: Calculator, spec: ScorecardSpec, atoms: Atoms | Non
         "ns_per_day": sps * tp.timestep_fs * 86400 / 1e6,
         "cpu_seconds_per_step": statistics.median(cpu),
         "steps_per_cpu_second": 1.0 / max(statistics.median(cpu), 1e-9),
+        "us_per_atom_step": statistics.median(cpu) / len(atoms) * 1e6,
         "throughput_atoms": float(len(atoms)),
     }

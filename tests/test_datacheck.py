@@ -1,0 +1,167 @@
+"""`mlipilot init` refuses bad data before creating anything: one line per problem naming the file,
+the frame and the fix (mlipilot/datacheck.py)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from ase.build import bulk, fcc111
+from ase.calculators.emt import EMT
+from ase.io import write
+from mlipilot_testkit import FAST_SCORECARD, ROOT
+
+from mlipilot.benchmark import resolve_benchmark
+from mlipilot.datacheck import check_data
+from mlipilot.errors import MLIPilotError
+from mlipilot.scorecard.spec import load_spec
+
+
+def labelled(atoms, config_type: str = "bulk", plain_keys: bool = False):
+    """EMT labels as REF_* (or, the common mistake, as energy=/forces= via an attached calculator)."""
+    atoms.calc = EMT()
+    e, f = atoms.get_potential_energy(), atoms.get_forces()
+    if plain_keys:
+        return atoms  # the writer stores the calculator's results as energy= / forces=
+    out = atoms.copy()
+    out.info.update(REF_energy=float(e), config_type=config_type)
+    out.arrays["REF_forces"] = np.asarray(f)
+    return out
+
+
+def cu(seed: int, config_type: str = "bulk", **kw):
+    if config_type == "slab":
+        a = fcc111("Cu", size=(2, 2, 3), a=3.6, vacuum=5.0)
+    else:
+        a = bulk("Cu", "fcc", a=3.6, cubic=True)
+    a.info.pop("adsorbate_info", None)  # a dict: extxyz cannot store it
+    a.rattle(0.05, seed=seed)
+    return labelled(a, config_type, **kw)
+
+
+def good_data() -> dict[str, list]:
+    return {"train": [cu(s) for s in range(4)] + [cu(10 + s, "slab") for s in range(2)],
+            "valid": [cu(20), cu(21, "slab")],
+            "holdout": [cu(30), cu(31), cu(32, "slab")]}
+
+
+def make_bench(d: Path, data: dict[str, list], **scorecard_extra) -> Path:
+    d.mkdir()
+    for split, frames in data.items():
+        write(d / f"{split}.xyz", frames, format="extxyz")
+    sc = copy.deepcopy(FAST_SCORECARD)
+    for metric in scorecard_extra.get("metrics", []):
+        sc["constraints"].append({"metric": metric, "max": 100.0, "unit": "meV/atom"})
+    (d / "scorecard.yaml").write_text(yaml.safe_dump(sc, allow_unicode=True))
+    (d / "benchmark.yaml").write_text(yaml.safe_dump({
+        "name": "tiny", "scorecard": "scorecard.yaml", "workspace": str(ROOT / "workspace_template" / "cu_emt"),
+        "data": {s: f"{s}.xyz" for s in data}}))
+    return d
+
+
+def init(bench: Path, run: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1",  # the console script must import this checkout
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run(["mlipilot", "init", str(bench), str(run), "--size", "small", "--sandbox", "none"],
+                          capture_output=True, text=True, env=env)
+
+
+def refused(tmp_path: Path, data: dict[str, list], *needles: str, **scorecard_extra) -> str:
+    """Run init on bad data: rc 2, a line holding every needle, nothing created. Returns that line."""
+    bench, run = make_bench(tmp_path / "bench", data, **scorecard_extra), tmp_path / "run"
+    p = init(bench, run)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    hits = [x for x in p.stderr.splitlines() if all(n in x for n in needles)]
+    assert hits, f"no line with {needles} in:\n{p.stderr}"
+    assert " — " in hits[0], hits[0]  # every problem carries its fix
+    assert not run.exists() and not run.with_name(run.name + ".mlipilot-store").exists()
+    return hits[0]
+
+
+def test_good_data_passes_and_summarises(tmp_path):
+    bench = make_bench(tmp_path / "bench", good_data())
+    b = resolve_benchmark(str(bench))
+    lines: list[str] = []
+    check_data(b, load_spec(b.scorecard), b.data_files(), progress=lines.append)
+    assert [x.split(":")[0] for x in lines] == ["tiny data train", "tiny data valid", "tiny data holdout"]
+    assert "6 frames" in lines[0] and "elements Cu" in lines[0] and "E/atom" in lines[0] and "max |F|" in lines[0]
+    p = init(bench, tmp_path / "run")  # and the real command creates the run
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (tmp_path / "run" / "data" / "train.xyz").is_file()
+
+
+def test_holdout_frame_missing_forces(tmp_path):
+    data = good_data()
+    del data["holdout"][1].arrays["REF_forces"]
+    refused(tmp_path, data, "holdout.xyz", "frame 1", "REF_forces", "label every frame")
+
+
+def test_holdout_element_not_in_train(tmp_path):
+    data = good_data()
+    ag = bulk("Cu", "fcc", a=3.6, cubic=True)
+    ag.symbols[0] = "Ag"
+    data["holdout"].append(labelled(ag))
+    refused(tmp_path, data, "holdout.xyz", "frame 3", "Ag", "add training frames containing Ag, or drop")
+
+
+def test_group_metric_without_config_type(tmp_path):
+    line = refused(tmp_path, good_data(), "scorecard.yaml", "energy_rmse_slabz", metrics=["energy_rmse_slabz"])
+    assert "bulk, slab" in line and "did you mean 'energy_rmse_slab'" in line
+
+
+def test_element_metric_absent_from_holdout(tmp_path):
+    refused(tmp_path, good_data(), "scorecard.yaml", "force_rmse_Ag", "no Ag atom", metrics=["force_rmse_Ag"])
+
+
+def test_holdout_frame_duplicated_from_train(tmp_path):
+    data = good_data()
+    data["holdout"][2] = data["train"][3].copy()
+    refused(tmp_path, data, "holdout.xyz", "frame 2", "train.xyz frame 3", "remove it")
+
+
+def test_stress_metric_needs_ref_stress(tmp_path):
+    refused(tmp_path, good_data(), "train.xyz", "frame 0", "REF_stress", "drop the stress metric",
+            metrics=["stress_rmse"])
+
+
+def test_plain_energy_forces_keys(tmp_path):
+    data = good_data()
+    data["train"] = [cu(s, plain_keys=True) for s in range(4)]
+    refused(tmp_path, data, "train.xyz", "frame 0", "'energy'", "atoms.info['REF_energy'] = atoms.get_potential_energy()")
+
+
+def test_every_problem_reported_capped_per_kind(tmp_path):
+    data = good_data()
+    data["holdout"] = [cu(40 + s) for s in range(8)]
+    for a in data["holdout"]:
+        del a.arrays["REF_forces"]
+    data["valid"][0].info["REF_energy"] = float("nan")
+    b = resolve_benchmark(str(make_bench(tmp_path / "bench", data)))
+    with pytest.raises(MLIPilotError) as e:
+        check_data(b, load_spec(b.scorecard), b.data_files(), progress=lambda _: None)
+    lines = str(e.value).splitlines()
+    assert sum("no arrays['REF_forces']" in x for x in lines) == 5
+    assert "... and 3 more (missing labels)" in lines
+    assert any("valid.xyz: frame 0: REF_energy holds NaN" in x for x in lines)
+
+
+def test_unreadable_file(tmp_path):
+    bench = make_bench(tmp_path / "bench", good_data())
+    (bench / "valid.xyz").write_text("3\nnot extxyz\nCu 0 0\n")
+    b = resolve_benchmark(str(bench))
+    with pytest.raises(MLIPilotError, match=r"valid\.xyz: not a readable extxyz file"):
+        check_data(b, load_spec(b.scorecard), b.data_files(), progress=lambda _: None)
+
+
+def test_units_way_off(tmp_path):
+    data = good_data()
+    data["train"][0].arrays["REF_forces"] *= 1e4  # as if not eV/Å
+    b = resolve_benchmark(str(make_bench(tmp_path / "bench", data)))
+    with pytest.raises(MLIPilotError, match=r"train\.xyz: frame 0: max \|REF_forces\| = .* eV/Å"):
+        check_data(b, load_spec(b.scorecard), b.data_files(), progress=lambda _: None)
