@@ -74,16 +74,26 @@ def audit(path: Path, include_rejected: bool = False, branch: str | None = None)
     return sorted(entries, key=lambda e: e["trial"])
 
 
+LOG_TAIL_LINES = 20
+
+
 def show(path: Path, trial: int, store: Path | None = None) -> dict:
-    """One trial: its trailers, diff against its parent, and (when the store is at hand) the full scorecard."""
+    """One trial: its trailers, diff against its parent, and (when the store is at hand) the full
+    scorecard and the sanitised tail of its training log."""
     repo = open_repo(path)
     for e in audit(path, include_rejected=True):
         if e["trial"] == trial:
             commit = repo.commit(e["commit"])
             e["diff"] = repo.git.diff(e["parent"], e["commit"]) if e["parent"] else ""
             e["trailers"] = trailers(commit)
-            if store is not None and (store / "trials" / f"{trial:04d}" / "scorecard.json").is_file():
-                e["scorecard_json"] = str(store / "trials" / f"{trial:04d}" / "scorecard.json")
+            folder = store / "trials" / f"{trial:04d}" if store is not None else None
+            if folder is not None and (folder / "scorecard.json").is_file():
+                e["scorecard_json"] = str(folder / "scorecard.json")
+            if folder is not None and (folder / "train.log").is_file():  # written by jobs.train_job
+                from mlipilot.sanitize import tail
+
+                e["train_log"] = str(folder / "train.log")
+                e["log_tail"] = tail((folder / "train.log").read_text(errors="replace"), LOG_TAIL_LINES)
             if store is not None:  # a close call trained twice: both runs
                 from mlipilot.ledger import Ledger
 

@@ -128,7 +128,7 @@ def _cmd_log(a: argparse.Namespace) -> int:
 
 
 def _cmd_show(a: argparse.Namespace) -> int:
-    from mlipilot.audit import show
+    from mlipilot.audit import LOG_TAIL_LINES, show
     from mlipilot.run_config import load_run_config
     from mlipilot.trial import dumps
 
@@ -148,6 +148,9 @@ def _cmd_show(a: argparse.Namespace) -> int:
     print("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items()))
     if e.get("scorecard_json"):
         print(f"full scorecard: {e['scorecard_json']}")
+    if e.get("train_log"):
+        print(f"training log, last {LOG_TAIL_LINES} lines ({e['train_log']}):")
+        print("\n".join(f"  | {line}" for line in e["log_tail"].splitlines()) or "  (empty)")
     for run in e.get("seeds") or []:
         print(f"seed {run['seed']}: composite {run['composite']}, " + ", ".join(
             f"{k} {v:g}" for k, v in (run.get("metrics") or {}).items() if k in ("energy_rmse", "force_rmse")))
@@ -261,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="figures + report.html for a bench or a run directory")
     s.add_argument("path")
-    s.add_argument("--out", help="output folder (default: PATH/report)")
+    s.add_argument("--out", help="output folder (default: PATH/report for a bench, the run's private store/report "
+                   "for a run directory; never inside a run directory, whose next trial would refuse it)")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("data", help="extend the molecular set: label new geometries with PySCF (cached)")

@@ -1,5 +1,6 @@
 """`mlipilot report PATH`: figures (PNG + SVG) and a self-contained report.html for a bench
-directory (results.csv) or a single run directory (its ledger)."""
+directory (results.csv) or a single run directory (its ledger). A run's report goes to its private
+store: a file added to the run's work tree would make the next trial refuse (integrity)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,29 @@ def load_table(path: Path) -> pd.DataFrame:
         from mlipilot.run_config import load_run_config
 
         cfg = load_run_config(path)
-        from mlipilot.ledger import Ledger
-
-        rows = Ledger(cfg.store / "ledger.jsonl").trials()
-        agent = rows[0].get("agent", "agent") if rows else "agent"
-        return pd.DataFrame(run_rows(cfg.store, agent, 0, cfg.name))
+        rows = run_rows(cfg.store, "", 0, cfg.name)
+        # one series for the run; who ran each trial stays in trial_agent (a human, then an agent, ...)
+        label = "+".join(dict.fromkeys(str(r["trial_agent"]) for r in rows if r["trial_agent"])) or "agent"
+        return pd.DataFrame(rows).assign(agent=label)
     raise MLIPilotError(f"{path}: neither a bench directory (results.csv) nor a run directory (mlipilot.toml)")
+
+
+def output_dir(path: Path, out: Path | None) -> Path:
+    """--out, else <bench>/report or <store>/report for a run. Never inside a run directory: the
+    next trial would find a file added outside the editable paths and refuse."""
+    if out is None:
+        if (path / "results.csv").is_file() or not (path / "mlipilot.toml").is_file():
+            return path / "report"
+        from mlipilot.run_config import load_run_config
+
+        return load_run_config(path).store / "report"
+    out = Path(out).resolve()
+    for p in (out, *out.parents):
+        if (p / "mlipilot.toml").is_file():
+            raise MLIPilotError(f"--out {out}: inside the run directory {p}, where the next trial would refuse the "
+                                "added files (integrity) — pass a folder outside it, or omit --out (a run's report "
+                                "goes to its private store)")
+    return out
 
 
 def _save(fig, out: Path, name: str) -> Path:
@@ -43,6 +61,7 @@ def make_figures(df: pd.DataFrame, out: Path) -> dict[str, Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     out.mkdir(parents=True, exist_ok=True)
     agents = sorted(df["agent"].unique())
@@ -75,18 +94,20 @@ def make_figures(df: pd.DataFrame, out: Path) -> dict[str, Path]:
     figs["composite_vs_iteration"] = _save(fig, out, "composite_vs_iteration")
     plt.close(fig)
 
-    # 2. accept / reject / failed grid
-    runs = list(df.groupby(["agent", "seed"]).groups)
+    # 2. accept / reject / failed grid; a single run gets one row per agent that ran trials in it
+    single = df.groupby(["agent", "seed"]).ngroups == 1
+    who = df["trial_agent"].fillna("?").astype(str) if single and "trial_agent" in df else None
+    rows = sorted(who.unique()) if who is not None else list(df.groupby(["agent", "seed"]).groups)
     n_it = int(df["iteration"].max()) if len(df) else 1
-    fig, ax = plt.subplots(figsize=(max(5, 0.45 * n_it + 2.5), 0.35 * len(runs) + 1.2))
-    for y, (agent, seed) in enumerate(runs):
-        g = df[(df.agent == agent) & (df.seed == seed)]
-        for _, r in g.iterrows():
-            ax.add_patch(plt.Rectangle((r["iteration"] - 0.45, y - 0.4), 0.9, 0.8,
-                                       color=VERDICT_COLOURS.get(r["verdict"], "#90a4ae")))
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * n_it + 2.5), 0.35 * len(rows) + 1.2))
+    for _, r in df.iterrows():
+        y = rows.index(who[r.name] if who is not None else (r["agent"], r["seed"]))
+        ax.add_patch(plt.Rectangle((r["iteration"] - 0.45, y - 0.4), 0.9, 0.8,
+                                   color=VERDICT_COLOURS.get(r["verdict"], "#90a4ae")))
     ax.set_xlim(0.5, n_it + 0.5)
-    ax.set_ylim(-0.6, len(runs) - 0.4)
-    ax.set_yticks(range(len(runs)), [f"{a} s{s}" for a, s in runs], fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_yticks(range(len(rows)), rows if who is not None else [f"{a} s{s}" for a, s in rows], fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("iteration")
     ax.set_title("Verdicts: " + ", ".join(f"{k} = {v}" for k, v in
                                           {"green": "accepted", "red": "rejected", "dark": "failed"}.items()))
@@ -106,39 +127,126 @@ def make_figures(df: pd.DataFrame, out: Path) -> dict[str, Path]:
     figs["ranking"] = _save(fig, out, "ranking")
     plt.close(fig)
 
-    # 4. tokens vs final score
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (agent, seed), g in df.groupby(["agent", "seed"]):
-        ax.scatter(g["tokens_in"].sum() + g["tokens_out"].sum(), g["best_so_far"].iloc[-1], color=colours[agent],
-                   label=agent if seed == df[df.agent == agent]["seed"].min() else None)
-    ax.set(xlabel="tokens spent (in + out)", ylabel="final best composite", title="Tokens vs final score")
-    ax.set_xscale("symlog")
-    ax.legend(fontsize=8)
-    figs["tokens_vs_score"] = _save(fig, out, "tokens_vs_score")
-    plt.close(fig)
+    # 4. tokens vs final score: only when some were spent (the scripted baselines and humans spend none)
+    if (df["tokens_in"].fillna(0) + df["tokens_out"].fillna(0)).sum() > 0:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for (agent, seed), g in df.groupby(["agent", "seed"]):
+            ax.scatter(g["tokens_in"].sum() + g["tokens_out"].sum(), g["best_so_far"].iloc[-1],
+                       color=colours[agent], label=agent if seed == df[df.agent == agent]["seed"].min() else None)
+        ax.set(xlabel="tokens spent (in + out)", ylabel="final best composite", title="Tokens vs final score")
+        ax.set_xscale("symlog")
+        ax.legend(fontsize=8)
+        figs["tokens_vs_score"] = _save(fig, out, "tokens_vs_score")
+        plt.close(fig)
+
+    # a single run is drawn per trial (the number `mlipilot show N` takes), a bench per iteration
+    x = "trial" if single else "iteration"
+    if groups := _groups(df):
+        figs["errors_per_group"] = _errors_per_group(plt, df, groups, agents, x, out)
+    if md_names := sorted(c.removeprefix("md_ok_") for c in df.columns if c.startswith("md_ok_")):
+        figs["md_outcomes"] = _md_outcomes(plt, df, md_names, single, x, out)
     return figs
+
+
+def _groups(df: pd.DataFrame) -> list[str]:
+    """The holdout's config_types, from the energy_rmse_<group> metrics (force_rmse_<X> may be a
+    per-element error instead, so energy names the groups; glob groups a scorecard names repeat them)."""
+    return sorted(c.removeprefix("metric_energy_rmse_") for c in df.columns
+                  if c.startswith("metric_energy_rmse_") and c != "metric_energy_rmse_max_group"
+                  and not any(ch in c for ch in "*?[") and df[c].notna().any())
+
+
+def _errors_per_group(plt, df: pd.DataFrame, groups: list[str], agents: list[str], x: str, out: Path) -> Path:
+    """Energy and force RMSE per config_type vs trial (a bench: mean over seeds, a column per agent):
+    which kind of structure the model gets wrong, where the overall RMSE hides it."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(2, len(agents), figsize=(max(6.5, 4.5 * len(agents)), 6), squeeze=False,
+                             sharex=True)
+    for col, agent in enumerate(agents):
+        g = df[(df.agent == agent) & df[x].notna()]
+        for row, (qty, unit) in enumerate([("energy_rmse", "meV/atom"), ("force_rmse", "meV/Å")]):
+            ax = axes[row][col]
+            for i, group in enumerate(groups):
+                c = f"metric_{qty}_{group}"
+                if c in g:
+                    series = g.groupby(x)[c].mean()
+                    ax.plot(series.index, series.values, marker="o", ms=4, color=plt.cm.tab10(i % 10), label=group)
+            ax.set_yscale("log")
+            ax.set(ylabel=f"{qty} ({unit})" if col == 0 else None,
+                   title=agent if row == 0 and len(agents) > 1 else None)
+            ax.grid(alpha=0.3, which="both")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[1][col].set_xlabel(x)
+    axes[0][-1].legend(fontsize=8, title="config_type", loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle("Holdout errors per config_type (a gap: no model scored)")
+    path = _save(fig, out, "errors_per_group")
+    plt.close(fig)
+    return path
+
+
+def _md_outcomes(plt, df: pd.DataFrame, md_names: list[str], single: bool, x: str, out: Path) -> Path:
+    """Each MD stability run of each trial: green ran to the end, red failed (steps reached written
+    in the cell), grey not run (no model)."""
+    from matplotlib.ticker import MaxNLocator
+
+    keys = [(a, s, n) for (a, s), _ in df.groupby(["agent", "seed"]) for n in md_names]
+    n_x = int(df[x].max()) if df[x].notna().any() else 1
+    fig, ax = plt.subplots(figsize=(max(5, 0.5 * n_x + 3), 0.35 * len(keys) + 1.2))
+    for y, (agent, seed, name) in enumerate(keys):
+        g = df[(df.agent == agent) & (df.seed == seed) & df[x].notna()]
+        for _, r in g.iterrows():
+            ok, steps = r.get(f"md_ok_{name}"), r.get(f"md_steps_{name}")
+            colour = "#cfd8dc" if pd.isna(ok) else ("#2e7d32" if ok else "#c62828")
+            ax.add_patch(plt.Rectangle((r[x] - 0.45, y - 0.4), 0.9, 0.8, color=colour))
+            if not pd.isna(steps):
+                ax.text(r[x], y, f"{int(steps)}", ha="center", va="center", fontsize=6, color="white")
+    ax.set_xlim(0.5, n_x + 0.5)
+    ax.set_ylim(-0.6, len(keys) - 0.4)
+    ax.set_yticks(range(len(keys)), [n if single else f"{a} s{s} {n}" for a, s, n in keys], fontsize=8)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(x)
+    ax.set_title("MD runs (steps reached): green = ran to the end, red = failed, grey = not run")
+    path = _save(fig, out, "md_outcomes")
+    plt.close(fig)
+    return path
+
+
+def trial_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A single run's trials, each with the agent that ran it (a run can change hands)."""
+    t = df[df["trial"].notna()] if "trial" in df else df.iloc[:0]
+    cols = {"trial": "trial", "trial_agent": "agent", "verdict": "verdict", "composite": "composite",
+            "feasible": "feasible", "metric_md_failed_runs": "MD failed", "hypothesis": "hypothesis"}
+    t = t[[c for c in cols if c in t]].rename(columns=cols)
+    return t.assign(trial=t["trial"].astype(int), hypothesis=t["hypothesis"].fillna("").str.slice(0, 100))
 
 
 def write_report(path: Path, out: Path | None = None) -> Path:
     path = Path(path)
-    out = Path(out) if out else path / "report"
     df = load_table(path)
     if df.empty:
         raise MLIPilotError(f"{path}: no trials recorded yet — nothing to report")
+    out = output_dir(path, out)
     figs = make_figures(df, out)
     summ = summary(df)
     imgs = "\n".join(
         f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
         f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>" for name, p in figs.items())
-    table = summ.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–", border=0)
+    fmt = {"float_format": lambda v: f"{v:.4g}", "na_rep": "–", "border": 0, "index": False}
+    table = summ.to_html(**fmt)
+    trials = ""
+    if df.groupby(["agent", "seed"]).ngroups == 1:
+        trials = f'<h2>Trials</h2><div style="overflow-x:auto;font-size:85%">{trial_table(df).to_html(**fmt)}</div>'
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>MLIPilot report: {html.escape(path.name)}</title>
+<html><head><meta charset="utf-8"><title>MLIPilot report: {html.escape(path.resolve().name)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} img{{max-width:100%}}
 table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}
 figure{{margin:1.5em 0}}</style></head>
-<body><h1>MLIPilot report: {html.escape(path.name)}</h1>
+<body><h1>MLIPilot report: {html.escape(path.resolve().name)}</h1>
 <p>{len(df)} iterations over {df.groupby(['agent', 'seed']).ngroups} runs. Lower composite is better.</p>
 <h2>Summary</h2><div style="overflow-x:auto;font-size:85%">{table}</div>
+{trials}
 <h2>Figures</h2>{imgs}
 <script>
 window.addEventListener('load', () => {{

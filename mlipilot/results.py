@@ -8,9 +8,9 @@ import pandas as pd
 
 from mlipilot.ledger import Ledger
 
-COLUMNS = ["agent", "seed", "run", "iteration", "trial", "verdict", "composite", "feasible", "total_violation",
-           "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors", "llm_calls",
-           "job_failed", "job_timeout", "wall_llm", "wall_queue", "wall_train", "wall_score", "wall_total",
+COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict", "composite", "feasible",
+           "total_violation", "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors",
+           "llm_calls", "job_failed", "job_timeout", "wall_llm", "wall_queue", "wall_train", "wall_score", "wall_total",
            "harness_seed", "confirm_seed", "confirm_composite", "margin", "noise_sigma",
            "harness_hash", "scorecard_hash", "hypothesis"]
 
@@ -35,6 +35,7 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
             best, best_feasible = r.get("composite"), bool(r.get("feasible"))
             feasible_so_far = feasible_so_far or best_feasible
         row = {"agent": agent, "seed": seed, "run": run, "iteration": i, "trial": r.get("trial"),
+               "trial_agent": r.get("agent"),  # who ran this trial: a run can change hands
                "verdict": verdict, "composite": r.get("composite"), "feasible": bool(r.get("feasible")),
                "total_violation": r.get("total_violation"), "best_so_far": best,
                "best_so_far_feasible": best_feasible, "feasible_so_far": feasible_so_far,
@@ -52,6 +53,9 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
         for k, v in m.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 row[f"metric_{k}"] = v
+        for name, md in (m.get("md_runs") or {}).items():  # a dict per MD run: flat columns for csv/parquet
+            row[f"md_ok_{name}"] = float(bool(md.get("ok")))  # 1/0, not bool: survives a csv round trip
+            row[f"md_steps_{name}"] = md.get("steps")
         for k, v in (r.get("violations") or {}).items():
             row[f"violation_{k}"] = v
         rows.append(row)

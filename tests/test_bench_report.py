@@ -82,7 +82,10 @@ def test_incomplete_runs_are_reported(bench_dir, tmp_path):
 def test_report_figures_and_html_render_in_chromium(bench_dir, tmp_path):
     out, _, _, _ = bench_dir
     report = write_report(out)
-    for name in ("composite_vs_iteration", "verdict_grid", "ranking", "tokens_vs_score"):
+    names = ("composite_vs_iteration", "verdict_grid", "ranking", "tokens_vs_score", "errors_per_group",
+             "md_outcomes")  # tokens: the scripted LLM spent some; errors and MD outcomes: from the scorecard
+    assert {p.stem for p in report.parent.glob("*.png")} == set(names)
+    for name in names:
         assert (report.parent / f"{name}.png").stat().st_size > 5000
         assert (report.parent / f"{name}.svg").read_text().startswith("<?xml")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -92,7 +95,9 @@ def test_report_figures_and_html_render_in_chromium(bench_dir, tmp_path):
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}"]
     dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    assert 'data-figures-rendered="4"' in dom and 'data-figures-total="4"' in dom
+    n = report.read_text().count("<figure><img")  # every embedded figure must decode and render
+    assert n == len(names)
+    assert f'data-figures-rendered="{n}"' in dom and f'data-figures-total="{n}"' in dom
     shot = tmp_path / "report.png"
     subprocess.run([chromium, *flags, "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()],
                    capture_output=True, timeout=120)

@@ -140,3 +140,25 @@ def test_molecular_box_with_its_own_md_structures(tmp_path):
         names = sorted(r["metrics"]["md_runs"])
         assert names == ["nvt300_0_CH11NO2", "nvt300_1_CH11NO2"], names  # the md.xyz boxes, not the holdout
         assert "force_rmse_H" in r["metrics"]
+
+
+@pytest.mark.parametrize("file, edit, field, hint", [
+    ("scorecard.yaml", lambda d: d["stability"].update(min_distnce_factor=0.5), "stability.min_distnce_factor",
+     "did you mean 'min_distance_factor'?"),
+    ("scorecard.yaml", lambda d: d["stability"].update(refrence={"name": "emt"}), "stability.refrence",
+     "did you mean 'reference'?"),
+    ("benchmark.yaml", lambda d: d.update(isolated_atom={"Cu": 1.0}), "isolated_atom", "did you mean 'isolated_atoms'?"),
+    ("benchmark.yaml", lambda d: d["data"].update(md_structure="md.xyz"), "data.md_structure",
+     "did you mean 'md_structures'?"),
+])
+def test_a_misspelled_key_fails_init_with_the_nearest_name_and_creates_nothing(tmp_path, file, edit, field, hint):
+    bench = write_benchmark(tmp_path / "cuau", size="small")
+    d = yaml.safe_load((bench / file).read_text())
+    edit(d)
+    (bench / file).write_text(yaml.safe_dump(d, allow_unicode=True))
+    p = subprocess.run(["mlipilot", "init", str(bench), str(tmp_path / "run")], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 2, p.stdout + p.stderr
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and file in err and f"'{field}'" in err and hint in err, err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.mlipilot-store").exists()

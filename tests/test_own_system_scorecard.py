@@ -137,3 +137,18 @@ def test_explicit_md_structures_are_all_used_in_file_order(alloy):
     pick = type(spec.stability.structures)(("*",), 1, 4, 0)
     picked = pick_structures(frames, pick)
     assert len(picked) == 3 and [len(p) for p in picked] == [len(f) for f in frames]
+
+
+def test_ramp_on_a_molecule_in_vacuum_and_npt_skipped_without_a_cell(tmp_path):
+    """kind structures takes non-periodic frames too: a heating ramp runs, NPT is skipped (no cell)."""
+    from ase.build import molecule
+
+    mol = molecule("CH4")
+    mol.calc = EMT()
+    mol.info.update(REF_energy=mol.get_potential_energy(), config_type="mol")
+    spec = load_spec(card(tmp_path, lambda d: d["stability"].update(
+        runs=[{"name": "ramp", "temperature_K": [100, 400], "steps": 30, "timestep_fs": 0.5},
+              {"name": "npt", "ensemble": "npt", "temperature_K": 300, "steps": 30}],
+        reference=None, structures={"min_atoms": 50})))
+    m = stability_metrics(EMT(), spec, [mol])
+    assert m["md_runs"]["ramp_0_CH4"]["steps"] == 30 and m["md_runs"]["npt_0_CH4"]["skipped"]
