@@ -9,7 +9,7 @@ from pathlib import Path
 import git
 
 from mlipilot.errors import MLIPilotError
-from mlipilot.git_history import REJECTED_PREFIX, TRAILER_METRICS, metric_trailer
+from mlipilot.git_history import REJECTED_PREFIX, TRAILER_METRICS, metric_trailer, read_validation_note
 
 METRIC_TRAILERS = ("Composite", "Violation", *(metric_trailer(m) for m in TRAILER_METRICS))
 
@@ -41,7 +41,8 @@ def _entry(commit: git.Commit, ref: str) -> dict:
             "reason": t.get("Reason"), "agent": t.get("Agent"), "model": t.get("Model"),
             "feasible": t.get("Feasible") == "true", "metrics": metrics, "commit": commit.hexsha,
             "parent": commit.parents[0].hexsha if commit.parents else None, "ref": ref,
-            "date": commit.committed_datetime.isoformat()}
+            "date": commit.committed_datetime.isoformat(),
+            "validation": read_validation_note(commit.repo, commit.hexsha)}
 
 
 def open_repo(path: Path) -> git.Repo:

@@ -18,7 +18,7 @@ from mlipilot.errors import MLIPilotError, check_keys, config_error
 from mlipilot.resources import cache_dir, project_root
 
 SPLITS = ("train", "valid", "holdout")
-TOP_KEYS = ("name", "description", "scorecard", "workspace", "data", "isolated_atoms")
+TOP_KEYS = ("name", "description", "scorecard", "workspace", "data", "isolated_atoms", "validation")
 DATA_FILE_KEYS = SPLITS + ("md_structures",)
 GENERATOR_KEYS = ("generator", "seed")
 GENERIC_WORKSPACE = "generic"  # workspace_template/generic: used when a benchmark names none
@@ -33,6 +33,7 @@ class Benchmark:
     data: dict  # either {"generator": module, "seed": int} or {"train": path, ...}
     isolated_atoms: dict[str, float] = field(default_factory=dict)  # element -> isolated-atom energy (eV)
     description: str = ""
+    validation: Path | None = None  # the private validation spec (mlipilot validate)
 
     @property
     def spec_file(self) -> Path:
@@ -116,7 +117,7 @@ def resolve_benchmark(name_or_path: str) -> Benchmark:
     for key in ("name", "scorecard", "data"):
         if key not in d:
             raise config_error(spec_file, key, "missing", "see README 'Bring your own system'")
-    for key in ("name", "scorecard", "workspace", "description"):
+    for key in ("name", "scorecard", "workspace", "description", "validation"):
         if key in d and not isinstance(d[key], str):
             raise config_error(spec_file, key, f"expected a string, got {d[key]!r}", "write a name or a relative path")
     data = d["data"]
@@ -128,9 +129,12 @@ def resolve_benchmark(name_or_path: str) -> Benchmark:
                  else project_root() / "workspace_template" / GENERIC_WORKSPACE)
     bench = Benchmark(d["name"], directory, (directory / d["scorecard"]).resolve(), workspace, data,
                       _isolated_atoms(d["isolated_atoms"], directory, spec_file) if "isolated_atoms" in d else {},
-                      d.get("description", ""))
+                      d.get("description", ""),
+                      (directory / d["validation"]).resolve() if "validation" in d else None)
     if not bench.scorecard.is_file():
         raise config_error(spec_file, "scorecard", f"{bench.scorecard} does not exist", "fix the path")
+    if bench.validation is not None and not bench.validation.is_file():
+        raise config_error(spec_file, "validation", f"{bench.validation} does not exist", "fix the path or leave it out")
     if not (bench.workspace / "train").is_dir():
         raise config_error(spec_file, "workspace", f"{bench.workspace} has no train/ folder",
                            "fix the path, or leave 'workspace' out for the generic MACE workspace")

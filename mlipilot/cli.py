@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -122,6 +123,8 @@ def _cmd_log(a: argparse.Namespace) -> int:
         print(f"{e['trial']:>5}  {e['verdict'] or '?':9} {e['commit'][:8]} {f(m.get('composite'), '9.4f'):>9} "
               f"{f(d.get('composite'), '+10.4f'):>10} {f(d.get('energy_rmse'), '+9.2f'):>9} "
               f"{f(d.get('force_rmse'), '+8.1f'):>8}  {e['hypothesis'][:70]}")
+        if v := e.get("validation"):  # mlipilot validate's note on the commit
+            print(f"{'':>7}validated: {v['validated']}" + (f" ({v['failed']})" if v["validated"] != "pass" else ""))
     if not a.all:
         print(f"(accepted trials only; --all adds refs/mlipilot/rejected/*. Without MLIPilot: {GIT_ONE_LINER})")
     return 0
@@ -174,6 +177,17 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
     print(f"report: {write_report(Path(a.path), Path(a.out) if a.out else None)}")
     return 0
+
+
+def _cmd_validate(a: argparse.Namespace) -> int:
+    from mlipilot.run_config import load_run_config
+    from mlipilot.validation.command import validate_run
+
+    cfg = load_run_config(Path(a.run))
+    done = validate_run(cfg, trial=a.trial, accepted=a.accepted, executor=a.executor, timeout_min=a.timeout_min)
+    if a.json:
+        print(json.dumps(done, indent=1))
+    return 0 if all(v["passed"] for v in done) else 3
 
 
 def _cmd_data(a: argparse.Namespace) -> int:
@@ -267,6 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (default: PATH/report for a bench, the run's private store/report "
                    "for a run directory; never inside a run directory, whose next trial would refuse it)")
     s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("validate", help="put accepted models through the private validation suite (longer MD, "
+                       "properties never trained on); exit 3 when a model fails a check")
+    s.add_argument("run", nargs="?", default=".", help="run directory")
+    which = s.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="the current best model (the default)")
+    which.add_argument("--accepted", action="store_true", help="every accepted model")
+    which.add_argument("--trial", type=int, help="one scored trial")
+    s.add_argument("--executor", choices=["local", "debug", "slurm"], help="default: the run's executor")
+    s.add_argument("--timeout-min", type=float, default=30.0, help="time limit per validation job")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_validate)
 
     s = sub.add_parser("data", help="extend the molecular set: label new geometries with PySCF (cached)")
     s.add_argument("benchmark", help="qm7_b3lyp")

@@ -130,3 +130,25 @@ class RunRepo:
             self.reject(trial, parent, editable)
         else:
             self._git("update-ref", f"{REJECTED_PREFIX}{trial}", commit)
+
+
+VALIDATION_NOTES_REF = "mlipilot-validation"  # refs/notes/mlipilot-validation: post-hoc validation verdicts
+
+
+def write_validation_note(repo: git.Repo, commit: str, summary: dict) -> None:
+    """A git note on the trial's commit: the audit shows both verdicts without the store."""
+    lines = [f"MLIPilot validation: {'pass' if summary['passed'] else 'fail'}", "",
+             f"MLIPilot-Validated: {'pass' if summary['passed'] else 'fail'}",
+             f"MLIPilot-Validation-Failed: {', '.join(summary['failed_checks']) or 'none'}",
+             f"MLIPilot-Validation-Spec-SHA256: {summary['spec_sha256'][:16]}"]
+    repo.git.execute(["git", *_IDENTITY, "notes", f"--ref={VALIDATION_NOTES_REF}", "add", "-f", "-m",
+                      "\n".join(lines), commit])
+
+
+def read_validation_note(repo: git.Repo, commit: str) -> dict | None:
+    try:
+        text = repo.git.notes(f"--ref={VALIDATION_NOTES_REF}", "show", commit)
+    except git.GitCommandError:
+        return None
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if line.startswith("MLIPilot-") and ": " in line)
+    return {"validated": fields.get("MLIPilot-Validated"), "failed": fields.get("MLIPilot-Validation-Failed", "none")}

@@ -59,7 +59,8 @@ def integrity_problem(root: Path, store: Path, editable: tuple[str, ...]) -> str
 # -- the store's seal: what scoring trusts, hashed at init ------------------------------------------
 SEAL_FILE = "seal.json"
 SEALED = ("holdout.xyz", "scorecard.yaml", "protected.json")
-SEALED_IF_PRESENT = ("md_structures.xyz",)  # a benchmark's own MD starting structures
+VALIDATION_SPEC = "validation.yaml"  # the private validation spec (mlipilot validate)
+SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC)  # a benchmark's own MD starts; its validation
 SEAL_TRAILER = "MLIPilot-Seal-SHA256"
 
 

@@ -47,7 +47,7 @@ def make_executor(kind: str, folder: Path, timeout_min: float, slurm: dict | Non
         if slurm.get("slurm_conf"):
             os.environ["SLURM_CONF"] = slurm["slurm_conf"]  # the submitting process needs it
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        scoring = stage == "score"
+        scoring = stage in ("score", "validate")  # harness jobs: one CPU, no GPU
         # submitit signals a job 90 s before Slurm's limit; two minutes of slack keep our own limit first
         params = {"timeout_min": int(timeout_min) + 2, "name": f"mlipilot-{stage}",
                   "cpus_per_task": 1 if scoring else int(slurm.get("cpus_per_task", 1)),
@@ -159,6 +159,28 @@ def score_job(model_dir: str, spec_path: str, holdout_path: str, out_json: str,
                           progress=lines.append)  # the launcher prints them (once, whatever the executor)
     Path(out_json).write_text(json.dumps(metrics, indent=1, sort_keys=True))
     return {"started": started, "seconds": time.time() - started, "metrics": metrics, "log": lines}
+
+
+@_as_result
+def validate_job(model_dir: str, spec_path: str, scorecard_path: str, holdout_path: str, out_json: str,
+                 extra_path: str | None = None, expected: dict | None = None) -> dict:
+    """Validate a model against the private validation spec (harness code only, one thread);
+    resumable: the checks a killed job finished are read back from the partial file."""
+    for k, v in ONE_THREAD.items():
+        os.environ[k] = v
+    os.chdir(Path(out_json).parent)  # no workspace code on sys.path or in the working directory
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    started = time.time()
+    from mlipilot.integrity import sha256_file
+    from mlipilot.validation.runner import validate_model
+
+    for name, path in (("holdout", holdout_path), ("validation", spec_path)):
+        if expected and expected.get(name) and sha256_file(Path(path)) != expected[name]:
+            raise JobFailed(f"store seal broken: {Path(path).name} differs from its hash recorded at init")
+    lines: list[str] = []
+    summary = validate_model(Path(model_dir), Path(spec_path), Path(scorecard_path), Path(holdout_path),
+                             Path(out_json), Path(extra_path) if extra_path else None, progress=lines.append)
+    return {"started": started, "seconds": time.time() - started, "summary": summary, "log": lines}
 
 
 # squeue reasons for a pending job that Slurm will never start as submitted

@@ -12,7 +12,7 @@ from mlipilot.datacheck import check_data
 from mlipilot.e0s import ISOLATED_ATOMS
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo, format_message
-from mlipilot.integrity import protected_hashes, save_hashes, seal_digest, seal_store
+from mlipilot.integrity import VALIDATION_SPEC, protected_hashes, save_hashes, seal_digest, seal_store
 from mlipilot.resources import cache_dir
 from mlipilot.run_config import CONFIG_NAME, EXECUTORS, TEMPLATE, load_run_config
 from mlipilot.sandbox import SandboxKind
@@ -89,6 +89,8 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         if bench.isolated_atoms:  # readable by the agent: the expert's (and anyone's) E0s
             (run_dir / "data" / ISOLATED_ATOMS).write_text(json.dumps(bench.isolated_atoms, indent=1))
         shutil.copy(bench.scorecard, store / "scorecard.yaml")
+        if bench.validation is not None:  # private: `mlipilot validate` reads it, the agent never sees it
+            shutil.copy(bench.validation, store / VALIDATION_SPEC)
         shutil.copy(bench.scorecard, run_dir / "scorecard.yaml")  # readable by the agent, hash-protected
         shutil.copytree(bench.workspace / "train", run_dir / "train",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -106,7 +108,8 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         repo = RunRepo.create(run_dir, branch)
         save_hashes(store, protected_hashes(run_dir, cfg.editable))
         # what the training sandbox must not see: the store, and every place the holdout came from
-        hide = sorted({str(store), str(cache_dir().resolve()), str(bench.directory), str(data["holdout"].resolve())})
+        hide = sorted({str(store), str(cache_dir().resolve()), str(bench.directory), str(data["holdout"].resolve())}
+                      | ({str(bench.validation)} if bench.validation is not None else set()))
         seal = seal_store(store, hide)
         repo.commit_all(format_message(f"MLIPilot: initialise run from benchmark {bench.name}", "",
                                        {"Benchmark": bench.name, "Scorecard-SHA256": spec.sha256[:16],

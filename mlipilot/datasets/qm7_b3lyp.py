@@ -122,3 +122,11 @@ def extend(out: Path, n_per_molecule: int, sigma: float, seed: int, cache_dir: P
     Path(str(out) + ".json").write_text(json.dumps(meta, indent=1))
     progress(f"wrote {out}: {len(base)} shipped + {len(labelled)} new geometries, {len(failures)} dropped")
     return out
+
+
+def validation_frames(train: list[Atoms]) -> list[Atoms]:
+    """Labelled molecules larger than every training molecule, from the shipped pool (none when the
+    run already trains on the largest): `mlipilot validate` tests on them beyond the holdout."""
+    largest = max(heavy_atoms(f) for f in train)
+    seen = {f.info.get("smiles") for f in train}
+    return [f for f in load_pool("default") if heavy_atoms(f) > largest and f.info.get("smiles") not in seen]

@@ -154,10 +154,9 @@ def _mapping(value: object, path: Path, where: str, keys: tuple[str, ...]) -> di
     return value
 
 
-def _reference(value: object, path: Path) -> ReferenceSpec | None:
+def _reference(value: object, path: Path, where: str = "stability.reference") -> ReferenceSpec | None:
     from mlipilot.scorecard.reference import calculator_class
 
-    where = "stability.reference"
     if value is None:
         return None
     if isinstance(value, str):

@@ -1,0 +1,1 @@
+"""Post-hoc validation: accepted models against a harder, private test than the scorecard."""

@@ -1,0 +1,136 @@
+"""`mlipilot validate`: choose models (the best, every accepted one, or one trial), validate each
+as a job (local or Slurm, one per model; finished validations are not redone, a killed one resumes
+at its next check), and record the result in three places: the store (`trials/<n>/validation.json`),
+the ledger (a `validation` event) and git (a note on the trial's commit under
+refs/notes/mlipilot-validation that `mlipilot log` shows)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import git
+
+from mlipilot import jobs
+from mlipilot.errors import MLIPilotError
+from mlipilot.git_history import harden_git_environment, write_validation_note
+from mlipilot.integrity import VALIDATION_SPEC, sha256_file
+from mlipilot.ledger import Ledger
+from mlipilot.run_config import RunConfig
+from mlipilot.validation.runner import table
+from mlipilot.validation.spec import load_validation_spec
+
+EXTRA = "validation_frames.xyz"  # labelled frames beyond the holdout (e.g. larger molecules), in the store
+
+
+def spec_path(cfg: RunConfig) -> Path:
+    """The run's private validation spec: the store's copy, made from the benchmark's on first use
+    for runs initialised before validation existed."""
+    path = cfg.store / VALIDATION_SPEC
+    if not path.is_file():
+        from mlipilot.benchmark import resolve_benchmark
+
+        bench = resolve_benchmark(cfg.benchmark)
+        if bench.validation is None:
+            raise MLIPilotError(f"{bench.spec_file}: field 'validation': none given — write a validation spec "
+                                "(see scorecards/cu_emt.validation.yaml) and name it there")
+        shutil.copy(bench.validation, path)
+    load_validation_spec(path)  # a typo fails here, before any job
+    return path
+
+
+def extra_frames(cfg: RunConfig) -> Path | None:
+    """Frames a benchmark's data generator offers for validation beyond the holdout (cached in the store)."""
+    path = cfg.store / EXTRA
+    if path.is_file():
+        return path
+    from ase.io import read, write
+
+    from mlipilot.benchmark import resolve_benchmark
+
+    bench = resolve_benchmark(cfg.benchmark)
+    module = bench.data.get("generator")
+    fn = getattr(importlib.import_module(module), "validation_frames", None) if module else None
+    if fn is None:
+        return None
+    frames = fn(read(cfg.root / "data" / "train.xyz", index=":", format="extxyz"))
+    if not frames:
+        return None
+    write(path, frames, format="extxyz")
+    return path
+
+
+def select(ledger: Ledger, trial: int | None, accepted: bool) -> list[dict]:
+    scored = [t for t in ledger.trials() if t.get("metrics") and t.get("status") == "finished"]
+    if trial is not None:
+        rows = [t for t in scored if t["trial"] == trial]
+        if not rows:
+            raise MLIPilotError(f"--trial {trial}: no scored trial {trial} in {ledger.path} — see `mlipilot status`")
+        return rows
+    if accepted:
+        rows = [t for t in scored if t.get("verdict") == "accepted"]
+    else:
+        best = ledger.incumbent()
+        rows = [best] if best and best.get("metrics") else []
+    if not rows:
+        raise MLIPilotError(f"{ledger.path}: no accepted, scored trial yet — run `mlipilot trial` first")
+    return rows
+
+
+def validate_run(cfg: RunConfig, trial: int | None = None, accepted: bool = False, executor: str | None = None,
+                 timeout_min: float = 30.0, progress: Callable[[str], None] = print) -> list[dict]:
+    harden_git_environment()
+    ledger = Ledger(cfg.store / "ledger.jsonl")
+    if problem := ledger.verify():
+        raise MLIPilotError(problem)
+    spec = spec_path(cfg)  # a typo in the spec fails here, before anything else
+    rows = select(ledger, trial, accepted)
+    extra = extra_frames(cfg)
+    executor = executor or cfg.executor
+    repo = git.Repo(cfg.root)
+    expected = {"holdout": sha256_file(cfg.store / "holdout.xyz"), "validation": sha256_file(spec)}
+    from mlipilot.integrity import load_seal
+
+    sealed = load_seal(cfg.store)["files"]  # what init recorded wins over the file's current hash
+    expected = {k: sealed.get(name, v) for (k, v), name in zip(expected.items(), ("holdout.xyz", VALIDATION_SPEC))}
+    spec_sha = load_validation_spec(spec).sha256
+    summaries = []
+    for row in rows:
+        n, trial_dir = row["trial"], Path(row["trial_dir"])
+        out = trial_dir / "validation.json"
+        if out.is_file() and json.loads(out.read_text()).get("spec_sha256") == spec_sha:
+            summary = json.loads(out.read_text())
+            progress(f"trial {n}: validated earlier ({out})")
+        else:
+            model = trial_dir / "job" / "out" / "export"
+            if not model.is_dir():
+                raise MLIPilotError(f"{model}: trial {n}'s exported model is gone — it cannot be validated")
+            progress(f"trial {n}: validating ({executor}; spec {spec.name}) — {row.get('hypothesis', '')[:60]}")
+            t0 = time.time()
+            with_dir = trial_dir / "validate"
+            with_dir.mkdir(exist_ok=True)
+            job = jobs.make_executor(executor, with_dir / "submitit", timeout_min, cfg.slurm, "validate").submit(
+                jobs.validate_job, str(model), str(spec), str(cfg.store / "scorecard.yaml"),
+                str(cfg.store / "holdout.xyz"), str(out), str(extra) if extra else None, expected)
+            try:
+                result = jobs.wait(job)
+            except jobs.JobFailed as e:
+                raise MLIPilotError(f"trial {n}: validation job failed: {e} — rerun `mlipilot validate` to resume "
+                                    f"(finished checks are kept in {trial_dir / 'validation.partial.json'})") from None
+            for line in result["log"]:
+                progress(line)
+            summary = result["summary"]
+            ledger.append({"event": "validation", "validated_trial": n, "commit": row.get("commit"),
+                           "passed": summary["passed"], "failed_checks": summary["failed_checks"],
+                           "spec": summary["spec"], "spec_sha256": summary["spec_sha256"],
+                           "seconds": round(time.time() - t0, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        if row.get("commit"):
+            write_validation_note(repo, row["commit"], summary)
+        progress(f"trial {n} ({row.get('verdict')}, composite {row.get('composite', float('nan')):.4g}):")
+        progress(table(summary))
+        summaries.append({"trial": n, **summary})
+    return summaries

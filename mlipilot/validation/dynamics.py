@@ -1,0 +1,184 @@
+"""Dynamics checks on a bulk fcc cell of the context's element: long/large/hot Langevin runs, energy
+conservation under NVE, and the radial distribution function against the reference calculator's own
+trajectory. A model that crashes or explodes is a result, never an exception: the measurement says
+where the run stopped and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.verlet import VelocityVerlet
+from ase.neighborlist import neighbor_list
+
+from mlipilot.scorecard.md_driver import fcc_cell, langevin
+from mlipilot.validation.base import Measurement, ValidationContext
+
+RDF_FRICTION = 0.02  # the rdf kind has no friction parameter: the scorecard's usual value
+MIN_DISTANCE_EVERY = 10  # steps between close-contact checks (as the scorecard's bulk MD)
+
+
+def _no_cell(ctx: ValidationContext, quantity: str) -> list[Measurement] | None:
+    if ctx.element and ctx.lattice_a:
+        return None
+    return [Measurement(quantity, None, None, None, "no bulk element/lattice in this benchmark")]
+
+
+def _crash(e: Exception, step: int) -> str:
+    return f"MD raised {type(e).__name__}: {e} at step {step}"
+
+
+def _min_distance_below(atoms: Atoms, cutoff: float) -> float | None:
+    """The closest pair if any is closer than `cutoff` (mic): a neighbour list with that small a
+    cutoff is O(N) where the full distance matrix is O(N²) — 500 atoms every 10 steps adds up."""
+    d = neighbor_list("d", atoms, cutoff)
+    return float(d.min()) if d.size else None
+
+
+def _langevin_run(atoms: Atoms, calc: Calculator, temps: tuple[float, float], p: dict[str, Any]) -> tuple[int, str]:
+    """Steps completed before the first failure, and why it stopped ("ok" when it did not)."""
+    good, steps = 0, int(p["steps"])
+    try:
+        for s in langevin(atoms, calc, temps, steps, p["timestep_fs"], p["friction"], p["seed"]):
+            if not (np.isfinite(s.energy) and np.isfinite(s.forces).all()):
+                return good, f"non-finite energy/forces at step {s.step}"
+            if s.step % MIN_DISTANCE_EVERY == 0 or s.step == steps:
+                d = _min_distance_below(s.atoms, p["min_distance_A"])
+                if d is not None:
+                    return good, f"atoms {d:.2f} Å apart at step {s.step} (bound {p['min_distance_A']} Å)"
+            if s.temperature_K > p["max_temperature_factor"] * s.target_K:
+                return good, (f"temperature runaway: {s.temperature_K:.0f} K vs target {s.target_K:.0f} K"
+                              f" at step {s.step}")
+            good = s.step
+    except Exception as e:  # the model crashed the integrator: unstable, not a harness bug
+        return good, _crash(e, good + 1)
+    return good, "ok"
+
+
+def long_md(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) -> list[Measurement]:
+    """One Langevin run per temperature (and one ramp): value = error = fraction of steps completed."""
+    if (bad := _no_cell(ctx, "completed")) is not None:
+        return bad
+    atoms = fcc_cell(ctx.element, ctx.lattice_a, int(params["supercell"]))
+    runs = [(f"completed_{t:g}K", (float(t), float(t))) for t in params["temperatures_K"]]
+    if params.get("ramp_K"):
+        t0, t1 = (float(t) for t in params["ramp_K"])
+        runs.append((f"completed_ramp{t0:g}-{t1:g}K", (t0, t1)))
+    out = []
+    for name, temps in runs:
+        good, detail = _langevin_run(atoms, calc, temps, params)
+        frac = good / int(params["steps"])
+        out.append(Measurement(name, frac, None, frac, detail))
+        ctx.progress(f"  long_md {name}: {good}/{params['steps']} steps on {len(atoms)} atoms — {detail}")
+    return out
+
+
+def _nve_energy_per_atom(atoms: Atoms, calc: Calculator, p: dict[str, Any]) -> tuple[np.ndarray, str]:
+    """Total energy per atom (eV) after each VelocityVerlet step; stops at the first bad step."""
+    atoms = atoms.copy()
+    atoms.calc = calc
+    MaxwellBoltzmannDistribution(atoms, temperature_K=p["temperature_K"], rng=np.random.default_rng(p["seed"]))
+    Stationary(atoms)  # no net momentum: the drift measured is the integrator's, not a flying cell
+    dyn = VelocityVerlet(atoms, p["timestep_fs"] * units.fs)
+    n, energies, step = len(atoms), [], 0
+    try:
+        energies.append(atoms.get_total_energy() / n)
+        for step in range(1, int(p["steps"]) + 1):
+            dyn.run(1)
+            e = atoms.get_total_energy() / n
+            if not (np.isfinite(e) and np.isfinite(atoms.get_forces()).all()):
+                return np.asarray(energies), f"non-finite energy/forces at step {step}"
+            energies.append(e)
+    except Exception as e:
+        return np.asarray(energies), _crash(e, step)
+    return np.asarray(energies), "ok"
+
+
+def _drift(energies: np.ndarray, timestep_fs: float) -> float:
+    t_ps = np.arange(len(energies)) * timestep_fs / 1000.0
+    return abs(float(np.polyfit(t_ps, energies, 1)[0])) * 1000.0  # eV/atom/ps → meV/atom/ps
+
+
+def nve_drift(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) -> list[Measurement]:
+    """|slope| of the total energy per atom under NVE (meV/atom/ps), the reference's alongside."""
+    if (bad := _no_cell(ctx, "drift")) is not None:
+        return bad
+    atoms = fcc_cell(ctx.element, ctx.lattice_a, int(params["supercell"]))
+    e_model, why = _nve_energy_per_atom(atoms, calc, params)
+    ref = None
+    if ctx.reference is not None:
+        e_ref, why_ref = _nve_energy_per_atom(atoms, ctx.reference(), params)
+        ref = _drift(e_ref, params["timestep_fs"]) if why_ref == "ok" else None
+    if why != "ok":
+        m = Measurement("drift", None, ref, None, why)
+    else:
+        d = _drift(e_model, params["timestep_fs"])
+        m = Measurement("drift", d, ref, d,
+                        f"{params['steps']} steps on {len(atoms)} atoms at {params['temperature_K']:g} K")
+    ctx.progress(f"  nve_drift: model {m.value if m.value is None else f'{m.value:.3g}'}, reference "
+                 f"{ref if ref is None else f'{ref:.3g}'} meV/atom/ps — {m.detail}")
+    return [m]
+
+
+def _rdf(atoms: Atoms, edges: np.ndarray) -> np.ndarray:
+    """g(r) from neighbour-list distances (periodic images included). ASE's get_rdf refuses rmax
+    above half the cell height, which the default 3×3×3 Cu cell (10.8 Å) with rmax 6 Å is."""
+    d = neighbor_list("d", atoms, float(edges[-1]))
+    hist = np.histogram(d, bins=edges)[0]
+    n, rho = len(atoms), len(atoms) / atoms.get_volume()
+    shells = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    return hist / (n * rho * shells)
+
+
+def _sampled_rdf(atoms: Atoms, calc: Calculator, p: dict[str, Any], edges: np.ndarray) -> tuple[np.ndarray | None, str]:
+    eq, every, temp = int(p["equilibrate_steps"]), int(p["every"]), float(p["temperature_K"])
+    total, g, frames, good = eq + int(p["steps"]), np.zeros(len(edges) - 1), 0, 0
+    try:
+        for s in langevin(atoms, calc, (temp, temp), total, p["timestep_fs"], RDF_FRICTION, p["seed"]):
+            if not (np.isfinite(s.energy) and np.isfinite(s.forces).all()):
+                return None, f"non-finite energy/forces at step {s.step}"
+            if s.step > eq and (s.step - eq) % every == 0:
+                g += _rdf(s.atoms, edges)
+                frames += 1
+            good = s.step
+    except Exception as e:
+        return None, _crash(e, good + 1)
+    return (g / frames, "ok") if frames else (None, "no frames sampled")
+
+
+def _first_peak(g: np.ndarray, r: np.ndarray) -> float:
+    """The maximum of the first stretch where g > 1 (the nearest-neighbour shell); the global
+    maximum when g never exceeds 1."""
+    above = np.flatnonzero(g > 1.0)
+    if not above.size:
+        return float(r[int(np.argmax(g))])
+    start = above[0]
+    below = np.flatnonzero(g[start:] < 1.0)
+    end = start + (below[0] if below.size else len(g) - start)
+    return float(r[start + int(np.argmax(g[start:end]))])
+
+
+def rdf_error(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) -> list[Measurement]:
+    """∫|g_model − g_ref| dr / ∫ g_ref dr from Langevin runs of both from the same start and seed."""
+    if (bad := _no_cell(ctx, "rdf")) is not None:
+        return bad
+    if ctx.reference is None:
+        return [Measurement("rdf", None, None, None, "no reference calculator for this benchmark")]
+    atoms = fcc_cell(ctx.element, ctx.lattice_a, int(params["supercell"]))
+    edges = np.linspace(0.0, float(params["rmax_A"]), int(params["nbins"]) + 1)
+    r = 0.5 * (edges[1:] + edges[:-1])
+    g_ref, why_ref = _sampled_rdf(atoms, ctx.reference(), params, edges)
+    g_mod, why = _sampled_rdf(atoms, calc, params, edges)
+    peak_ref = _first_peak(g_ref, r) if g_ref is not None else None
+    if g_mod is None or g_ref is None:
+        m = Measurement("rdf", None, peak_ref, None, why if g_mod is None else f"reference MD failed: {why_ref}")
+    else:
+        err = float(np.abs(g_mod - g_ref).sum() / g_ref.sum())  # uniform bins: dr cancels
+        peak = _first_peak(g_mod, r)
+        m = Measurement("rdf", peak, peak_ref, err, f"first peak {peak:.2f} Å vs reference {peak_ref:.2f} Å "
+                        f"({len(atoms)} atoms, {params['temperature_K']:g} K)")
+    ctx.progress(f"  rdf: error {m.error if m.error is None else f'{m.error:.3f}'} — {m.detail}")
+    return [m]
