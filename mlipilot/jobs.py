@@ -137,23 +137,30 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
             "steps": {"train_py": t_export - t_train, "export": done - t_export}}
 
 
+def _harness_job(out_json: str, expected: dict | None, files: dict[str, str]) -> float:
+    """Start of a scoring or validation job: one thread, no workspace code on sys.path or in the
+    working directory, and the store's files as sealed at init (a mismatch runs nothing)."""
+    for k, v in ONE_THREAD.items():
+        os.environ[k] = v
+    os.chdir(Path(out_json).parent)
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    from mlipilot.integrity import sha256_file
+
+    for name, path in files.items():
+        if expected and expected.get(name) and sha256_file(Path(path)) != expected[name]:
+            raise JobFailed(f"store seal broken: {Path(path).name} differs from its hash recorded at init")
+    return time.time()
+
+
 @_as_result
 def score_job(model_dir: str, spec_path: str, holdout_path: str, out_json: str,
               expected: dict | None = None) -> dict:
     """Score a model with the harness's scorecard (never workspace code); write scorecard.json.
     `expected` holds the sealed sha256 of the scorecard and holdout: a mismatch scores nothing."""
-    for k, v in ONE_THREAD.items():
-        os.environ[k] = v
-    os.chdir(Path(out_json).parent)  # no workspace code on sys.path or in the working directory
-    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-    started = time.time()
-    from mlipilot.integrity import sha256_file
+    started = _harness_job(out_json, expected, {"scorecard": spec_path, "holdout": holdout_path})
     from mlipilot.scorecard.evaluate import score_model
     from mlipilot.scorecard.spec import load_spec
 
-    for name, path in (("scorecard", spec_path), ("holdout", holdout_path)):
-        if expected and expected.get(name) and sha256_file(Path(path)) != expected[name]:
-            raise JobFailed(f"store seal broken: {Path(path).name} differs from its hash recorded at init")
     lines: list[str] = []
     metrics = score_model(Path(model_dir), load_spec(Path(spec_path)), Path(holdout_path),
                           progress=lines.append)  # the launcher prints them (once, whatever the executor)
@@ -166,17 +173,9 @@ def validate_job(model_dir: str, spec_path: str, scorecard_path: str, holdout_pa
                  extra_path: str | None = None, expected: dict | None = None) -> dict:
     """Validate a model against the private validation spec (harness code only, one thread);
     resumable: the checks a killed job finished are read back from the partial file."""
-    for k, v in ONE_THREAD.items():
-        os.environ[k] = v
-    os.chdir(Path(out_json).parent)  # no workspace code on sys.path or in the working directory
-    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-    started = time.time()
-    from mlipilot.integrity import sha256_file
+    started = _harness_job(out_json, expected, {"holdout": holdout_path, "validation": spec_path})
     from mlipilot.validation.runner import validate_model
 
-    for name, path in (("holdout", holdout_path), ("validation", spec_path)):
-        if expected and expected.get(name) and sha256_file(Path(path)) != expected[name]:
-            raise JobFailed(f"store seal broken: {Path(path).name} differs from its hash recorded at init")
     lines: list[str] = []
     summary = validate_model(Path(model_dir), Path(spec_path), Path(scorecard_path), Path(holdout_path),
                              Path(out_json), Path(extra_path) if extra_path else None, progress=lines.append)

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from ase import Atoms
 from ase.build import molecule
-from ase.calculators.emt import EMT
 from ase.io import write
 
 from mlipilot.datasets.alloy_emt import write_benchmark

@@ -4,7 +4,6 @@ per element, the worst config_type, and any config_type glob the scorecard names
 from __future__ import annotations
 
 import fnmatch
-from collections import defaultdict
 from typing import Iterable
 
 import numpy as np

@@ -36,10 +36,16 @@ def langevin(atoms: Atoms, calc: Calculator, temperature_K: tuple[float, float],
     atoms = atoms.copy()
     atoms.calc = calc
     rng = np.random.default_rng(seed)
-    t0, t1 = temperature_K
+    t0 = temperature_K[0]
     thermalize_momenta(atoms, temperature_K=t0, rng=rng)
     dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=t0, friction=friction,
                    fixcm=False, rng=rng)
+    yield from _ramped(dyn, atoms, temperature_K, steps)
+
+
+def _ramped(dyn, atoms: Atoms, temperature_K: tuple[float, float], steps: int) -> Iterator[MDStep]:
+    """Step `dyn` one step at a time, moving its thermostat linearly from start to end temperature."""
+    t0, t1 = temperature_K
     for step in range(1, steps + 1):
         target = t0 + (t1 - t0) * step / steps
         if t1 != t0:
@@ -59,15 +65,9 @@ def npt_berendsen(atoms: Atoms, calc: Calculator, temperature_K: tuple[float, fl
     atoms = atoms.copy()
     atoms.calc = calc
     rng = np.random.default_rng(seed)
-    t0, t1 = temperature_K
+    t0 = temperature_K[0]
     thermalize_momenta(atoms, temperature_K=t0, rng=rng)
     dyn = NPTBerendsen(atoms, timestep_fs * units.fs, temperature_K=t0, pressure_au=pressure_GPa * units.GPa,
                        taut=taut_fs * units.fs, taup=taup_fs * units.fs,
                        compressibility_au=compressibility_per_GPa / units.GPa)
-    for step in range(1, steps + 1):
-        target = t0 + (t1 - t0) * step / steps
-        if t1 != t0:
-            dyn.set_temperature(temperature_K=target)
-        dyn.run(1)
-        yield MDStep(step, target, float(atoms.get_temperature()), float(atoms.get_potential_energy()),
-                     atoms.get_forces(), atoms)
+    yield from _ramped(dyn, atoms, temperature_K, steps)

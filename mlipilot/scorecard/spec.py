@@ -188,10 +188,12 @@ def _get(d: dict, key: str, path: Path, where: str, kind: type | tuple, default:
     return value
 
 
-def load_spec(path: Path) -> ScorecardSpec:
+def read_yaml_mapping(path: Path, keys: tuple[str, ...], missing: str, example: str) -> tuple[dict, bytes]:
+    """A YAML file's top-level mapping (and its bytes, for the hash), its keys checked: every way it
+    can be wrong is one line with the file (and line) and the fix."""
     path = Path(path)
     if not path.is_file():
-        raise MLIPilotError(f"{path}: scorecard spec not found — check the path or the benchmark's 'scorecard' entry")
+        raise MLIPilotError(f"{path}: {missing}")
     raw = path.read_bytes()
     try:
         d = yaml.safe_load(raw)
@@ -200,8 +202,15 @@ def load_spec(path: Path) -> ScorecardSpec:
         line = f" line {mark.line + 1}" if mark else ""
         raise MLIPilotError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)}) — fix the syntax") from None
     if not isinstance(d, dict):
-        raise MLIPilotError(f"{path}: expected a mapping at the top level — see scorecards/cu_emt.yaml")
-    check_keys(d, TOP_KEYS, path)
+        raise MLIPilotError(f"{path}: expected a mapping at the top level — see {example}")
+    check_keys(d, keys, path)
+    return d, raw
+
+
+def load_spec(path: Path) -> ScorecardSpec:
+    path = Path(path)
+    d, raw = read_yaml_mapping(path, TOP_KEYS, "scorecard spec not found — check the path or the benchmark's "
+                               "'scorecard' entry", "scorecards/cu_emt.yaml")
 
     constraints = []
     for i, c in enumerate(_get(d, "constraints", path, "", list)):

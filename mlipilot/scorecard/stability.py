@@ -13,7 +13,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from mlipilot.scorecard.md_driver import fcc_cell, langevin
+from mlipilot.scorecard.md_driver import MDStep, fcc_cell, langevin
 from mlipilot.scorecard.spec import ScorecardSpec
 
 
@@ -21,6 +21,20 @@ def _min_distance(atoms) -> float:
     d = atoms.get_all_distances(mic=True)
     np.fill_diagonal(d, np.inf)
     return float(d.min())
+
+
+def reference_check(s: MDStep, ref: Calculator, spec: ScorecardSpec, errors: list[float]) -> str | None:
+    """The model's force RMSE against the reference calculator on this MD frame (appended to
+    `errors`); the failure reason when it is above the scorecard's bound."""
+    st = spec.stability
+    probe = s.atoms.copy()
+    probe.calc = ref
+    rmse = float(np.sqrt(np.mean(((s.forces - probe.get_forces()) * 1000.0) ** 2)))
+    errors.append(rmse)
+    if st.reference_force_rmse_meV_A is not None and rmse > st.reference_force_rmse_meV_A:
+        return (f"force error vs {st.reference} {rmse:.0f} meV/Å at step {s.step}"
+                f" (bound {st.reference_force_rmse_meV_A:.0f})")
+    return None
 
 
 def throughput_structure(spec: ScorecardSpec, frames: list[Atoms]) -> Atoms:
@@ -57,14 +71,8 @@ def stability_metrics(calc: Calculator, spec: ScorecardSpec, frames: list[Atoms]
                               f" at step {s.step}")
                     break
                 if ref is not None and s.step % st.sample_every == 0:
-                    probe = s.atoms.copy()
-                    probe.calc = ref
-                    err = (s.forces - probe.get_forces()).ravel() * 1000.0
-                    rmse = float(np.sqrt(np.mean(err**2)))
-                    ref_errs.append(rmse)
-                    if st.reference_force_rmse_meV_A is not None and rmse > st.reference_force_rmse_meV_A:
-                        reason = (f"force error vs {st.reference} {rmse:.0f} meV/Å at step {s.step}"
-                                  f" (bound {st.reference_force_rmse_meV_A:.0f})")
+                    reason = reference_check(s, ref, spec, ref_errs)
+                    if reason:
                         break
         except Exception as e:  # a model that crashes the integrator is unstable, not a harness bug
             reason = f"MD raised {type(e).__name__}: {e}"

@@ -20,6 +20,7 @@ from ase.neighborlist import neighbor_list
 
 from mlipilot.scorecard.md_driver import langevin, npt_berendsen
 from mlipilot.scorecard.spec import Ensemble, MDRun, ScorecardSpec, StructurePick
+from mlipilot.scorecard.stability import reference_check
 
 RUNAWAY_WINDOW = 20  # steps averaged before comparing the temperature with its target
 CONTACT_EVERY = 5  # steps between close-contact checks (a neighbour list per step would dominate)
@@ -129,13 +130,8 @@ def stability_metrics(calc: Calculator, spec: ScorecardSpec, frames: list[Atoms]
                             reason = f"temperature runaway: mean T {tr:.1f}× target over {RUNAWAY_WINDOW} steps at step {s.step}"
                             break
                     if ref is not None and s.step % st.sample_every == 0:
-                        probe = s.atoms.copy()
-                        probe.calc = ref
-                        rmse = float(np.sqrt(np.mean(((s.forces - probe.get_forces()) * 1000.0) ** 2)))
-                        ref_errs.append(rmse)
-                        if st.reference_force_rmse_meV_A is not None and rmse > st.reference_force_rmse_meV_A:
-                            reason = (f"force error vs {st.reference} {rmse:.0f} meV/Å at step {s.step}"
-                                      f" (bound {st.reference_force_rmse_meV_A:.0f})")
+                        reason = reference_check(s, ref, spec, ref_errs)
+                        if reason:
                             break
             except Exception as e:  # a model that crashes the integrator is unstable, not a harness bug
                 reason = f"MD raised {type(e).__name__}: {e}"

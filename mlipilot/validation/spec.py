@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mlipilot.errors import MLIPilotError, check_keys, config_error
-from mlipilot.scorecard.spec import ReferenceSpec, _reference
+from mlipilot.errors import check_keys, config_error
+from mlipilot.scorecard.spec import ReferenceSpec, _reference, read_yaml_mapping
 from mlipilot.validation.checks import CHECK_KINDS
 
 TOP_KEYS = ("name", "element", "lattice_a", "reference", "checks")
@@ -69,16 +67,8 @@ def _bound(d: dict, path: Path, where: str) -> Bound:
 
 def load_validation_spec(path: Path) -> ValidationSpec:
     path = Path(path)
-    if not path.is_file():
-        raise MLIPilotError(f"{path}: validation spec not found — write one (see scorecards/cu_emt.validation.yaml)")
-    raw = path.read_bytes()
-    try:
-        d = yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        raise MLIPilotError(f"{path}: not valid YAML ({getattr(e, 'problem', e)}) — fix the syntax") from None
-    if not isinstance(d, dict):
-        raise MLIPilotError(f"{path}: expected a mapping at the top level — see scorecards/cu_emt.validation.yaml")
-    check_keys(d, TOP_KEYS, path)
+    d, raw = read_yaml_mapping(path, TOP_KEYS, "validation spec not found — write one (see "
+                               "scorecards/cu_emt.validation.yaml)", "scorecards/cu_emt.validation.yaml")
     if not isinstance(d.get("checks"), list) or not d["checks"]:
         raise config_error(path, "checks", "missing or empty", "list checks as '- {name: ..., kind: ..., max: ...}'")
     checks, names = [], set()
