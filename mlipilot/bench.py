@@ -3,7 +3,8 @@
 Each (agent, seed) gets its own run directory under OUT/runs/. The first run fixes the start
 (baseline tree, data, scorecard and harness hashes) in OUT/bench.json; every other run must match
 it. Finished runs are skipped, half-finished ones resume; a run that errors is reported as
-incomplete and the bench goes on."""
+incomplete and the bench goes on. With `validate`, each finished run's final best model then goes
+through `mlipilot validate` (done once: a re-run finds it validated)."""
 
 from __future__ import annotations
 
@@ -84,11 +85,34 @@ def _finished(store: Path, iterations: int) -> bool:
         (ends[-1]["exit_status"] != "budget_iterations" or ends[-1]["iterations"] >= iterations)
 
 
+def _validate_runs(manifest: dict, out: Path, executor: str, progress: Callable[[str], None]) -> None:
+    """Validate each finished run's final best model, one after another from this process (on Slurm the
+    validation is the run's own batch job, submitted like `mlipilot validate` would). A validation that
+    cannot run (no accepted trial yet, a failed job) is recorded in the run's entry, not raised."""
+    from mlipilot.validation.command import validate_run
+
+    for name, entry in manifest["runs"].items():
+        if entry.get("status") != "finished":
+            continue  # an incomplete run's best is not its final one
+        def say(text: str, n: str = name) -> None:  # the per-check table is several lines: label each
+            progress("\n".join(f"[{n}] {line}" for line in text.splitlines()))
+
+        try:
+            [done] = validate_run(load_run_config(out / "runs" / name), executor=executor, progress=say)
+            entry.pop("validation_error", None)
+            entry["validation"] = {k: done[k] for k in ("trial", "passed", "failed_checks")}
+        except Exception as e:
+            entry.pop("validation", None)
+            entry["validation_error"] = f"{type(e).__name__}: {e}"
+            progress(f"[{name}] VALIDATION NOT RUN: {entry['validation_error']}")
+
+
 def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, out: Path, executor: str = "local",
               size: str = "default", api_base: str | None = None, progress: Callable[[str], None] = print,
-              parallel_runs: int = 1, allow_mixed_sandbox: bool = False) -> dict:
+              parallel_runs: int = 1, allow_mixed_sandbox: bool = False, validate: bool = False) -> dict:
     """`allow_mixed_sandbox` lets runs whose training sandboxes differ (say bwrap and none) share a table;
-    otherwise a run that would not be sealed like the others is refused."""
+    otherwise a run that would not be sealed like the others is refused. `validate`: validate each
+    finished run's final best model afterwards (the table's `validated` column)."""
     out = Path(out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
     manifest_path = out / "bench.json"
@@ -140,6 +164,9 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
     if launchers:
         _run_launcher_jobs(launchers, out, parallel_runs, progress)
         manifest_path.write_text(json.dumps(manifest, indent=1))
+    if validate:
+        _validate_runs(manifest, out, executor, progress)
+        manifest_path.write_text(json.dumps(manifest, indent=1))
     rows = []
     for name, entry in manifest["runs"].items():
         store = out / "runs" / f"{name}.mlipilot-store"
@@ -149,6 +176,8 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
     summ = summary(df)
     summ.to_csv(out / "summary.csv", index=False)
     incomplete = [n for n, e in manifest["runs"].items() if e.get("status") != "finished"]
+    unvalidated = [n for n, e in manifest["runs"].items() if e.get("validation_error")]
     progress(f"bench: {len(manifest['runs'])} runs, {len(df)} rows -> {out / 'results.csv'}"
-             + (f"; INCOMPLETE: {', '.join(incomplete)}" if incomplete else ""))
+             + (f"; INCOMPLETE: {', '.join(incomplete)}" if incomplete else "")
+             + (f"; VALIDATION NOT RUN: {', '.join(unvalidated)}" if unvalidated else ""))
     return {"manifest": manifest, "table": df, "summary": summ, "incomplete": incomplete}

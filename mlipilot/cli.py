@@ -167,7 +167,7 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     agents = [x.strip() for x in a.agents.split(",") if x.strip()]
     result = run_bench(a.benchmark, agents, a.seeds, a.iterations, Path(a.out), executor=a.executor,
                        size=a.size, api_base=a.api_base, parallel_runs=a.parallel_runs,
-                       allow_mixed_sandbox=a.allow_mixed_sandbox)
+                       allow_mixed_sandbox=a.allow_mixed_sandbox, validate=a.validate)
     print(result["summary"].to_string(index=False))
     return 0 if not result["incomplete"] else 5
 
@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --executor slurm: (agent, seed) launcher jobs running at once (default 1)")
     s.add_argument("--allow-mixed-sandbox", action="store_true",
                    help="compare runs even when their training sandboxes differ (e.g. bwrap and none)")
+    s.add_argument("--validate", action="store_true",
+                   help="then put each finished run's final best model through `mlipilot validate` (the "
+                   "benchmark's private validation spec; done once per model, a re-run skips it)")
     s.add_argument("--out", required=True, help="bench directory (re-run to resume)")
     s.set_defaults(func=_cmd_bench)
 

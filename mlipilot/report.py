@@ -145,6 +145,8 @@ def make_figures(df: pd.DataFrame, out: Path) -> dict[str, Path]:
         figs["errors_per_group"] = _errors_per_group(plt, df, groups, agents, x, out)
     if md_names := sorted(c.removeprefix("md_ok_") for c in df.columns if c.startswith("md_ok_")):
         figs["md_outcomes"] = _md_outcomes(plt, df, md_names, single, x, out)
+    if "validated" in df and df["validated"].notna().any():
+        figs["validation"] = _validation(plt, df, single, out)
     return figs
 
 
@@ -213,6 +215,59 @@ def _md_outcomes(plt, df: pd.DataFrame, md_names: list[str], single: bool, x: st
     return path
 
 
+def _validation(plt, df: pd.DataFrame, single: bool, out: Path) -> Path:
+    """Per agent (a single run: per agent that ran trials), the models the scorecard accepted as feasible
+    beside those `mlipilot validate` checked and passed; and which validation checks failed how often
+    (what the scorecard let through)."""
+    from collections import Counter
+
+    from matplotlib.ticker import MaxNLocator
+
+    t = df[df["trial"].notna()]
+    who = (t["trial_agent"].fillna("?") if single else t["agent"]).astype(str)
+    agents = sorted(who.unique())
+    validated = t["validated"].notna()
+    bars = {"accepted & feasible": ((t["verdict"] == "accepted") & t["feasible"].astype(bool), "#90a4ae"),
+            "validated": (validated, "#1565c0"),
+            "passed validation": (validated & t["validated"].eq(True), "#2e7d32")}
+    failed = Counter(c for v in t["validation_failed"].dropna() for c in str(v).split(",") if c)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.3 * max(len(agents), len(failed)) + 3.5),
+                                      layout="constrained")
+    width = 0.8 / len(bars)
+    for i, (label, (mask, colour)) in enumerate(bars.items()):
+        xs = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(agents))]
+        counts = [int(mask[who == a].sum()) for a in agents]
+        left.bar_label(left.bar(xs, counts, width, color=colour, label=label), fontsize=8)
+    left.set_xticks(range(len(agents)), agents, rotation=20 if len(agents) > 3 else 0, fontsize=8)
+    left.set_xlim(-0.7, len(agents) - 0.3)
+    left.set_ylim(0, left.get_ylim()[1] * 1.3)  # headroom for the legend
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))
+    left.set(ylabel="models", title="Scorecard vs validation")
+    left.legend(fontsize=8, loc="upper left", ncols=3)
+    if failed:
+        names = sorted(failed, key=lambda c: (-failed[c], c))
+        right.barh(names, [failed[c] for c in names], color="#c62828")
+        right.invert_yaxis()
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        right.text(0.5, 0.5, "no check failed", ha="center", va="center", transform=right.transAxes)
+        right.set(xticks=[], yticks=[])
+    right.set(xlabel="validated models failing it", title="Failed validation checks")
+    path = _save(fig, out, "validation")
+    plt.close(fig)
+    return path
+
+
+def validation_table(df: pd.DataFrame, single: bool) -> pd.DataFrame:
+    """The validated trials: the scorecard's verdict beside `mlipilot validate`'s."""
+    t = df[df["validated"].notna()] if "validated" in df else df.iloc[:0]
+    t = t.assign(agent=t["trial_agent"] if single else t["agent"], trial=t["trial"].astype(int),
+                 validation=t["validated"].map(lambda v: "pass" if bool(v) else "FAIL"),
+                 failed=t["validation_failed"].map(lambda v: "" if pd.isna(v) else str(v).replace(",", ", ")))
+    cols = ([] if single else ["run"]) + ["trial", "agent", "verdict", "feasible", "validation", "failed"]
+    return t[cols].rename(columns={"failed": "failed checks"})
+
+
 def trial_table(df: pd.DataFrame) -> pd.DataFrame:
     """A single run's trials, each with the agent that ran it (a run can change hands)."""
     t = df[df["trial"].notna()] if "trial" in df else df.iloc[:0]
@@ -236,8 +291,13 @@ def write_report(path: Path, out: Path | None = None) -> Path:
     fmt = {"float_format": lambda v: f"{v:.4g}", "na_rep": "–", "border": 0, "index": False}
     table = summ.to_html(**fmt)
     trials = ""
-    if df.groupby(["agent", "seed"]).ngroups == 1:
+    single = df.groupby(["agent", "seed"]).ngroups == 1
+    if single:
         trials = f'<h2>Trials</h2><div style="overflow-x:auto;font-size:85%">{trial_table(df).to_html(**fmt)}</div>'
+    if len(validated := validation_table(df, single)):
+        trials += ('<h2>Validated trials</h2><p>The scorecard\'s verdict beside <code>mlipilot validate</code>\'s '
+                   f'(longer MD, properties never trained on).</p><div style="overflow-x:auto;font-size:85%">'
+                   f"{validated.to_html(**fmt)}</div>")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>MLIPilot report: {html.escape(path.resolve().name)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} img{{max-width:100%}}

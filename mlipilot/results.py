@@ -12,18 +12,21 @@ COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict
            "total_violation", "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors",
            "llm_calls", "job_failed", "job_timeout", "wall_llm", "wall_queue", "wall_train", "wall_score", "wall_total",
            "harness_seed", "confirm_seed", "confirm_composite", "margin", "noise_sigma",
-           "harness_hash", "scorecard_hash", "hypothesis"]
+           "harness_hash", "scorecard_hash", "validated", "validation_failed", "hypothesis"]
 
 
 def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
     """Rows in iteration order: trials (latest record each) and iterations that ran no experiment."""
     items = []
     latest: dict[int, dict] = {}
+    validation: dict[int, dict] = {}  # `mlipilot validate`'s latest verdict per trial (a changed spec may redo it)
     for r in Ledger(store / "ledger.jsonl").rows():
         if "trial" in r:
             latest[int(r["trial"])] = r
         elif r.get("event") == "iteration":
             items.append(r)
+        elif r.get("event") == "validation":
+            validation[int(r["validated_trial"])] = r
     items += latest.values()
     items.sort(key=lambda r: (r.get("iteration") or r.get("trial") or 0, r.get("trial") or 0))
     rows, best, best_feasible, feasible_so_far = [], None, None, False
@@ -49,7 +52,10 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
                "noise_sigma": (r.get("noise") or {}).get("sigma_composite"),
                "harness_hash": (r.get("hashes") or {}).get("harness"),
                "scorecard_hash": (r.get("hashes") or {}).get("scorecard"),
+               "validated": None, "validation_failed": None,  # None: never validated
                "hypothesis": r.get("hypothesis") or r.get("text")}
+        if (v := validation.get(r.get("trial"))) is not None:
+            row.update(validated=bool(v["passed"]), validation_failed=",".join(v.get("failed_checks") or []))
         for k, v in m.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 row[f"metric_{k}"] = v
@@ -73,9 +79,19 @@ def write_table(rows: list[dict], out_dir: Path) -> pd.DataFrame:
     return df
 
 
+def _final_validated(g: pd.DataFrame) -> float:
+    """1.0/0.0: the run's final best passed/failed `mlipilot validate`; NaN: not validated (or no best)."""
+    accepted = g[g["verdict"] == "accepted"]
+    if "validated" not in g or accepted.empty:  # a results.csv from before validation existed
+        return float("nan")
+    v = accepted["validated"].iloc[-1]
+    return float("nan") if pd.isna(v) else float(bool(v))
+
+
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per agent over seeds: iterations to first feasible, best composite (mean ± SEM), tokens, cost,
-    wall time, malformed tool calls, failed jobs, fraction of seeds reaching a feasible model."""
+    wall time, malformed tool calls, failed jobs, the seeds (number, fraction) whose final best is
+    feasible, and among seeds whose final best was validated, the fraction that passed."""
     per_run = []
     for (agent, seed), g in df.groupby(["agent", "seed"], sort=True):
         feas = g[g["feasible_so_far"]]
@@ -83,6 +99,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         per_run.append({"agent": agent, "seed": seed,
                         "first_feasible": float(feas["iteration"].min()) if len(feas) else float("nan"),
                         "final_best": last["best_so_far"], "final_feasible": bool(last["best_so_far_feasible"]),
+                        "final_validated": _final_validated(g),
                         "tokens": int(g["tokens_in"].sum() + g["tokens_out"].sum()),
                         "cost": None if g["cost"].isna().any() else float(g["cost"].sum()),
                         "wall_s": float(g["wall_total"].fillna(0).sum() + g["wall_llm"].fillna(0).sum()),
@@ -94,7 +111,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     out = runs.groupby("agent").agg(
         seeds=("seed", "count"), iterations=("iterations", "mean"),
         first_feasible_iter=("first_feasible", "mean"), best_composite_mean=("final_best", "mean"),
-        best_composite_sem=("final_best", "sem"), feasible_fraction=("final_feasible", "mean"),
+        best_composite_sem=("final_best", "sem"), feasible_seeds=("final_feasible", "sum"),
+        feasible_fraction=("final_feasible", "mean"), validated_seeds=("final_validated", "count"),
+        frac_validated=("final_validated", "mean"),  # NaN-skipping: the passed share of the validated seeds
         tokens_mean=("tokens", "mean"), cost_mean=("cost", lambda c: None if c.isna().any() else c.mean()),
         wall_s_mean=("wall_s", "mean"), tool_errors=("tool_errors", "sum"), failed_jobs=("failed_jobs", "sum"))
     return out.reset_index()

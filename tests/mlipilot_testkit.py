@@ -90,6 +90,48 @@ FAST_SCORECARD = {
 }
 
 
+# A validation spec small enough for the unmarked tests (~15 s per model). Measured on the shipped trained
+# Cu model (tests/data/cu_fix.model, the expert's fix): a 0.24 % off EMT, B 31 %, phonons 6.6 % (X) and
+# 12.3 % (L), 32-atom 1000 K MD complete; a random-weight MACE has no energy minimum within ±12 % of a and
+# its MD collapses (atoms < 1.8 Å apart) within tens of steps. Bounds sit well outside both.
+TINY_VALIDATION = {
+    "name": "cu_tiny_validation",
+    "reference": {"name": "emt"},
+    "checks": [
+        {"name": "md_short", "kind": "long_md", "min": 1.0,
+         "params": {"supercell": 2, "temperatures_K": [1000.0], "steps": 60}},
+        {"name": "lattice_constant", "kind": "lattice_constant", "max": 2.0},
+        {"name": "bulk_modulus", "kind": "bulk_modulus", "max": 45.0},
+        {"name": "phonons", "kind": "phonons", "max": 25.0, "params": {"supercell": 2}},
+    ],
+}
+
+
+def with_validation(bench: Path, spec: dict = TINY_VALIDATION) -> Path:
+    """Give a benchmark folder a private validation spec (validation.yaml, named in benchmark.yaml)."""
+    (bench / "validation.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    meta = yaml.safe_load((bench / "benchmark.yaml").read_text())
+    (bench / "benchmark.yaml").write_text(yaml.safe_dump({**meta, "validation": "validation.yaml"}))
+    return bench
+
+
+def assert_figures_render_in_chromium(report: Path, profile: Path) -> tuple[str, list[str]]:
+    """Every figure embedded in report.html decodes and renders in headless Debian chromium (the test
+    is skipped where it is absent; .ci/run installs it). Returns chromium and its flags, for a screenshot."""
+    import pytest
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}"]
+    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    n = report.read_text().count("<figure><img")
+    assert f'data-figures-rendered="{n}"' in dom and f'data-figures-total="{n}"' in dom
+    return chromium, flags
+
+
 def user_benchmark(d: Path, data: dict[str, Path], name: str) -> Path:
     """A user-style benchmark folder: own data files, a fast scorecard, the shipped workspace."""
     d.mkdir(exist_ok=True)

@@ -1,5 +1,5 @@
-"""`mlipilot bench` (expert, random, a scripted LLM × 2 seeds) end to end, the results table, and
-`mlipilot report` rendered in headless Chromium."""
+"""`mlipilot bench` (expert, random, a scripted LLM × 2 seeds) end to end with each run's best model
+validated, the results table, and `mlipilot report` rendered in headless Chromium."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import subprocess
 
 import pandas as pd
 import pytest
+import yaml
+from mlipilot_testkit import assert_figures_render_in_chromium, with_validation
 
 from fake_llm_server import FakeLLMServer
 from mlipilot.bench import run_bench
@@ -30,13 +32,14 @@ def bench_dir(tmp_path_factory, fast_benchmark, good_model, untrained_model):
     shutil.copytree(fast_benchmark, bench)
     (bench / "workspace" / "train" / "train.py").write_text(SURROGATE.format(good=str(good_model),
                                                                             bad=str(untrained_model)))
+    with_validation(bench)  # the tiny spec: a few seconds per model
     out = tmp_path_factory.mktemp("bench_out")
     script = [{"tool": "edit_file", "args": {"path": "train/config.yaml", "old_text": "energy_weight: 1.0",
                                              "new_text": "energy_weight: 100.0"}},
               {"tool": "run_experiment", "args": {"hypothesis": "weight energies more"}}]
     with FakeLLMServer(script, cycle=True) as server:
         result = run_bench(str(bench), ["expert", "random", "openai/scripted"], seeds=2, iterations=3, out=out,
-                           executor="debug", api_base=server.api_base)
+                           executor="debug", api_base=server.api_base, validate=True)
     return out, result, bench, server
 
 
@@ -60,12 +63,35 @@ def test_bench_table_schema_and_identical_start(bench_dir):
     assert manifest["start"]["baseline"] and len(manifest["runs"]) == 6
 
 
+def test_each_runs_final_best_is_validated(bench_dir):
+    out, result, _, _ = bench_dir
+    df = pd.read_csv(out / "results.csv")
+    manifest = json.loads((out / "bench.json").read_text())
+    for (agent, seed), g in df.groupby(["agent", "seed"]):
+        best = g[g["verdict"] == "accepted"].iloc[-1]
+        assert g["validated"].notna().sum() == 1 and pd.notna(best["validated"]), (agent, seed)
+        entry = manifest["runs"][best["run"]]
+        assert "validation_error" not in entry and entry["validation"]["trial"] == best["trial"]
+        assert entry["validation"]["passed"] == bool(best["validated"])
+        failed = "" if pd.isna(best["validation_failed"]) else best["validation_failed"]  # csv: "" reads as NaN
+        assert failed == ",".join(entry["validation"]["failed_checks"])
+        if best["feasible"]:  # the trained model (the expert's fix): it passes the tiny spec too
+            assert bool(best["validated"]), (agent, seed, failed)
+    summ = pd.read_csv(out / "summary.csv").set_index("agent")
+    assert (summ["validated_seeds"] == 2).all()
+    assert summ.loc["expert", "frac_validated"] == 1.0 and summ.loc["expert", "feasible_seeds"] == 2
+
+
 def test_bench_resumes_and_skips_finished_runs(bench_dir):
     out, _, bench, server = bench_dir
     lines = []
+    ledger = out / "runs" / "expert-s0.mlipilot-store" / "ledger.jsonl"
+    before = ledger.read_text()
     result = run_bench(str(bench), ["expert"], seeds=2, iterations=3, out=out, executor="debug",
-                       progress=lines.append)
+                       progress=lines.append, validate=True)
     assert sum("already finished" in line for line in lines) == 2
+    assert sum("validated earlier" in line for line in lines) == 6  # every finished run of the bench, not redone
+    assert ledger.read_text() == before
     assert len(result["table"]) == 18
 
 
@@ -79,25 +105,38 @@ def test_incomplete_runs_are_reported(bench_dir, tmp_path):
     assert "INCOMPLETE" in lines[-1] and (tmp_path / "b" / "results.csv").exists()
 
 
+def test_a_validation_that_cannot_run_is_reported_not_fatal(bench_dir, tmp_path):
+    _, _, bench, _ = bench_dir
+    plain = tmp_path / "plain"
+    shutil.copytree(bench, plain)
+    meta = yaml.safe_load((plain / "benchmark.yaml").read_text())
+    (plain / "benchmark.yaml").write_text(yaml.safe_dump({k: v for k, v in meta.items() if k != "validation"}))
+    lines = []
+    result = run_bench(str(plain), ["random"], seeds=1, iterations=1, out=tmp_path / "b", executor="debug",
+                       validate=True, progress=lines.append)
+    assert result["incomplete"] == []
+    assert "none given" in result["manifest"]["runs"]["random-s0"]["validation_error"]
+    assert any(line.startswith("[random-s0] VALIDATION NOT RUN") for line in lines)
+    assert "VALIDATION NOT RUN: random-s0" in lines[-1]
+    assert result["table"]["validated"].isna().all() and result["summary"]["validated_seeds"].eq(0).all()
+    report = write_report(tmp_path / "b")  # nothing validated: no validation figure, no table
+    assert not (report.parent / "validation.png").exists() and "Validated trials" not in report.read_text()
+
+
 def test_report_figures_and_html_render_in_chromium(bench_dir, tmp_path):
     out, _, _, _ = bench_dir
     report = write_report(out)
     names = ("composite_vs_iteration", "verdict_grid", "ranking", "tokens_vs_score", "errors_per_group",
-             "md_outcomes")  # tokens: the scripted LLM spent some; errors and MD outcomes: from the scorecard
+             "md_outcomes", "validation")  # tokens: the scripted LLM spent some; errors and MD outcomes: from the
+    # scorecard; validation: the bench validated each run's best
     assert {p.stem for p in report.parent.glob("*.png")} == set(names)
     for name in names:
         assert (report.parent / f"{name}.png").stat().st_size > 5000
         assert (report.parent / f"{name}.svg").read_text().startswith("<?xml")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}"]
-    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
-    n = report.read_text().count("<figure><img")  # every embedded figure must decode and render
-    assert n == len(names)
-    assert f'data-figures-rendered="{n}"' in dom and f'data-figures-total="{n}"' in dom
+    page = report.read_text()
+    assert page.count("<figure><img") == len(names)  # every embedded figure must decode and render
+    assert page.count("<td>expert-s") == 2  # the validated trials' table, a row per run's best
+    chromium, flags = assert_figures_render_in_chromium(report, tmp_path / "p")
     shot = tmp_path / "report.png"
     subprocess.run([chromium, *flags, "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()],
                    capture_output=True, timeout=120)

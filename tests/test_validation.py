@@ -16,28 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlipilot_testkit import ROOT, SHIPPED_MODEL, copy_trainer, exported, untrained_mace
+from mlipilot_testkit import (ROOT, SHIPPED_MODEL, assert_figures_render_in_chromium, copy_trainer, exported,
+                              untrained_mace, with_validation)
+from mlipilot_testkit import TINY_VALIDATION as TINY
 
 from mlipilot.errors import MLIPilotError
 from mlipilot.validation.runner import validate_model
 from mlipilot.validation.spec import load_validation_spec
-
-# Small enough for the unmarked tests (~15 s per model). Measured on the shipped trained Cu model
-# (tests/data/cu_fix.model, the expert's fix): a 0.24 % off EMT, B 31 %, phonons 6.6 % (X) and 12.3 % (L),
-# 32-atom 1000 K MD complete; a random-weight MACE has no energy minimum within ±12 % of a and its MD
-# collapses (atoms < 1.8 Å apart) within tens of steps. Bounds sit well outside both.
-TINY = {
-    "name": "cu_tiny_validation",
-    "reference": {"name": "emt"},
-    "checks": [
-        {"name": "md_short", "kind": "long_md", "min": 1.0,
-         "params": {"supercell": 2, "temperatures_K": [1000.0], "steps": 60}},
-        {"name": "lattice_constant", "kind": "lattice_constant", "max": 2.0},
-        {"name": "bulk_modulus", "kind": "bulk_modulus", "max": 45.0},
-        {"name": "phonons", "kind": "phonons", "max": 25.0, "params": {"supercell": 2}},
-    ],
-}
-
 
 def write_spec(path: Path, spec: dict = TINY) -> Path:
     path.write_text(yaml.safe_dump(spec, allow_unicode=True))
@@ -125,9 +110,7 @@ def test_a_killed_validation_resumes_at_its_next_check(tmp_path, models, holdout
 def test_validate_cli_records_store_ledger_note_and_log(tmp_path, fast_benchmark, models, good_model, untrained_model):
     bench = tmp_path / "bench"
     shutil.copytree(fast_benchmark, bench)
-    write_spec(bench / "validation.yaml")
-    meta = yaml.safe_load((bench / "benchmark.yaml").read_text())
-    (bench / "benchmark.yaml").write_text(yaml.safe_dump({**meta, "validation": "validation.yaml"}))
+    with_validation(bench)
     run = tmp_path / "run"
 
     def mlipilot(*args: str, rc: int = 0) -> str:
@@ -157,6 +140,17 @@ def test_validate_cli_records_store_ledger_note_and_log(tmp_path, fast_benchmark
     notes = subprocess.run(["git", "notes", "--ref=mlipilot-validation", "list"], cwd=run, capture_output=True,
                            text=True).stdout.split()
     assert len(notes) == 4  # two notes, each "note-object commit"
+    # the report (in the store: a file in the run would fail the next trial) sets both verdicts side by side
+    report = Path(mlipilot("report", str(run)).split("report: ")[-1].strip())
+    assert report == store / "report" / "report.html"
+    names = {"composite_vs_iteration", "verdict_grid", "ranking", "errors_per_group", "md_outcomes", "validation"}
+    assert {p.stem for p in report.parent.glob("*.png")} == names
+    assert (report.parent / "validation.png").stat().st_size > 5000
+    page = report.read_text()
+    assert page.count("<figure><img") == len(names) and "Validated trials" in page
+    table = page[page.index("Validated trials"):page.index("<h2>Figures")]
+    assert "pass" in table and "FAIL" in table and "md_short" in table
+    assert_figures_render_in_chromium(report, tmp_path / "chromium-profile")
     # a typo in the run's validation spec fails before any job, with the file and the fix
     (store / "validation.yaml").write_text((store / "validation.yaml").read_text().replace("min:", "mn:", 1))
     err = mlipilot("validate", "--trial", "1", rc=2)
