@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,9 +50,16 @@ class Benchmark:
             paths = {s: out / f"{s}.xyz" for s in SPLITS}
             if not all(p.is_file() for p in paths.values()):
                 module = importlib.import_module(self.data["generator"])
-                tmp = out.with_name(out.name + ".tmp")
+                # a private folder per process: two inits generating the same data at once must not mix
+                tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+                shutil.rmtree(tmp, ignore_errors=True)
                 module.generate(tmp, seed=seed, size=size, verbose=verbose)
-                tmp.rename(out)  # atomic: an interrupted generation never looks complete
+                try:
+                    tmp.rename(out)  # atomic: an interrupted generation never looks complete
+                except OSError:  # another process finished first: same seed, same data; keep theirs
+                    if not all(p.is_file() for p in paths.values()):
+                        raise
+                    shutil.rmtree(tmp, ignore_errors=True)
             return paths
         paths = {s: (self.directory / self.data[s]).resolve() for s in DATA_FILE_KEYS if s in self.data}
         for split, p in paths.items():

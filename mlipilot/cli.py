@@ -164,7 +164,11 @@ def _cmd_show(a: argparse.Namespace) -> int:
 def _cmd_bench(a: argparse.Namespace) -> int:
     from mlipilot.bench import run_bench
 
+    from mlipilot.agents import check_agent_spec
+
     agents = [x.strip() for x in a.agents.split(",") if x.strip()]
+    for spec in agents:  # a typo fails before any run is made
+        check_agent_spec(spec)
     result = run_bench(a.benchmark, agents, a.seeds, a.iterations, Path(a.out), executor=a.executor,
                        size=a.size, api_base=a.api_base, parallel_runs=a.parallel_runs,
                        allow_mixed_sandbox=a.allow_mixed_sandbox, validate=a.validate)
@@ -207,7 +211,10 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
+    from mlipilot.agents import check_agent_spec
     from mlipilot.demo import run_demo
+
+    check_agent_spec(a.agent)
 
     status = run_demo(Path(a.dir) if a.dir else None, agent=a.agent, iterations=a.iterations, size=a.size,
                       executor=a.executor)

@@ -28,7 +28,7 @@ STRATEGIES: list[tuple[str, dict]] = [
 class ExpertAgent(Agent):
     name = "expert"
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:  # scripted: the seed changes nothing
         self.step = 0
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
