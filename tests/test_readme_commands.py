@@ -526,11 +526,13 @@ def test_pytest_runs_one_thread_by_default(tmp_path):
     OMP_NUM_THREADS=1: with none of the variables set, the test process and torch get one thread."""
     threads = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     env = {k: v for k, v in os.environ.items() if k not in threads}
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+    report = tmp_path / "threads.txt"  # written by the test inside an xdist worker, whose stdout is not shown
+    env["MLIPILOT_THREADS_REPORT"] = str(report)
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         f"tests/{Path(__file__).name}::test_thread_settings_took_effect"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "threads: torch 1 OMP 1 MKL 1 OPENBLAS 1" in p.stdout, p.stdout[-3000:]
+    assert report.read_text() == "threads: torch 1 OMP 1 MKL 1 OPENBLAS 1", report.read_text()
 
 
 def test_thread_settings_took_effect():
@@ -538,7 +540,10 @@ def test_thread_settings_took_effect():
     import torch
 
     env = [os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")]
-    print(f"threads: torch {torch.get_num_threads()} OMP {env[0]} MKL {env[1]} OPENBLAS {env[2]}")
+    line = f"threads: torch {torch.get_num_threads()} OMP {env[0]} MKL {env[1]} OPENBLAS {env[2]}"
+    if os.environ.get("MLIPILOT_THREADS_REPORT"):
+        Path(os.environ["MLIPILOT_THREADS_REPORT"]).write_text(line)
+    print(line)
     assert None not in env and torch.get_num_threads() == int(env[0])
 
 

@@ -14,7 +14,7 @@ def main() -> None:
 
     p = xllamacpp.CommonParams()
     p.model.path = weights
-    p.model_alias = alias
+    p.model_alias = [alias]  # a plain string would be split into one-character aliases
     p.hostname = "127.0.0.1"
     p.port = port
     p.n_ctx = n_ctx
