@@ -37,24 +37,67 @@ def _trial_line(r: dict) -> str:
             f" | {r.get('diff_stat', '')} | {str(r.get('reason', ''))[:200]}")
 
 
+def what_fails(best: dict, spec: ScorecardSpec) -> str:
+    """The incumbent's violated constraints in physical units (value, bound, unit, factor) and its
+    failed MD runs with step and reason: normalised violations are easy to misread."""
+    m = best.get("metrics") or {}
+    lines = []
+    for c in spec.constraints:
+        v = m.get(c.metric)
+        if c.violation(v) <= 0:
+            continue
+        bound = c.max if c.max is not None else c.min
+        if not isinstance(v, (int, float)):
+            lines.append(f"- {c.metric}: not measured (bound {bound:g} {c.unit})")
+            continue
+        factor = f" ({v / bound:.1f}×)" if bound else ""
+        lines.append(f"- {c.metric} {v:.4g} {c.unit} {'>' if c.max is not None else '<'} {bound:g}{factor}")
+    for name, run in sorted((m.get("md_runs") or {}).items()):
+        if not run.get("ok"):
+            lines.append(f"- MD {name} failed after {run.get('steps')} steps: {run.get('reason')}")
+    return "\n".join(lines) or "nothing: every constraint holds; lower the composite"
+
+
+def tried_table(trials: list[dict], events: list[dict]) -> str:
+    """Every trial's option values (as recorded from train/config.yaml) with verdict and key metrics, and
+    the iterations that ended without an experiment: so an agent sees what it already tried."""
+    keys = sorted({k for t in trials for k in (t.get("knobs") or {})})
+    head = "trial | " + " | ".join(keys) + " | verdict | E meV/atom | F meV/Å"
+    rows = [head]
+    for t in trials:
+        m, knobs = t.get("metrics") or {}, t.get("knobs") or {}
+        num = lambda k: f"{m[k]:.3g}" if isinstance(m.get(k), (int, float)) else "-"  # noqa: E731
+        rows.append(f"{t['trial']} | " + " | ".join(str(knobs.get(k, "-")) for k in keys)
+                    + f" | {t.get('verdict')} | {num('energy_rmse')} | {num('force_rmse')}")
+    for e in events:
+        if e.get("event") == "iteration" and e.get("outcome") != "experiment":
+            rows.append(f"iteration {e.get('iteration', '?')}: no experiment ({e.get('outcome')}): {str(e.get('text'))[:160]}")
+    return "\n".join(rows)
+
+
 def build_brief(cfg: RunConfig, tools: WorkspaceTools, iteration: int, iterations_total: int) -> str:
+    """Static text first (program, scorecard: byte-identical across iterations, so a server's prompt
+    cache reuses it), then this iteration's state."""
     spec = load_spec(cfg.store / "scorecard.yaml")
     trials = tools.ledger.trials()
     best = tools.ledger.incumbent()
-    parts = [f"# Iteration {iteration} of {iterations_total}"]
+    parts = []
     program = cfg.root / "program.md"
     if program.is_file():
         parts.append(program.read_text().strip())
     parts.append("## Scorecard\n" + scorecard_summary(spec))
+    parts.append(f"# Iteration {iteration} of {iterations_total}")
     if best:
         m = {k: v for k, v in (best.get("metrics") or {}).items() if not isinstance(v, dict)
              and not k.startswith(("energy_rmse_", "force_rmse_"))}
         parts.append(f"## Best so far (the current files)\n{_trial_line(best)}\nviolations: "
                      f"{json.dumps(best.get('violations'))}\nmetrics: "
                      f"{json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()})}")
+        parts.append("## What fails (the best so far)\n" + what_fails(best, spec))
     else:
         parts.append("## Best so far\nno trial yet: run the baseline first (run_experiment without edits).")
     if trials:
+        parts.append("## Configurations tried\n" + tried_table(trials, tools.ledger.rows()))
         parts.append("## Recent trials\n" + "\n".join(_trial_line(r) for r in trials[-RECENT_TRIALS:]))
     files = []
     for e in cfg.editable:
