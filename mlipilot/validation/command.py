@@ -18,7 +18,7 @@ import git
 from mlipilot import jobs
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import harden_git_environment, write_validation_note
-from mlipilot.integrity import VALIDATION_SPEC, sha256_file
+from mlipilot.integrity import VALIDATION_SPEC, load_seal, sha256_file
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import RunConfig
 from mlipilot.validation.runner import table
@@ -92,12 +92,11 @@ def validate_run(cfg: RunConfig, trial: int | None = None, accepted: bool = Fals
     extra = extra_frames(cfg)
     executor = executor or cfg.executor
     repo = git.Repo(cfg.root)
-    expected = {"holdout": sha256_file(cfg.store / "holdout.xyz"), "validation": sha256_file(spec)}
-    from mlipilot.integrity import load_seal
-
-    sealed = load_seal(cfg.store)["files"]  # what init recorded wins over the file's current hash
-    expected = {k: sealed.get(name, v) for (k, v), name in zip(expected.items(), ("holdout.xyz", VALIDATION_SPEC))}
-    spec_sha = load_validation_spec(spec).sha256
+    # the job refuses files that differ from their hash sealed at init (a spec copied later is not sealed)
+    sealed = load_seal(cfg.store)["files"]
+    expected = {key: sealed[name] for key, name in (("holdout", "holdout.xyz"), ("validation", VALIDATION_SPEC))
+                if name in sealed}
+    spec_sha = sha256_file(spec)  # = the spec's sha256 recorded in each validation.json
     summaries = []
     for row in rows:
         n, trial_dir = row["trial"], Path(row["trial_dir"])
