@@ -9,7 +9,12 @@ from pathlib import Path
 import git
 
 from mlipilot.errors import MLIPilotError
-from mlipilot.git_history import REJECTED_PREFIX, TRAILER_METRICS, metric_trailer, read_validation_note
+from mlipilot.git_history import (
+    REJECTED_PREFIX,
+    TRAILER_METRICS,
+    metric_trailer,
+    read_validation_note,
+)
 
 METRIC_TRAILERS = ("Composite", "Violation", *(metric_trailer(m) for m in TRAILER_METRICS))
 

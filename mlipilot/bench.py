@@ -19,15 +19,17 @@ from typing import Callable
 from mlipilot.agent_loop import Budget, run_agent
 from mlipilot.agents import open_agent
 from mlipilot.errors import MLIPilotError
+from mlipilot.executors import ExecutorKind, get_executor
 from mlipilot.git_history import RunRepo
 from mlipilot.integrity import sha256_file
 from mlipilot.ledger import Ledger
+from mlipilot.records import COMPLETED
 from mlipilot.results import run_rows, summary, write_table
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.trial import harness_hash
 
-DONE = ("finished", "budget_iterations", "budget_tokens", "budget_cost", "budget_wall")
+DONE = COMPLETED
 
 
 def run_name(agent: str, seed: int) -> str:
@@ -57,14 +59,13 @@ def launch_run(root: str, agent: str, seed: int, iterations: int, api_base: str 
         return run_agent(cfg, a, Budget(iterations=iterations), progress=progress)
 
 
-def _run_launcher_jobs(launchers: list[tuple[str, dict, tuple]], out: Path, parallel_runs: int,
-                       progress: Callable[[str], None]) -> None:
-    """Launchers as a Slurm array (one CPU each; `parallel_runs` at a time, so trial jobs still find
-    CPUs on a small cluster)."""
+def _run_launcher_jobs(kind: ExecutorKind, launchers: list[tuple[str, dict, tuple]], out: Path,
+                       parallel_runs: int, progress: Callable[[str], None]) -> None:
+    """Launchers as an array job (on Slurm one CPU each; `parallel_runs` at a time, so trial jobs still
+    find CPUs on a small cluster)."""
     from mlipilot import jobs
 
-    ex = jobs.make_executor("slurm", out / "launchers", timeout_min=24 * 60, stage="score")
-    ex.update_parameters(slurm_array_parallelism=parallel_runs, name="mlipilot-bench")
+    ex = kind.launcher_executor(out / "launchers", timeout_min=24 * 60, parallel=parallel_runs)
     args = [a for _, _, a in launchers]
     submitted = ex.map_array(launch_run, *zip(*args))
     progress(f"bench: {len(submitted)} launcher jobs submitted ({', '.join(j.job_id for j in submitted)})")
@@ -121,6 +122,7 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
     if manifest["benchmark"] != benchmark:
         raise MLIPilotError(f"{manifest_path}: this bench ran benchmark {manifest['benchmark']!r}, not "
                             f"{benchmark!r} — use another --out")
+    kind = get_executor(executor)
     launchers: list[tuple[str, dict, tuple]] = []
     for agent in agents:
         for seed in range(seeds):
@@ -148,7 +150,7 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
                     progress(f"[{name}] already finished: skipped")
                     entry["status"] = "finished"
                     continue
-                if executor == "slurm":  # the run's launcher is itself a batch job, collected below
+                if kind.runs_launchers_as_jobs:  # the run's launcher is itself a batch job, collected below
                     launchers.append((name, entry, (str(root), agent, seed, iterations, api_base)))
                     continue
                 progress(f"[{name}] running {agent} (seed {seed}), {iterations} iterations")
@@ -162,7 +164,7 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
             finally:
                 manifest_path.write_text(json.dumps(manifest, indent=1))
     if launchers:
-        _run_launcher_jobs(launchers, out, parallel_runs, progress)
+        _run_launcher_jobs(kind, launchers, out, parallel_runs, progress)
         manifest_path.write_text(json.dumps(manifest, indent=1))
     if validate:
         _validate_runs(manifest, out, executor, progress)

@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 
 from mlipilot.errors import MLIPilotError
+from mlipilot.executors import executor_names
+from mlipilot.records import COMPLETED, ExitStatus
+
+EXECUTOR_CHOICES = executor_names()  # --executor overrides: the registered names
 
 
 def _cmd_init(a: argparse.Namespace) -> int:
@@ -96,7 +100,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     with open_agent(spec, seed=pick(a.seed, "seed", 0), api_base=pick(a.api_base, "api_base"),
                     api_key_env=pick(a.api_key_env, "api_key_env")) as agent:
         status = run_agent(cfg, agent, budget)
-    return 0 if status in ("finished", "budget_iterations", "budget_tokens", "budget_cost", "budget_wall") else 4
+    return 0 if status in COMPLETED else 4
 
 
 def _cmd_log(a: argparse.Namespace) -> int:
@@ -162,9 +166,8 @@ def _cmd_show(a: argparse.Namespace) -> int:
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
-    from mlipilot.bench import run_bench
-
     from mlipilot.agents import check_agent_spec
+    from mlipilot.bench import run_bench
 
     agents = [x.strip() for x in a.agents.split(",") if x.strip()]
     for spec in agents:  # a typo fails before any run is made
@@ -218,7 +221,14 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
     status = run_demo(Path(a.dir) if a.dir else None, agent=a.agent, iterations=a.iterations, size=a.size,
                       executor=a.executor)
-    return 0 if status != "llm_error" else 4
+    return 0 if status != ExitStatus.LLM_ERROR else 4
+
+
+def _job_executors() -> list[str]:
+    """Executors whose jobs run outside this process (an in-process one would be `inline` again)."""
+    from mlipilot.executors import get_executor
+
+    return [n for n in EXECUTOR_CHOICES if not get_executor(n).in_process]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("benchmark", help="shipped benchmark name (cu_emt) or a folder with benchmark.yaml")
     s.add_argument("dir", help="new run directory")
     s.add_argument("--store", help="private store (default: DIR.mlipilot-store beside the run)")
-    s.add_argument("--executor", default="local", help="local (default) or debug")
+    s.add_argument("--executor", default="local",
+                   help=f"{' | '.join(EXECUTOR_CHOICES)} (default local), or a dotted package.module:Class")
     s.add_argument("--size", default="default", help="dataset size for generated benchmarks: default | small")
     s.add_argument("--sandbox", choices=["bwrap", "apptainer", "none"],
                    help="where train/train.py runs (default: bwrap if it works here, else none, said loudly)")
@@ -238,14 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("trial", help="commit the edits under train/, train, score, accept or revert")
     s.add_argument("-m", "--message", required=True, help="the hypothesis this edit tests")
     s.add_argument("--run", default=".", help="run directory (default: current)")
-    s.add_argument("--executor", choices=["local", "debug", "slurm"], help="override mlipilot.toml's executor")
+    s.add_argument("--executor", choices=EXECUTOR_CHOICES, help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_trial)
 
     s = sub.add_parser("noise", help="train the incumbent with K harness seeds; its spread sets the margin")
     s.add_argument("--seeds", type=int, help="trainings in all, the incumbent's own included (default: "
                    "mlipilot.toml [noise] seeds, 3)")
     s.add_argument("--run", default=".", help="run directory (default: current)")
-    s.add_argument("--executor", choices=["local", "debug", "slurm"], help="override mlipilot.toml's executor")
+    s.add_argument("--executor", choices=EXECUTOR_CHOICES, help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_noise)
 
     s = sub.add_parser("status", help="trials so far and the best model")
@@ -265,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-key-env", help="environment variable holding the API key")
     s.add_argument("--seed", type=int, help="seed for the random and optuna baselines")
     s.add_argument("--parallel", type=int, default=1, help="train K candidate edits at once (git worktrees)")
-    s.add_argument("--executor", choices=["local", "debug", "slurm"], help="override mlipilot.toml's executor")
+    s.add_argument("--executor", choices=EXECUTOR_CHOICES, help="override mlipilot.toml's executor")
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("bench", help="several agents x seeds on one benchmark from an identical start")
@@ -273,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--agents", required=True, help="comma-separated agent specs, e.g. expert,random,openai/gpt-4.1")
     s.add_argument("--seeds", type=int, default=3)
     s.add_argument("--iterations", type=int, default=10)
-    s.add_argument("--executor", default="local", choices=["local", "debug", "slurm"])
+    s.add_argument("--executor", default="local", choices=EXECUTOR_CHOICES)
     s.add_argument("--size", default="default", help="dataset size for generated benchmarks")
     s.add_argument("--api-base", help="OpenAI-compatible endpoint for LLM agents")
     s.add_argument("--parallel-runs", type=int, default=1,
@@ -299,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--best", action="store_true", help="the current best model (the default)")
     which.add_argument("--accepted", action="store_true", help="every accepted model")
     which.add_argument("--trial", type=int, help="one scored trial")
-    s.add_argument("--executor", choices=["local", "debug", "slurm"], help="default: the run's executor")
+    s.add_argument("--executor", choices=EXECUTOR_CHOICES, help="default: the run's executor")
     s.add_argument("--timeout-min", type=float, default=30.0, help="time limit per validation job")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_validate)
@@ -311,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sigma", type=float, default=0.06, help="rattle amplitude in Å")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--size", default="default", help="default (≤ 5 heavy atoms) | small (≤ 3) | tiny (1)")
-    s.add_argument("--executor", default="inline", choices=["inline", "local", "slurm"],
+    s.add_argument("--executor", default="inline", choices=["inline", *_job_executors()],
                    help="inline (this process), or one submitit job per geometry (array jobs on Slurm)")
     s.set_defaults(func=_cmd_data)
 
@@ -332,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--agent", default="local:qwen2.5-coder-0.5b", help="agent spec, as for `mlipilot run`")
     s.add_argument("--iterations", type=int, default=3)
     s.add_argument("--size", default="default", help="default | small")
-    s.add_argument("--executor", default="local", choices=["local", "debug", "slurm"])
+    s.add_argument("--executor", default="local", choices=EXECUTOR_CHOICES)
     s.set_defaults(func=_cmd_demo)
     return p
 

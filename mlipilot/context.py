@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from mlipilot.knobs import Knob, load_knobs
 from mlipilot.run_config import RunConfig
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
 from mlipilot.workspace_tools import WorkspaceTools
@@ -15,9 +16,10 @@ INLINE_FILE_BYTES = 4000  # small editable files are shown whole; larger ones by
 
 SYSTEM_PROMPT = """\
 You are an ML research agent improving a MACE interatomic potential. You act only through tools.
-Each turn: inspect what you need, make ONE focused edit under train/ (edit_file or write_file),
+Each turn: read what fails, change training options with set_options (or edit train/ files),
 then call run_experiment with a one-sentence hypothesis. The harness trains, scores and accepts or
-reverts your edit. Call finish when further experiments are unlikely to help.
+reverts your change. A configuration that was already trained, or an edit that changes nothing
+training sees, is refused. Call finish when further experiments are unlikely to help.
 Always answer with a tool call."""
 
 
@@ -37,9 +39,16 @@ def _trial_line(r: dict) -> str:
             f" | {r.get('diff_stat', '')} | {str(r.get('reason', ''))[:200]}")
 
 
-def what_fails(best: dict, spec: ScorecardSpec) -> str:
+def _acting_on(metric: str, knobs: dict[str, Knob]) -> str:
+    names = [k.name for k in knobs.values() if k.acts_on_metric(metric)]
+    return f"; options documented as acting on it: {', '.join(names)}" if names else ""
+
+
+def what_fails(best: dict, spec: ScorecardSpec, knobs: dict[str, Knob] | None = None) -> str:
     """The incumbent's violated constraints in physical units (value, bound, unit, factor) and its
-    failed MD runs with step and reason: normalised violations are easy to misread."""
+    failed MD runs with step and reason: normalised violations are easy to misread. Beside each,
+    the options knobs.yaml documents as acting on that metric (documentation, not a prescription)."""
+    knobs = knobs or {}
     m = best.get("metrics") or {}
     lines = []
     for c in spec.constraints:
@@ -51,7 +60,8 @@ def what_fails(best: dict, spec: ScorecardSpec) -> str:
             lines.append(f"- {c.metric}: not measured (bound {bound:g} {c.unit})")
             continue
         factor = f" ({v / bound:.1f}×)" if bound else ""
-        lines.append(f"- {c.metric} {v:.4g} {c.unit} {'>' if c.max is not None else '<'} {bound:g}{factor}")
+        lines.append(f"- {c.metric} {v:.4g} {c.unit} {'>' if c.max is not None else '<'} {bound:g}{factor}"
+                     + _acting_on(c.metric, knobs))
     for name, run in sorted((m.get("md_runs") or {}).items()):
         if not run.get("ok"):
             lines.append(f"- MD {name} failed after {run.get('steps')} steps: {run.get('reason')}")
@@ -79,8 +89,8 @@ def build_brief(cfg: RunConfig, tools: WorkspaceTools, iteration: int, iteration
     """Static text first (program, scorecard: byte-identical across iterations, so a server's prompt
     cache reuses it), then this iteration's state."""
     spec = load_spec(cfg.store / "scorecard.yaml")
-    trials = tools.ledger.trials()
-    best = tools.ledger.incumbent()
+    trials = tools.history.trials()
+    best = tools.history.incumbent()
     parts = []
     program = cfg.root / "program.md"
     if program.is_file():
@@ -93,11 +103,12 @@ def build_brief(cfg: RunConfig, tools: WorkspaceTools, iteration: int, iteration
         parts.append(f"## Best so far (the current files)\n{_trial_line(best)}\nviolations: "
                      f"{json.dumps(best.get('violations'))}\nmetrics: "
                      f"{json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()})}")
-        parts.append("## What fails (the best so far)\n" + what_fails(best, spec))
+        knobs = load_knobs(cfg.root / "knobs.yaml", with_mace=False)
+        parts.append("## What fails (the best so far)\n" + what_fails(best, spec, knobs))
     else:
-        parts.append("## Best so far\nno trial yet: run the baseline first (run_experiment without edits).")
+        parts.append("## Best so far\nno trial yet")
     if trials:
-        parts.append("## Configurations tried\n" + tried_table(trials, tools.ledger.rows()))
+        parts.append("## Configurations tried\n" + tried_table(trials, tools.history.rows()))
         parts.append("## Recent trials\n" + "\n".join(_trial_line(r) for r in trials[-RECENT_TRIALS:]))
     files = []
     for e in cfg.editable:

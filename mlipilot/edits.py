@@ -1,10 +1,13 @@
 """What an edit changes once parsed. A trial that would retrain what was already trained only
 measures noise, so edits that change nothing training can see (comments, whitespace, formatting,
-the harness-owned `seed:`) are refused before any job runs."""
+the harness-owned `seed:`) and configurations an earlier trial already trained are refused before
+any job runs."""
 
 from __future__ import annotations
 
 import ast
+import functools
+import hashlib
 from pathlib import Path
 
 import git
@@ -47,3 +50,47 @@ def effective_changes(root: Path, editable: tuple[str, ...], base: str = "HEAD")
         if _normal_form(name, old) != _normal_form(name, new):
             changed.append(name)
     return changed
+
+
+def _fingerprint(forms: dict[str, object]) -> str:
+    return hashlib.sha256(repr(sorted(forms.items())).encode()).hexdigest()
+
+
+def fingerprint_worktree(root: Path, editable: tuple[str, ...]) -> str:
+    """What training would see of the editable files now (tracked and new, parsed)."""
+    repo = git.Repo(root)
+    names = repo.git.ls_files("-co", "--exclude-standard", "-z", "--", *editable).split("\0")
+    forms = {}
+    for name in sorted({n for n in names if n}):
+        path = Path(root) / name
+        if path.is_file():
+            forms[name] = _normal_form(name, path.read_text(errors="replace"))
+    return _fingerprint(forms)
+
+
+@functools.lru_cache(maxsize=4096)
+def fingerprint_commit(root: Path, editable: tuple[str, ...], commit: str) -> str:
+    """The same for a commit (immutable, so cached): the configuration a trial trained."""
+    repo = git.Repo(root)
+    names = [n for n in repo.git.ls_tree("-r", "--name-only", commit, "--", *editable).splitlines() if n]
+    return _fingerprint({n: _normal_form(n, repo.git.show(f"{commit}:{n}")) for n in names})
+
+
+def repeat_of(root: Path, editable: tuple[str, ...], trials: list) -> int | None:
+    """The earlier trial whose trained configuration the working tree reproduces, if any: training
+    it again would only measure seed noise (that is what `mlipilot noise` is for)."""
+    now = fingerprint_worktree(root, editable)
+    for t in trials:
+        commit = t.get("commit") if isinstance(t, dict) else getattr(t, "commit", None)
+        n = t.get("trial") if isinstance(t, dict) else getattr(t, "trial", None)
+        try:
+            if commit and fingerprint_commit(Path(root), tuple(editable), commit) == now:
+                return int(n)
+        except git.GitCommandError:
+            continue  # a commit this clone lacks cannot be compared
+    return None
+
+
+def same_once_parsed(path: str, old: str, new: str) -> bool:
+    """Whether an edit of one file changes nothing training would see."""
+    return _normal_form(path, old) == _normal_form(path, new)

@@ -1,4 +1,4 @@
-"""The job runner: training and scoring as submitit jobs (local processes, or in-process for debug).
+"""The job runner: training and scoring as submitit jobs, on the executors of mlipilot.executors.
 
 Job functions live here at module level so submitit can pickle them; they import nothing heavy
 at module import time. Each enforces its own time limit so timeouts behave the same whatever
@@ -21,6 +21,8 @@ from typing import Callable
 
 import submitit
 
+from mlipilot.executors import get_executor
+
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -34,41 +36,14 @@ class JobFailed(RuntimeError):
 
 def make_executor(kind: str, folder: Path, timeout_min: float, slurm: dict | None = None,
                   stage: str = "train") -> submitit.Executor:
-    """An executor named by configuration (never auto-detected). Scoring always asks for one CPU."""
-    # a minute of slack: the job's own limit fires first and reports cleanly
-    limit = int(timeout_min) + 1
-    if kind == "local":
-        ex = submitit.LocalExecutor(folder=folder)
-        ex.update_parameters(timeout_min=limit)
-    elif kind == "debug":
-        ex = submitit.DebugExecutor(folder=folder)
-    elif kind == "slurm":
-        slurm = slurm or {}
-        if slurm.get("slurm_conf"):
-            os.environ["SLURM_CONF"] = slurm["slurm_conf"]  # the submitting process needs it
-        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        scoring = stage in ("score", "validate")  # harness jobs: one CPU, no GPU
-        # submitit signals a job 90 s before Slurm's limit; two minutes of slack keep our own limit first
-        params = {"timeout_min": int(timeout_min) + 2, "name": f"mlipilot-{stage}",
-                  "cpus_per_task": 1 if scoring else int(slurm.get("cpus_per_task", 1)),
-                  "mem_gb": float(slurm.get("score_mem_gb" if scoring else "mem_gb", 2 if scoring else 4)),
-                  "slurm_setup": list(slurm.get("setup", [])),
-                  "slurm_additional_parameters": dict(slurm.get("additional", {}))}
-        if slurm.get("partition"):
-            params["slurm_partition"] = slurm["partition"]
-        if not scoring and int(slurm.get("gpus_per_node", 0)) > 0:
-            params["slurm_gpus_per_node"] = int(slurm["gpus_per_node"])
-        ex.update_parameters(**params)
-    else:
-        raise ValueError(f"unknown executor {kind!r}")
-    return ex
+    """An executor named by configuration (never auto-detected; see mlipilot.executors). `slurm` holds
+    the executor options read from mlipilot.toml. Scoring always asks for one CPU."""
+    return get_executor(kind).make(folder, timeout_min, slurm or {}, stage)
 
 
 def attach(kind: str, folder: Path, job_id: str) -> submitit.Job:
     """Re-attach to a job submitted by an earlier (killed) launcher."""
-    if kind != "slurm":
-        raise ValueError(f"cannot re-attach to a {kind} job")
-    return submitit.SlurmJob(folder=folder, job_id=job_id)
+    return get_executor(kind).attach(folder, job_id)
 
 
 def _as_result(fn: Callable[..., dict]) -> Callable[..., dict]:
@@ -95,7 +70,13 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     (same sandbox) that turns the trained model into data: model.json + weights.pt. `seed` is the
     harness's training seed (MLIPILOT_SEED; the shipped train.py passes it to mace-torch)."""
     from mlipilot.model_export import CONFIG_FILE
-    from mlipilot.sandbox import SandboxConfig, SandboxError, clean_env, open_sandbox, run_sandboxed
+    from mlipilot.sandbox import (
+        SandboxConfig,
+        SandboxError,
+        clean_env,
+        open_sandbox,
+        run_sandboxed,
+    )
 
     started = time.time()
     trial = Path(trial_dir)

@@ -10,6 +10,7 @@ breaks the chain and `verify()` names the first bad line. Lines written before t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -72,15 +73,38 @@ class Ledger:
 
     def trials(self) -> list[dict]:
         """Latest record of each trial, in trial order."""
-        latest: dict[int, dict] = {}
-        for row in self.rows():
-            if "trial" in row:
-                latest[int(row["trial"])] = row
-        return [latest[k] for k in sorted(latest)]
+        return latest_trials(self.rows())
 
     def next_trial_id(self) -> int:
         trials = self.trials()
         return (trials[-1]["trial"] + 1) if trials else 1
+
+    def incumbent(self) -> dict | None:
+        accepted = [t for t in self.trials() if t.get("verdict") == "accepted"]
+        return accepted[-1] if accepted else None
+
+
+def latest_trials(rows: list[dict]) -> list[dict]:
+    """The latest record of each trial (a trial is written when submitted and again when decided),
+    in trial order."""
+    latest: dict[int, dict] = {}
+    for row in rows:
+        if "trial" in row:
+            latest[int(row["trial"])] = row
+    return [latest[k] for k in sorted(latest)]
+
+
+class History:
+    """What an agent may know of the ledger: copies of its rows, never the ledger itself."""
+
+    def __init__(self, ledger: Ledger):
+        self._ledger = ledger
+
+    def rows(self) -> list[dict]:
+        return copy.deepcopy(self._ledger.rows())
+
+    def trials(self) -> list[dict]:
+        return latest_trials(self.rows())
 
     def incumbent(self) -> dict | None:
         accepted = [t for t in self.trials() if t.get("verdict") == "accepted"]

@@ -56,9 +56,8 @@ def export(model_path: Path, out_dir: Path) -> dict:
     """Inside the sandbox: describe the trained model as config + weights; returns the description."""
     import mace  # noqa: F401  -- before e3nn
     import torch
-    from mace.tools.scripts_utils import extract_config_mace_model
-
     from mace import modules
+    from mace.tools.scripts_utils import extract_config_mace_model
 
     model = torch.load(model_path, map_location="cpu", weights_only=False)
     if not any(type(model) is getattr(modules, name) for name in MODEL_CLASSES):  # not a look-alike subclass

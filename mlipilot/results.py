@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlipilot.ledger import Ledger
+from mlipilot.ledger import Ledger, latest_trials
+from mlipilot.records import HARNESS_AGENT
 
 COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict", "composite", "feasible",
            "total_violation", "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors",
@@ -17,20 +18,15 @@ COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict
 
 def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
     """Rows in iteration order: trials (latest record each) and iterations that ran no experiment."""
-    items = []
-    latest: dict[int, dict] = {}
-    validation: dict[int, dict] = {}  # `mlipilot validate`'s latest verdict per trial (a changed spec may redo it)
-    for r in Ledger(store / "ledger.jsonl").rows():
-        if "trial" in r:
-            latest[int(r["trial"])] = r
-        elif r.get("event") == "iteration":
-            items.append(r)
-        elif r.get("event") == "validation":
-            validation[int(r["validated_trial"])] = r
-    items += latest.values()
-    items.sort(key=lambda r: (r.get("iteration") or r.get("trial") or 0, r.get("trial") or 0))
+    all_rows = Ledger(store / "ledger.jsonl").rows()
+    items = [r for r in all_rows if r.get("event") == "iteration"] + latest_trials(all_rows)
+    # `mlipilot validate`'s latest verdict per trial (a changed spec may redo it)
+    validation = {int(r["validated_trial"]): r for r in all_rows if r.get("event") == "validation"}
+    items.sort(key=lambda r: (r["iteration"] if r.get("iteration") is not None else r.get("trial") or 0,
+                              r.get("trial") or 0))
     rows, best, best_feasible, feasible_so_far = [], None, None, False
-    for i, r in enumerate(items, start=1):
+    first = 0 if items and items[0].get("agent") == HARNESS_AGENT else 1  # the harness's baseline is iteration 0
+    for i, r in enumerate(items, start=first):
         m = r.get("metrics") or {}
         wall = r.get("wall") or {}
         verdict = r.get("verdict") or ("no_experiment" if r.get("event") == "iteration" else r.get("status"))

@@ -7,12 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlipilot.errors import MLIPilotError, config_error
+from mlipilot.executors import (
+    ExecutorKind,
+    UnknownExecutor,
+    executor_names,
+    get_executor,
+    registered_kinds,
+)
 from mlipilot.sandbox import SandboxConfig, SandboxKind
 
 CONFIG_NAME = "mlipilot.toml"
-EXECUTORS = ("local", "debug", "slurm")
+EXECUTORS = executor_names()
 
-TEMPLATE = """\
+_TEMPLATE = """\
 # Harness-owned: `mlipilot trial` refuses to run if this file changes. Edit only before a run starts
 # (then re-run `mlipilot init`).
 [run]
@@ -23,19 +30,10 @@ store = "{store}"          # private: holdout, ledger, trial artefacts (never in
 editable = ["train/"]      # the only paths an edit (or an agent) may touch
 
 [executor]
-kind = "{executor}"         # local | debug | slurm (chosen here, never auto-detected)
+kind = "{executor}"         # @EXECUTOR_NAMES@ (chosen here, never auto-detected)
 train_timeout_min = {train_timeout_min}
 score_timeout_min = {score_timeout_min}
-# Slurm only (scoring always runs on one CPU, no GPU):
-# partition = "debug"
-# cpus_per_task = 1
-# mem_gb = 4
-# gpus_per_node = 0
-# score_mem_gb = 2
-# setup = ["module load python", "export OMP_NUM_THREADS=1"]
-# additional = {{ account = "myproject", qos = "normal" }}
-# slurm_conf = "/etc/slurm/slurm.conf"   # sets SLURM_CONF for submitting
-
+@EXECUTOR_OPTIONS@
 [sandbox]                   # where train/train.py runs: bwrap | apptainer | none (see README, Threat model)
 kind = "{sandbox}"
 # image = "/path/to/env.sif"   # apptainer only: an image with your Python environment and MLIPilot
@@ -57,6 +55,9 @@ llm_calls_per_iteration = 12
 # max_cost = 5.0
 # max_wall_min = 120
 """
+# the executor part comes from the registry: each kind's commented option lines (braces kept literal)
+TEMPLATE = _TEMPLATE.replace("@EXECUTOR_NAMES@", " | ".join(EXECUTORS)).replace(
+    "@EXECUTOR_OPTIONS@", "".join(k.config_template for k in registered_kinds()).replace("{", "{{").replace("}", "}}"))
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class RunConfig:
     train_timeout_min: float
     score_timeout_min: float
     agent: dict  # the optional [agent] table, validated
-    slurm: dict  # the optional Slurm keys of [executor]
+    slurm: dict  # the executor options found (the kinds' config_fields), whatever the kind
     sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
     noise: NoiseConfig = NoiseConfig()  # [noise]
 
@@ -101,8 +102,35 @@ def _optional_table(path: Path, d: dict, name: str, fields: dict, example: str) 
     return table
 
 
-_SLURM_FIELDS = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
-                 "score_mem_gb": (int, float), "setup": list, "additional": dict, "slurm_conf": str}
+def _executor_kinds(path: Path, ex: dict) -> list[ExecutorKind]:
+    """Every registered kind, plus the one `[executor] kind` names by dotted path: each may bring
+    option fields, and all are read whatever the kind (`--executor` may switch to another)."""
+    kinds = registered_kinds()
+    name = ex.get("kind")
+    if isinstance(name, str) and name not in EXECUTORS:
+        try:
+            kinds.append(get_executor(name))
+        except UnknownExecutor as e:
+            raise config_error(path, "executor.kind", e.problem, e.fix) from None
+    return kinds
+
+
+def _executor_options(path: Path, d: dict, kinds: list[ExecutorKind]) -> dict:
+    """The kinds' option fields: keys beside `kind` in [executor], or their own optional table."""
+    options = {}
+    for kind in kinds:
+        if kind.config_section != "executor":
+            options.update(_optional_table(path, d, kind.config_section, kind.config_fields,
+                                           f"see the {kind.label or kind.name} executor's options"))
+            continue
+        for key, kind_type in kind.config_fields.items():
+            if key in d["executor"]:
+                value = d["executor"][key]
+                if not isinstance(value, kind_type) or isinstance(value, bool):
+                    raise config_error(path, f"executor.{key}", f"wrong type ({value!r})",
+                                       f"see the commented {kind.label or kind.name} keys in the template")
+                options[key] = value
+    return options
 
 
 _AGENT_FIELDS = {"model": str, "api_base": str, "api_key_env": str, "iterations": int,
@@ -129,11 +157,11 @@ def load_run_config(root: Path) -> RunConfig:
     for section, fields in _FIELDS.items():
         if not isinstance(d.get(section), dict):
             raise config_error(path, f"[{section}]", "missing section", f"restore it with `git checkout -- {CONFIG_NAME}`")
+        if section == "executor":
+            kinds = _executor_kinds(path, d[section])
+            options = _executor_options(path, d, kinds)
         for key in d[section]:
-            if section == "executor" and key in _SLURM_FIELDS:
-                if not isinstance(d[section][key], _SLURM_FIELDS[key]) or isinstance(d[section][key], bool):
-                    raise config_error(path, f"executor.{key}", f"wrong type ({d[section][key]!r})",
-                                       "see the commented Slurm keys in the template")
+            if section == "executor" and key in options:
                 continue
             if key not in fields:
                 raise config_error(path, f"{section}.{key}", "unknown field", f"remove it (known: {', '.join(fields)})")
@@ -144,8 +172,10 @@ def load_run_config(root: Path) -> RunConfig:
                 raise config_error(path, f"{section}.{key}", f"wrong type ({d[section][key]!r})",
                                    f"write a {kind.__name__ if isinstance(kind, type) else 'number'}")
     run, ex = d["run"], d["executor"]
-    if ex["kind"] not in EXECUTORS:
-        raise config_error(path, "executor.kind", f"unknown executor {ex['kind']!r}", f"use one of {', '.join(EXECUTORS)}")
+    try:
+        get_executor(ex["kind"])
+    except UnknownExecutor as e:
+        raise config_error(path, "executor.kind", e.problem, e.fix) from None
     editable = tuple(run["editable"])
     for e in editable:
         if not isinstance(e, str) or e.startswith("/") or ".." in Path(e).parts or not e.strip("/"):
@@ -172,7 +202,7 @@ def load_run_config(root: Path) -> RunConfig:
         raise config_error(path, "noise.seeds", "needs at least 2 seeds to measure a spread", "write seeds = 3")
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
-                     {k: v for k, v in ex.items() if k in _SLURM_FIELDS},
+                     options,
                      SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ()))),
                      NoiseConfig(int(noise.get("seeds", 3)), float(noise.get("z", 2.0)), float(noise.get("confirm", 3.0)),
                                  int(noise.get("base_seed", 1))))

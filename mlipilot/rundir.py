@@ -11,10 +11,18 @@ from mlipilot.benchmark import Benchmark, resolve_benchmark
 from mlipilot.datacheck import check_data
 from mlipilot.e0s import ISOLATED_ATOMS
 from mlipilot.errors import MLIPilotError
+from mlipilot.executors import UnknownExecutor, get_executor
 from mlipilot.git_history import RunRepo, format_message
-from mlipilot.integrity import VALIDATION_SPEC, protected_hashes, save_hashes, seal_digest, seal_store
+from mlipilot.integrity import (
+    VALIDATION_SPEC,
+    protected_hashes,
+    save_hashes,
+    seal_digest,
+    seal_store,
+)
+from mlipilot.knobs import load_knobs
 from mlipilot.resources import cache_dir
-from mlipilot.run_config import CONFIG_NAME, EXECUTORS, TEMPLATE, load_run_config
+from mlipilot.run_config import CONFIG_NAME, TEMPLATE, load_run_config
 from mlipilot.sandbox import SandboxKind
 from mlipilot.sandbox import probe as probe_sandbox
 from mlipilot.scorecard.evaluate import MD_STRUCTURES
@@ -56,8 +64,10 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
     """`sandbox` None probes: bwrap where it starts here, else none (said loudly, with the fix)."""
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve() if store else default_store(run_dir)
-    if executor not in EXECUTORS:
-        raise MLIPilotError(f"--executor: unknown executor {executor!r} — use one of {', '.join(EXECUTORS)}")
+    try:
+        get_executor(executor)
+    except UnknownExecutor as e:
+        raise MLIPilotError(f"--executor: {e}") from None
     if run_dir.exists() and any(run_dir.iterdir()):
         raise MLIPilotError(f"{run_dir}: exists and is not empty — choose a new directory")
     if store.exists() and any(store.iterdir()):
@@ -66,6 +76,8 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         raise MLIPilotError(f"{store}: the private store must be outside the run directory — pass --store elsewhere")
     bench = resolve_benchmark(benchmark)
     spec = load_spec(bench.scorecard)  # validate before writing anything
+    if (knobs := bench.template_file("knobs.yaml")) is not None:
+        load_knobs(knobs)  # options, types, ranges and metric names: a typo fails here, not mid-run
     if sandbox is None:
         sandbox, why = probe_sandbox()
         if why:

@@ -20,14 +20,35 @@ import mlipilot
 from mlipilot import jobs
 from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
-from mlipilot.git_history import TRAILER_METRICS, RunRepo, format_message, metric_trailer
-from mlipilot.integrity import editable_problem, integrity_problem, load_seal, seal_problem, sha256_file
+from mlipilot.executors import get_executor
+from mlipilot.git_history import (
+    TRAILER_METRICS,
+    RunRepo,
+    format_message,
+    metric_trailer,
+)
+from mlipilot.integrity import (
+    editable_problem,
+    integrity_problem,
+    load_seal,
+    seal_problem,
+    sha256_file,
+)
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import RunConfig
 from mlipilot.sandbox import NONE_WARNING, SandboxConfig, SandboxKind, open_sandbox
 from mlipilot.sanitize import sanitize, tail
 from mlipilot.scorecard.spec import load_spec
-from mlipilot.scorecard.verdict import ACCEPTED, FAILED, REJECTED, Assessment, Noise, Verdict, assess, decide
+from mlipilot.scorecard.verdict import (
+    ACCEPTED,
+    FAILED,
+    REJECTED,
+    Assessment,
+    Noise,
+    Verdict,
+    assess,
+    decide,
+)
 
 
 def harness_hash() -> str:
@@ -374,7 +395,7 @@ class Trial:
         if k < 2:
             raise MLIPilotError("--seeds: a spread needs at least 2 seeds")
         t0 = time.time()
-        workers = 1 if self.cfg.executor == "debug" else k - 1  # debug jobs run in this process
+        workers = 1 if get_executor(self.cfg.executor).in_process else k - 1  # in-process jobs run one at a time
         with ThreadPoolExecutor(max_workers=workers) as pool:
             first = row.get("seed", 1)
             runs = [{"seed": first, "metrics": row["metrics"]}] + list(pool.map(lambda s: self.replicate(row, s),
@@ -425,8 +446,9 @@ def _text(s: str) -> str:
 
 
 def cfg_can_attach(cfg: RunConfig, row: dict) -> bool:
-    """Only Slurm jobs outlive their launcher in a way submitit can re-attach to."""
-    return cfg.executor == "slurm" and row.get("executor") == "slurm" and bool(row.get("job_ids"))
+    """Only jobs of a kind that outlives its launcher (Slurm's) can be re-attached to, by the same kind."""
+    return (get_executor(cfg.executor).can_reattach and row.get("executor") == cfg.executor
+            and bool(row.get("job_ids")))
 
 
 def _job_stderr(job) -> str:

@@ -10,11 +10,14 @@ import stat
 from pathlib import Path
 
 import git
+import yaml
 
-from mlipilot.edits import effective_changes
+from mlipilot.edits import effective_changes, repeat_of, same_once_parsed
 from mlipilot.git_history import RunRepo
 from mlipilot.integrity import GIT_CONTROL_FILES, is_editable
-from mlipilot.ledger import Ledger
+from mlipilot.knobs import config_with, load_knobs
+from mlipilot.knobs import option as knob_option
+from mlipilot.ledger import History, Ledger
 from mlipilot.run_config import RunConfig
 from mlipilot.sanitize import sanitize
 
@@ -22,10 +25,16 @@ OUTPUT_CAP = 20_000  # bytes of tool output returned to a model
 MAX_FILE_BYTES = 1 << 20  # what read_file reads and write_file/edit_file write, at most
 MAX_PATH_CHARS = 1024
 READ_ONLY = ("program.md", "scorecard.yaml", "knobs.yaml")  # readable context, never writable
+CONFIG = "train/config.yaml"  # the options file set_options edits
 
 
 class ToolError(Exception):
     """A refused or impossible tool call; its message goes back to the agent."""
+
+
+class Refused(ToolError):
+    """A well-formed call the harness refuses because it would waste a training: an edit that
+    changes nothing once parsed, an option already at that value, a configuration already trained."""
 
 
 def _schema(name: str, description: str, properties: dict, required: list[str]) -> dict:
@@ -46,6 +55,10 @@ TOOL_SCHEMAS = [
     _schema("show_history", "Earlier trials: hypothesis, verdict, key metrics, diff stat.", {}, []),
     _schema("show_trial", "One trial's diff, scorecard metrics, verdict reason and log tail.",
             {"trial": {"type": "integer"}}, ["trial"]),
+    _schema("set_options", "Set options in train/config.yaml (mace-torch option names; knobs.yaml lists the "
+            "documented ones with their ranges). Several keys per call; values are checked and converted to each "
+            "option's type.",
+            {"updates": {"type": "object", "description": "option name -> new value"}}, ["updates"]),
     _schema("run_experiment", "Commit your edits and test them: train, score, accept or revert. Ends this turn.",
             {"hypothesis": {"type": "string", "description": "what you changed and why you expect it to help"}},
             ["hypothesis"]),
@@ -67,7 +80,7 @@ class WorkspaceTools:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         self.root = cfg.root.resolve()
-        self.ledger = Ledger(cfg.store / "ledger.jsonl")
+        self.history = History(Ledger(cfg.store / "ledger.jsonl"))  # agents read copies, never the ledger
 
     # -- the guard ---------------------------------------------------------------------------------
     def resolve(self, path: str, write: bool) -> Path:
@@ -135,7 +148,7 @@ class WorkspaceTools:
         except UnicodeDecodeError:
             raise ToolError(f"{path}: not UTF-8 text; use write_file to replace it") from None
         if old_text == new_text:
-            raise ToolError("old_text and new_text are the same; nothing would change")
+            raise Refused("old_text and new_text are the same; nothing would change")
         count = text.count(old_text) if old_text else 0
         if count == 0:
             hint = _closest_line(text, old_text)
@@ -143,13 +156,25 @@ class WorkspaceTools:
                             + ". Copy the exact text from read_file (without the line-number prefix).")
         if count > 1:
             raise ToolError(f"{path}: old_text occurs {count} times; include more surrounding text to make it unique")
-        _check_text("the edited file", text.replace(old_text, new_text, 1))
-        full.write_text(text.replace(old_text, new_text, 1), encoding="utf-8")
+        new = text.replace(old_text, new_text, 1)
+        _check_text("the edited file", new)
+        if same_once_parsed(path, text, new):
+            raise Refused(f"{path}: this edit changes only comments, whitespace, formatting or the harness-owned "
+                          "seed; training would see no change. Change an option value (set_options) instead.")
+        full.write_text(new, encoding="utf-8")
         return f"edited {path}: replaced 1 occurrence ({len(old_text)} -> {len(new_text)} characters)"
 
     def write_file(self, path: str, content: str) -> str:
         _check_text("content", content)
         full = self.resolve(path, write=True)
+        if full.is_file():
+            try:
+                old = full.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                old = None
+            if old is not None and same_once_parsed(path, old, content):
+                raise Refused(f"{path}: the new content is what training already sees (only comments, whitespace, "
+                              "formatting or the seed differ); nothing was written")
         try:
             full.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -157,9 +182,44 @@ class WorkspaceTools:
         full.write_text(content, encoding="utf-8")
         return f"wrote {path} ({len(content.encode())} bytes)"
 
+    def set_options(self, updates=None, **flat) -> str:
+        """Typed edits of train/config.yaml: each key checked against knobs.yaml and mace-torch's parser."""
+        if updates is None and flat:
+            updates = flat  # set_options(energy_weight=1000): small models flatten the object
+        if isinstance(updates, str):
+            try:
+                updates = json.loads(updates)
+            except json.JSONDecodeError:
+                raise ToolError('updates must be a JSON object such as {"option": value}') from None
+        if not isinstance(updates, dict) or not updates:
+            raise ToolError('updates must be a non-empty JSON object: option name -> new value')
+        path = self.resolve(CONFIG, write=True)
+        text = path.read_text(encoding="utf-8")
+        try:
+            current = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            raise ToolError(f"{CONFIG} is not valid YAML; fix it with write_file first") from None
+        knobs = load_knobs(self.root / "knobs.yaml", with_mace=False)
+        values, problems = {}, []
+        for key, value in updates.items():
+            try:
+                values[key] = knob_option(str(key), knobs).coerce(value)
+            except ValueError as e:
+                problems.append(str(e))
+        if problems:  # nothing is written unless every key is valid
+            raise ToolError("; ".join(problems) + ". Nothing was changed.")
+        changed = {k: v for k, v in values.items() if current.get(k) != v}
+        if not changed:
+            raise Refused("every option is already at that value (" + ", ".join(f"{k}: {v!r}" for k, v in values.items())
+                          + "); nothing would change")
+        new = config_with(text, changed)
+        _check_text("the edited file", new)
+        path.write_text(new, encoding="utf-8")
+        return f"set in {CONFIG}: " + "; ".join(f"{k}: {current.get(k)!r} -> {v!r}" for k, v in changed.items())
+
     def show_history(self) -> str:
         rows = []
-        for r in self.ledger.trials():
+        for r in self.history.trials():
             m = r.get("metrics") or {}
             rows.append({"trial": r["trial"], "verdict": r.get("verdict"), "hypothesis": r.get("hypothesis"),
                          "composite": r.get("composite"), "feasible": r.get("feasible"),
@@ -168,7 +228,7 @@ class WorkspaceTools:
         return cap(json.dumps(rows, indent=1, default=_round)) if rows else "no trials yet"
 
     def show_trial(self, trial: int) -> str:
-        rows = {r["trial"]: r for r in self.ledger.trials()}
+        rows = {r["trial"]: r for r in self.history.trials()}
         try:
             r = rows[int(trial)]
         except (KeyError, ValueError, TypeError):
@@ -187,10 +247,30 @@ class WorkspaceTools:
         """Whether the editable paths differ from the last accepted commit in a way training sees."""
         return bool(effective_changes(self.root, self.cfg.editable))
 
+    def repeat_of(self) -> int | None:
+        """The trial that already trained exactly what the files now say, if any."""
+        return repeat_of(self.root, self.cfg.editable, self.history.trials())
+
+    def refusal(self) -> str | None:
+        """Why run_experiment must not train now (nothing changed, or a repeat), else None."""
+        trials = self.history.trials()
+        if trials and not self.has_changes():
+            return ("nothing under train/ changed since the best trial in a way training would see (comments, "
+                    "whitespace and the seed, which the harness sets, do not count); change an option first")
+        n = self.repeat_of()
+        if n is not None:
+            r = next((t for t in trials if t.get("trial") == n), {})
+            m = r.get("metrics") or {}
+            got = ", ".join(f"{k} {m[k]:.4g}" for k in ("energy_rmse", "force_rmse") if isinstance(m.get(k), (int, float)))
+            return (f"this exact configuration was already trained in trial {n} ({r.get('verdict')}"
+                    + (f"; {got}" if got else "") + "); training it again only measures seed noise. "
+                    "Try a configuration not in the table of configurations tried")
+        return None
+
     def call(self, name: str, args: dict) -> str:
         """Dispatch a non-terminal tool; ToolError and bad arguments come back as text."""
         fn = {"list_files": self.list_files, "read_file": self.read_file, "edit_file": self.edit_file,
-              "write_file": self.write_file, "show_history": self.show_history,
+              "write_file": self.write_file, "set_options": self.set_options, "show_history": self.show_history,
               "show_trial": self.show_trial}.get(name)
         if fn is None:
             raise ToolError(f"unknown tool {name!r}; available: {', '.join(s['function']['name'] for s in TOOL_SCHEMAS)}")

@@ -20,6 +20,17 @@ def copy_trainer(src: Path | str, sleep: float = 0) -> str:
             f"p.add_argument('--model-out')\ntime.sleep({sleep})\nshutil.copy({str(src)!r}, p.parse_args().model_out)\n")
 
 
+def commit_trainer(root: Path, text: str, message: str = "test trainer") -> None:
+    """Make `text` the run's train/train.py *as shipped*: committed, so the harness's own baseline
+    (which refuses uncommitted edits) trains with it."""
+    import git
+
+    (Path(root) / "train" / "train.py").write_text(text)
+    repo = git.Repo(root)
+    repo.git.add("-A", "train")
+    repo.git.execute(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message])
+
+
 def untrained_mace(path: Path, atomic_numbers: list[int], atomic_energies: list[float], r_max: float = 4.5,
                    avg_num_neighbors: float = 12.0) -> Path:
     """A MACE model with random weights (the template's architecture family), saved like a trained one."""

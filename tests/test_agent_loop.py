@@ -11,7 +11,7 @@ import time
 
 import git
 import pytest
-from mlipilot_testkit import copy_trainer
+from mlipilot_testkit import commit_trainer, copy_trainer
 
 from fake_llm_server import FakeLLMServer
 from mlipilot.agent_loop import Budget, run_agent
@@ -27,7 +27,7 @@ from mlipilot.workspace_tools import WorkspaceTools
 @pytest.fixture
 def cfg(tmp_path, fast_benchmark, untrained_model):
     root = init_run(str(fast_benchmark), tmp_path / "run", executor="debug", progress=lambda s: None)
-    (root / "train" / "train.py").write_text(copy_trainer(str(untrained_model)))  # fast baseline
+    commit_trainer(root, copy_trainer(str(untrained_model)))  # a fast baseline, measured by the harness
     return load_run_config(root)
 
 
@@ -38,8 +38,7 @@ def llm(server: FakeLLMServer, **kw) -> LLMAgent:
 def test_scripted_trajectory_edits_runs_rejects_accepts_and_finishes(cfg, good_model, untrained_model, monkeypatch):
     monkeypatch.setenv("FAKE_PROVIDER_KEY", "sk-live-0123456789abcdefghij")
     script = [
-        {"tool": "run_experiment", "args": {"hypothesis": "baseline"}},
-        # iteration 2: a failing edit, a malformed call, prose, then a real edit
+        # (the harness measured the baseline) iteration 1: a failing edit, a malformed call, prose, then a real edit
         {"tool": "read_file", "args": {"path": "train/config.yaml"}},
         {"tool": "edit_file", "args": {"path": "train/config.yaml", "old_text": "nope", "new_text": "x"}},
         {"tool": "edit_file", "raw_args": "{'path': broken json"},
@@ -47,8 +46,8 @@ def test_scripted_trajectory_edits_runs_rejects_accepts_and_finishes(cfg, good_m
         {"tool": "write_file", "args": {"path": "scorecard.yaml", "content": "constraints: []"}},
         {"tool": "write_file", "args": {"path": "train/train.py", "content": copy_trainer(str(good_model))}},
         {"tool": "run_experiment", "args": {"hypothesis": "use a trained model"}},
-        # iteration 3: a worse edit
-        {"tool": "write_file", "args": {"path": "train/train.py", "content": copy_trainer(str(untrained_model))}},
+        # iteration 2: a worse edit
+        {"tool": "write_file", "args": {"path": "train/train.py", "content": copy_trainer(str(untrained_model), 0.01)}},
         {"tool": "run_experiment", "args": {"hypothesis": "random weights again"}},
         {"tool": "finish", "args": {"summary": "trained model is best"}},
     ]
@@ -59,11 +58,12 @@ def test_scripted_trajectory_edits_runs_rejects_accepts_and_finishes(cfg, good_m
     ledger = Ledger(cfg.store / "ledger.jsonl")
     trials = ledger.trials()
     assert [t["verdict"] for t in trials] == ["accepted", "accepted", "rejected"]
+    assert trials[0]["agent"] == "harness" and trials[0]["iteration"] == 0
     t2 = trials[1]
     assert t2["agent"] == "openai/fake-model" and t2["llm_calls"] == 7 and t2["tool_errors"] == 4
     assert t2["tokens_in"] == 7 * 1200 and t2["tokens_out"] == 7 * 40 and t2["cost"] is None
     end = [r for r in ledger.rows() if r.get("event") == "run_end"][-1]
-    assert end["exit_status"] == "finished" and end["iterations"] == 4
+    assert end["exit_status"] == "finished" and end["iterations"] == 3  # the harness's baseline is not one
     # git trailers agree with the ledger
     repo = git.Repo(cfg.root)
     verdicts = repo.git.log(cfg.branch, "--format=%(trailers:key=MLIPilot-Verdict,valueonly)").split()
@@ -76,10 +76,10 @@ def test_scripted_trajectory_edits_runs_rejects_accepts_and_finishes(cfg, good_m
         assert "sk-live-0123456789" not in path.read_text(errors="replace")
     assert "sk-live-0123456789" not in repo.git.log("--all", "-p")
     # each iteration's messages only grow (prompt cache), and the refusals were reported to the model
-    it2 = server.requests[1:8]
+    it2 = server.requests[0:7]
     for a, b in zip(it2, it2[1:]):
         assert b["messages"][: len(a["messages"])] == a["messages"]
-    replies = json.dumps(server.requests[7]["messages"])
+    replies = json.dumps(server.requests[6]["messages"])
     assert "old_text not found" in replies and "not valid JSON" in replies and "may not be edited" in replies
     assert "answer with exactly one tool call" in replies
     assert server.requests[0]["tool_choice"] == "required"
@@ -87,8 +87,8 @@ def test_scripted_trajectory_edits_runs_rejects_accepts_and_finishes(cfg, good_m
 
 def test_brief_is_small(cfg, good_model):
     tools = WorkspaceTools(cfg)
-    with FakeLLMServer([{"tool": "run_experiment", "args": {"hypothesis": "baseline"}}]) as server:
-        run_agent(cfg, llm(server), Budget(iterations=1), progress=lambda s: None)
+    with FakeLLMServer([]) as server:
+        run_agent(cfg, llm(server), Budget(iterations=0), progress=lambda s: None)  # the harness's baseline only
     brief = build_brief(cfg, tools, 2, 10)
     assert "Best so far" in brief and "energy_weight: 1.0" in brief and "trial 1 [accepted]" in brief
     assert len(brief) / 4 < 15_000  # ≈ tokens; target ≤ 15k per iteration
@@ -96,8 +96,8 @@ def test_brief_is_small(cfg, good_model):
 
 
 def test_budget_iterations_and_resume_continue_the_count(cfg):
-    script = [{"tool": "run_experiment", "args": {"hypothesis": "try 0"}}]
-    for i in (1, 2):
+    script = []
+    for i in (1, 2, 3):
         script += [{"tool": "run_experiment", "args": {"hypothesis": "no edit yet"}},  # refused: nothing changed
                    {"tool": "write_file", "args": {"path": f"train/note{i}.txt", "content": str(i)}},
                    {"tool": "run_experiment", "args": {"hypothesis": f"try {i}"}}]
@@ -105,8 +105,9 @@ def test_budget_iterations_and_resume_continue_the_count(cfg):
         assert run_agent(cfg, llm(server), Budget(iterations=2), progress=print) == "budget_iterations"
         assert run_agent(cfg, llm(server), Budget(iterations=3), progress=print) == "budget_iterations"
     trials = Ledger(cfg.store / "ledger.jsonl").trials()
-    assert [t["trial"] for t in trials] == [1, 2, 3] and trials[2]["hypothesis"] == "try 2"
-    assert trials[1]["tool_errors"] == 1 and "nothing under train/ changed" in json.dumps(server.requests[2]["messages"])
+    assert [t["trial"] for t in trials] == [1, 2, 3, 4] and trials[3]["hypothesis"] == "try 3"
+    assert trials[1]["refused"] == 1 and trials[1]["tool_errors"] == 0
+    assert "nothing under train/ changed" in json.dumps(server.requests[1]["messages"])
 
 
 def test_budget_tokens(cfg):
@@ -134,10 +135,11 @@ def test_budget_wall(cfg):
 
 
 def test_provider_errors_are_retried_then_reported(cfg):
-    script = [{"status": 500}, {"status": 429}, {"tool": "run_experiment", "args": {"hypothesis": "after errors"}}]
+    script = [{"status": 500}, {"status": 429}, {"tool": "write_file", "args": {"path": "train/n.txt", "content": "1"}},
+              {"tool": "run_experiment", "args": {"hypothesis": "after errors"}}]
     with FakeLLMServer(script) as server:
         assert run_agent(cfg, llm(server, retries=3), Budget(iterations=1), progress=print) == "budget_iterations"
-        assert len(server.requests) == 3
+        assert len(server.requests) == 4
     with FakeLLMServer([{"status": 503}], repeat_last=True) as server:
         status = run_agent(cfg, llm(server, retries=2), Budget(iterations=3), progress=print)
         assert status == "llm_error" and len(server.requests) == 3
@@ -147,11 +149,12 @@ def test_provider_errors_are_retried_then_reported(cfg):
 
 def test_unknown_tool_is_reported_not_fatal(cfg):
     script = [{"tool": "shell", "args": {"cmd": "cat /etc/passwd"}},
-              {"tool": "run_experiment", "args": {"hypothesis": "baseline"}}]
+              {"tool": "set_options", "args": {"updates": {"lr": 0.02}}},
+              {"tool": "run_experiment", "args": {"hypothesis": "a higher learning rate"}}]
     with FakeLLMServer(script) as server:
         run_agent(cfg, llm(server), Budget(iterations=1), progress=print)
     assert "unknown tool 'shell'" in json.dumps(server.requests[1]["messages"])
-    assert Ledger(cfg.store / "ledger.jsonl").trials()[0]["tool_errors"] == 1
+    assert Ledger(cfg.store / "ledger.jsonl").trials()[1]["tool_errors"] == 1
 
 
 @pytest.mark.parametrize("name", ["random", "optuna"])
@@ -159,14 +162,16 @@ def test_search_baselines_share_the_interface(cfg, name):
     with open_agent(name, seed=1) as agent:
         assert run_agent(cfg, agent, Budget(iterations=3), progress=print) == "budget_iterations"
     trials = Ledger(cfg.store / "ledger.jsonl").trials()
-    assert len(trials) == 3 and all(t["tokens_in"] == 0 and t["agent"] == name for t in trials)
+    assert len(trials) == 4 and trials[0]["agent"] == "harness"
+    assert all(t["tokens_in"] == 0 and t["agent"] == name for t in trials[1:])
     assert trials[1]["knobs"] and trials[1]["hypothesis"].startswith(("random sample", "optuna TPE"))
     assert trials[1]["diff_stat"] != "no changes"
+    assert len({json.dumps(t["knobs"], sort_keys=True) for t in trials}) == 4  # no configuration trained twice
 
 
 def test_resume_after_kill_mid_trial(cfg, tmp_path, untrained_model):
     """Kill -9 the launcher while a trial's job runs; the next `mlipilot run` records it failed and goes on."""
-    (cfg.root / "train" / "train.py").write_text("import time\ntime.sleep(120)\n")
+    commit_trainer(cfg.root, "import time\ntime.sleep(120)\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "mlipilot.cli", "run", "--run", str(cfg.root), "--agent",
                              "expert", "--iterations", "2", "--executor", "local"], env=env,
@@ -178,21 +183,21 @@ def test_resume_after_kill_mid_trial(cfg, tmp_path, untrained_model):
     time.sleep(2)
     proc.kill()
     proc.wait()
-    assert ledger.trials()[0]["status"] == "submitted"
+    assert ledger.trials()[0]["status"] == "submitted" and ledger.trials()[0]["agent"] == "harness"
     from mlipilot.trial import Trial
 
     repo = git.Repo(cfg.root)
-    init_commit = repo.git.rev_list("--max-parents=0", "HEAD")
-    assert repo.head.commit.hexsha != init_commit  # the killed trial's commit is still checked out
+    start = ledger.trials()[0]["parent_commit"]
+    assert repo.head.commit.hexsha != start  # the killed trial's commit is still checked out
     assert Trial(cfg).recover_interrupted() == [1]  # what `mlipilot run` does first
-    assert repo.head.commit.hexsha == init_commit and not repo.is_dirty(untracked_files=True)
+    assert repo.head.commit.hexsha == start and not repo.is_dirty(untracked_files=True)
     (cfg.root / "train" / "train.py").write_text(copy_trainer(str(untrained_model)))
     with open_agent("expert") as agent:
-        status = run_agent(cfg, agent, Budget(iterations=2), progress=print)
+        status = run_agent(cfg, agent, Budget(iterations=1), progress=print)
     trials = ledger.trials()
     assert status == "budget_iterations" and [t["trial"] for t in trials] == [1, 2]
     assert trials[0]["verdict"] == "failed" and "launcher stopped" in trials[0]["reason"]
-    assert trials[1]["verdict"] == "accepted" and trials[1]["parent_commit"] == init_commit
+    assert trials[1]["verdict"] == "accepted" and trials[1]["parent_commit"] == start
 
 
 @pytest.mark.slow
@@ -206,9 +211,9 @@ def test_expert_reaches_an_accepted_feasible_model(tmp_path, fast_benchmark):
     root = init_run(str(fast_benchmark), tmp_path / "run", executor="debug", progress=lambda s: None)
     cfg = load_run_config(root)
     with open_agent("expert") as agent:
-        run_agent(cfg, agent, Budget(iterations=2), progress=print)
+        run_agent(cfg, agent, Budget(iterations=1), progress=print)  # + the harness's baseline
     trials = Ledger(cfg.store / "ledger.jsonl").trials()
-    assert not trials[0]["feasible"]
+    assert not trials[0]["feasible"] and trials[0]["agent"] == "harness"
     assert trials[1]["verdict"] == "accepted" and trials[1]["feasible"], trials[1]["reason"]
 
 
@@ -229,26 +234,23 @@ def test_parallel_candidates_in_worktrees(cfg, good_model, untrained_model):
                  "p.add_argument('--model-out'); a = p.parse_args()\ncfg = yaml.safe_load(open('train/config.yaml'))\n"
                  f"shutil.copy({str(good_model)!r} if float(cfg.get('energy_weight', 1)) >= 100 else "
                  f"{str(untrained_model)!r}, a.model_out)\n")
-    (cfg.root / "train" / "train.py").write_text(surrogate)
+    commit_trainer(cfg.root, surrogate, "surrogate trainer")
     repo = git.Repo(cfg.root)
-    repo.git.add("-A")
-    repo.git.execute(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "surrogate trainer"])
-    from mlipilot.integrity import protected_hashes, save_hashes
-
-    save_hashes(cfg.store, protected_hashes(cfg.root, cfg.editable))
     with open_agent("expert") as agent:
         status = run_agent(cfg, agent, Budget(iterations=4, parallel=2), progress=print)
     assert status == "budget_iterations"
     trials = Ledger(cfg.store / "ledger.jsonl").trials()
-    assert [t["verdict"] for t in trials] == ["accepted", "accepted", "rejected", "rejected"]
-    assert all(t["parallel"] == 2 for t in trials)
-    # trial 2 started from the same commit as trial 1 but lands on top of it, with the tree it was trained on
-    assert trials[0]["parent_commit"] == trials[1]["parent_commit"]
+    # the harness's baseline, then two rounds of two: re-weighting wins; SWA (from the baseline, in
+    # its own worktree), E0s and 64 channels (from the re-weighted state) do not beat it
+    assert [t["verdict"] for t in trials] == ["accepted", "accepted", "rejected", "rejected", "rejected"]
+    assert "parallel" not in trials[0] and all(t["parallel"] == 2 for t in trials[1:])
+    # trial 3 started from the same commit as trial 2; trial 2 lands with the tree it was trained on
+    assert trials[1]["parent_commit"] == trials[2]["parent_commit"] == trials[0]["commit"]
     tip = repo.commit(cfg.branch)
     assert tip.hexsha == trials[1]["commit"] and tip.parents[0].hexsha == trials[0]["commit"]
     assert "energy_weight: 100.0" in (tip.tree / "train" / "config.yaml").data_stream.read().decode()
     assert "MLIPilot-Trial: 2" in tip.message and "MLIPilot-Verdict: accepted" in tip.message
-    for n in (3, 4):
+    for n in (3, 4, 5):
         assert repo.commit(f"refs/mlipilot/rejected/{n}")
     assert len(repo.git.worktree("list").splitlines()) == 1 and not repo.is_dirty(untracked_files=True)
     assert repo.head.commit.hexsha == tip.hexsha

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mlipilot.records import ExitStatus, Outcome
 from mlipilot.workspace_tools import WorkspaceTools
 
 
@@ -17,7 +18,9 @@ class Usage:
     tokens_out: int = 0
     cost: float | None = 0.0  # None once any call could not be priced
     llm_calls: int = 0
-    tool_errors: int = 0  # malformed calls, unknown tools, refused paths, bad JSON
+    tool_errors: int = 0  # malformed calls, unknown tools, refused paths, bad JSON, bad option values
+    refused: int = 0  # well-formed attempts the harness refused: no-op edits, configurations already trained
+    cached_tokens: int = 0  # prompt tokens the server reused from its cache (when it says)
     llm_seconds: float = 0.0
 
     def add_cost(self, cost: float | None) -> None:
@@ -33,10 +36,10 @@ class IterationLimits:
 
 @dataclass
 class IterationResult:
-    action: str  # "experiment" | "finish" | "stop"
+    action: Outcome  # experiment | finish | stop (the loop may turn an experiment into refused)
     text: str  # the hypothesis, the summary, or why the iteration stopped
     usage: Usage = field(default_factory=Usage)
-    exit_status: str | None = None  # set with action "stop": llm_error, budget_llm_calls, budget_tokens, ...
+    exit_status: ExitStatus | None = None  # with action stop: llm_error, budget_llm_calls, budget_tokens, ...
 
 
 class Agent(ABC):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
-from mlipilot.workspace_tools import WorkspaceTools
-
-CONFIG = "train/config.yaml"
+from mlipilot.knobs import config_with
+from mlipilot.knobs import load_knobs as load_knob_specs
+from mlipilot.workspace_tools import CONFIG, Refused, WorkspaceTools
 
 
 def read_config(tools: WorkspaceTools) -> dict:
@@ -16,32 +17,44 @@ def read_config(tools: WorkspaceTools) -> dict:
 
 
 def set_config(tools: WorkspaceTools, updates: dict) -> str:
-    """Rewrite the keys in place (keeping comments and order); append keys that are absent."""
-    text = tools.resolve(CONFIG, write=False).read_text()
-    lines = text.splitlines()
-    for key, value in updates.items():
-        rendered = f"{key}: {yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
-        for i, line in enumerate(lines):
-            if line.split(":", 1)[0].strip() == key and not line.lstrip().startswith("#"):
-                lines[i] = rendered
-                break
-        else:
-            lines.append(rendered)
-    return tools.write_file(CONFIG, "\n".join(lines) + "\n")
+    """Rewrite the keys in place (keeping comments and order); append keys that are absent. Values
+    already in place write nothing (the loop then refuses the no-op experiment)."""
+    try:
+        return tools.write_file(CONFIG, config_with(tools.resolve(CONFIG, write=False).read_text(), updates))
+    except Refused as e:
+        return str(e)
 
 
 def load_knobs(tools: WorkspaceTools) -> dict[str, list]:
+    """The knob space the random and optuna baselines sample: option -> choices (knobs.yaml)."""
     path = Path(tools.root) / "knobs.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: this run declares no knob space; the random and optuna baselines need one")
-    return yaml.safe_load(path.read_text())
+    knobs = {k: list(v.choices) for k, v in load_knob_specs(path, with_mace=False).items() if v.choices}
+    if not knobs:
+        raise FileNotFoundError(f"{path}: this run declares no choices to sample; the random and optuna baselines "
+                                "need an option with `choices:`")
+    return knobs
 
 
 def knob_values(tools: WorkspaceTools) -> dict | None:
-    """The knob settings of the current config (recorded per trial so TPE can learn from any agent)."""
-    try:
-        knobs = load_knobs(tools)
-    except FileNotFoundError:
+    """The declared options' values in the current config (recorded per trial: the brief's table of
+    configurations tried, and TPE learning from any agent)."""
+    knobs = load_knob_specs(Path(tools.root) / "knobs.yaml", with_mace=False)
+    if not knobs:
         return None
-    cfg = read_config(tools)
-    return {k: cfg.get(k) for k in knobs}
+    try:
+        cfg = read_config(tools)
+    except (yaml.YAMLError, OSError):
+        return None
+    return {k: cfg.get(k) for k in knobs} if isinstance(cfg, dict) else None
+
+
+def set_untried(tools: WorkspaceTools, draw: Callable[[int], dict], tries: int = 50) -> dict:
+    """Apply draw(0), draw(1), ... until the config is one no trial has trained; the last draw
+    stays when none is new (the loop then refuses the repeat)."""
+    updates: dict = {}
+    for i in range(tries):
+        updates = draw(i)
+        set_config(tools, updates)
+        if tools.refusal() is None:
+            break
+    return updates

@@ -32,7 +32,7 @@ class ExpertAgent(Agent):
         self.step = 0
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
-        done = len(tools.ledger.trials())
+        done = len(tools.history.trials())
         if done >= len(STRATEGIES):
             return IterationResult("finish", "expert script exhausted")
         hypothesis, updates = STRATEGIES[done]

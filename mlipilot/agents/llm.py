@@ -1,42 +1,30 @@
-"""A tool-calling LLM agent over any provider litellm speaks (`openai/…`, `anthropic/…`,
-`ollama/…`, `hosted_vllm/…`, or an OpenAI-compatible `api_base`).
+"""The tool-calling LLM agent: a loop of chat turns (agents/chat.py does the calls) in which each
+tool call is answered, until the model runs an experiment or finishes.
 
 Within an iteration the message list only grows (system, brief, then assistant/tool turns), so a
 server's prompt cache reuses the prefix. Malformed calls are answered with an error message and
-counted; provider errors are retried with back-off; nothing here raises into the harness.
+counted; refusals (a no-op edit, a configuration already trained) are answered and counted
+apart; nothing here raises into the harness.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
 
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult, Usage
+from mlipilot.agents.chat import ChatClient, ProviderError
 from mlipilot.context import SYSTEM_PROMPT
-from mlipilot.sanitize import sanitize
-from mlipilot.workspace_tools import TERMINAL_TOOLS, TOOL_SCHEMAS, ToolError, WorkspaceTools
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch a price list at import
+from mlipilot.records import ExitStatus, Outcome
+from mlipilot.workspace_tools import (
+    TERMINAL_TOOLS,
+    TOOL_SCHEMAS,
+    Refused,
+    ToolError,
+    WorkspaceTools,
+)
 
 _FENCED_JSON = re.compile(r"\{.*\}", re.S)
-
-
-class ProviderError(Exception):
-    """The provider failed after all retries (or with an error retrying cannot fix)."""
-
-
-def _retryable(exc: Exception) -> bool:
-    import litellm
-
-    fatal = (litellm.exceptions.AuthenticationError, litellm.exceptions.NotFoundError,
-             litellm.exceptions.PermissionDeniedError, litellm.exceptions.ContextWindowExceededError)
-    if isinstance(exc, fatal):
-        return False
-    if isinstance(exc, litellm.exceptions.BadRequestError):
-        return False
-    return True
 
 
 def parse_tool_calls(message) -> list[tuple[str, str, str]]:
@@ -70,78 +58,29 @@ class LLMAgent(Agent):
                  seed: int | None = None):
         self.name = model
         self.model = model
-        self.api_base = api_base
-        self.api_key_env = api_key_env
-        self.temperature = temperature
-        self.max_response_tokens = max_response_tokens
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.request_timeout_s = request_timeout_s
-        self.tool_choice = tool_choice
-        self.seed = seed  # sent to providers that honour it; with temperature 0 it changes nothing
-
-    def _complete(self, messages: list[dict], usage: Usage, tools: list[dict] = TOOL_SCHEMAS):
-        import litellm
-
-        kwargs = dict(model=self.model, messages=messages, tools=tools, tool_choice=self.tool_choice,
-                      temperature=self.temperature, max_tokens=self.max_response_tokens,
-                      timeout=self.request_timeout_s, num_retries=0,
-                      drop_params=True)  # e.g. `seed` where a provider has no such parameter
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-        if self.seed is not None:
-            kwargs["seed"] = self.seed
-        # keys come from the environment only; litellm finds the provider's usual variable itself
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if key:
-            kwargs["api_key"] = key
-        elif self.api_base:
-            kwargs["api_key"] = "not-needed"  # local OpenAI-compatible servers ignore it
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            t0 = time.time()
-            try:
-                response = litellm.completion(**kwargs)
-                usage.llm_seconds += time.time() - t0
-                return response
-            except Exception as e:  # litellm maps every provider failure to its exception types
-                usage.llm_seconds += time.time() - t0
-                last = e
-                if not _retryable(e) or attempt == self.retries:
-                    break
-                time.sleep(self.backoff_s * 2**attempt)
-        raise ProviderError(sanitize(f"{type(last).__name__}: {last}", 500))
+        self.chat = ChatClient(model, api_base, api_key_env, temperature, max_response_tokens, retries, backoff_s,
+                               request_timeout_s, tool_choice, seed)
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
-        import litellm
-
         usage = Usage()
         seen: list[tuple[str, dict]] = []
         messages: list[dict] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief}]
         while True:
             if usage.llm_calls >= limits.max_llm_calls:
-                return IterationResult("stop", f"no experiment after {usage.llm_calls} LLM calls", usage,
-                                       "budget_llm_calls")
+                return IterationResult(Outcome.STOP, f"no experiment after {usage.llm_calls} LLM calls", usage,
+                                       ExitStatus.BUDGET_LLM_CALLS)
             if limits.max_tokens_left is not None and usage.tokens_in + usage.tokens_out >= limits.max_tokens_left:
-                return IterationResult("stop", "token budget spent", usage, "budget_tokens")
+                return IterationResult(Outcome.STOP, "token budget spent", usage, ExitStatus.BUDGET_TOKENS)
             if limits.max_cost_left is not None and usage.cost is not None and usage.cost >= limits.max_cost_left:
-                return IterationResult("stop", "cost budget spent", usage, "budget_cost")
+                return IterationResult(Outcome.STOP, "cost budget spent", usage, ExitStatus.BUDGET_COST)
             # the last call of an iteration offers only run_experiment and finish, so a model that
             # keeps exploring (small models do) still tests its edits instead of wasting the iteration
             last_call = usage.llm_calls == limits.max_llm_calls - 1
             offered = [t for t in TOOL_SCHEMAS if t["function"]["name"] in TERMINAL_TOOLS] if last_call else TOOL_SCHEMAS
             try:
-                response = self._complete(messages, usage, offered)
+                response = self.chat.complete(messages, offered, usage)
             except ProviderError as e:
-                return IterationResult("stop", str(e), usage, "llm_error")
-            usage.llm_calls += 1
-            u = getattr(response, "usage", None)
-            usage.tokens_in += int(getattr(u, "prompt_tokens", 0) or 0)
-            usage.tokens_out += int(getattr(u, "completion_tokens", 0) or 0)
-            try:
-                usage.add_cost(litellm.completion_cost(completion_response=response))
-            except Exception:
-                usage.add_cost(None)  # unknown price: recorded as null, never guessed
+                return IterationResult(Outcome.STOP, str(e), usage, ExitStatus.LLM_ERROR)
             message = response.choices[0].message
             calls = parse_tool_calls(message)
             assistant = {"role": "assistant", "content": message.content or ""}
@@ -170,15 +109,13 @@ class LLMAgent(Agent):
                         usage.tool_errors += 1
                         self._reply(messages, assistant, call_id, "Error: run_experiment needs a hypothesis.")
                         continue
-                    if name == "run_experiment" and tools.ledger.trials() and not tools.has_changes():
-                        # retraining an unchanged workspace only measures noise; spend no job on it
-                        usage.tool_errors += 1
-                        self.progress(f"  llm call {usage.llm_calls}: run_experiment refused: nothing changed")
-                        self._reply(messages, assistant, call_id, "Error: nothing under train/ changed since the "
-                                    "best trial in a way training would see (comments, whitespace and the seed, "
-                                    "which the harness sets, do not count); edit an option first.")
+                    refusal = tools.refusal() if name == "run_experiment" else None
+                    if refusal:  # retraining what was trained only measures noise; spend no job on it
+                        usage.refused += 1
+                        self.progress(f"  llm call {usage.llm_calls}: run_experiment refused: {refusal[:100]}")
+                        self._reply(messages, assistant, call_id, f"Refused: {refusal}.")
                         continue
-                    return IterationResult("experiment" if name == "run_experiment" else "finish",
+                    return IterationResult(Outcome.EXPERIMENT if name == "run_experiment" else Outcome.FINISH,
                                            text or "finished", usage)
                 if (name, args) in seen:
                     result = (f"You already called {name} with these arguments; the answer has not changed. "
@@ -187,6 +124,9 @@ class LLMAgent(Agent):
                     seen.append((name, args))
                     try:
                         result = tools.call(name, args)
+                    except Refused as e:
+                        usage.refused += 1
+                        result = f"Refused: {e}"
                     except ToolError as e:
                         usage.tool_errors += 1
                         result = f"Error: {e}"

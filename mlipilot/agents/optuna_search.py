@@ -4,7 +4,7 @@ iteration, so a resumed run continues with everything it has learnt."""
 from __future__ import annotations
 
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
-from mlipilot.agents.config_edits import load_knobs, set_config
+from mlipilot.agents.config_edits import load_knobs, set_untried
 from mlipilot.workspace_tools import WorkspaceTools
 
 INFEASIBLE_OFFSET = 1000.0  # any feasible composite beats any infeasible one
@@ -20,9 +20,7 @@ class OptunaAgent(Agent):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        trials = tools.ledger.trials()
-        if not trials:
-            return IterationResult("experiment", "baseline: measure the shipped configuration")
+        trials = tools.history.trials()
         knobs = load_knobs(tools)
         dists = {k: optuna.distributions.CategoricalDistribution(v) for k, v in knobs.items()}
         study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=self.seed))
@@ -34,7 +32,12 @@ class OptunaAgent(Agent):
             params = {k: v for k, v in params.items() if k in dists and v in knobs[k]}
             if len(params) == len(dists):
                 study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
-        trial = study.ask(dists)
-        set_config(tools, trial.params)
-        return IterationResult("experiment", "optuna TPE: " + ", ".join(f"{k}={v}" for k, v in trial.params.items()))
+        def draw(i: int) -> dict:
+            if i:  # the previous ask repeats a configuration already trained: tell TPE, ask again
+                study.tell(draw.trial, state=optuna.trial.TrialState.FAIL)
+            draw.trial = study.ask(dists)
+            return draw.trial.params
+
+        params = set_untried(tools, draw)
+        return IterationResult("experiment", "optuna TPE: " + ", ".join(f"{k}={v}" for k, v in params.items()))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
-from mlipilot.agents.config_edits import load_knobs, set_config
+from mlipilot.agents.config_edits import load_knobs, set_untried
 from mlipilot.workspace_tools import WorkspaceTools
 
 
@@ -16,10 +16,8 @@ class RandomAgent(Agent):
         self.seed = seed
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
-        n = len(tools.ledger.trials())
-        if n == 0:
-            return IterationResult("experiment", "baseline: measure the shipped configuration")
-        rng = random.Random(f"{self.seed}-{n}")  # resumable: the draw depends only on seed and trial count
-        sample = {k: rng.choice(v) for k, v in load_knobs(tools).items()}
-        set_config(tools, sample)
+        n = len(tools.history.trials())
+        rng = random.Random(f"{self.seed}-{n}")  # resumable: the draws depend only on seed and trial count
+        knobs = load_knobs(tools)
+        sample = set_untried(tools, lambda i: {k: rng.choice(v) for k, v in knobs.items()})
         return IterationResult("experiment", "random sample: " + ", ".join(f"{k}={v}" for k, v in sample.items()))

@@ -303,7 +303,10 @@ def load_spec(path: Path) -> ScorecardSpec:
         throughput=throughput,
         sha256=hashlib.sha256(raw).hexdigest(),
     )
-    from mlipilot.scorecard.metrics import parse_metric, unknown_metric_fix  # late: torch-free modules only
+    from mlipilot.scorecard.metrics import (  # late: torch-free modules only
+        parse_metric,
+        unknown_metric_fix,
+    )
 
     for where, name in [(f"constraints[{i}].metric", c.metric) for i, c in enumerate(constraints)] + \
                        [(f"composite.terms[{i}].metric", t.metric) for i, t in enumerate(terms)]:

@@ -1,0 +1,62 @@
+"""`slurm`: batch jobs on a Slurm cluster; they outlive the launcher, which can re-attach to them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlipilot.executors.base import ExecutorKind
+
+TEMPLATE = """\
+# Slurm only (scoring always runs on one CPU, no GPU):
+# partition = "debug"
+# cpus_per_task = 1
+# mem_gb = 4
+# gpus_per_node = 0
+# score_mem_gb = 2
+# setup = ["module load python", "export OMP_NUM_THREADS=1"]
+# additional = { account = "myproject", qos = "normal" }
+# slurm_conf = "/etc/slurm/slurm.conf"   # sets SLURM_CONF for submitting
+"""
+
+
+class SlurmExecutorKind(ExecutorKind):
+    name = "slurm"
+    label = "Slurm"
+    config_fields = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
+                     "score_mem_gb": (int, float), "setup": list, "additional": dict, "slurm_conf": str}
+    config_template = TEMPLATE
+    can_reattach = True
+    runs_launchers_as_jobs = True
+
+    def make(self, folder: Path, timeout_min: float, options: dict, stage: str = "train"):
+        import submitit
+
+        slurm = options or {}
+        if slurm.get("slurm_conf"):
+            os.environ["SLURM_CONF"] = slurm["slurm_conf"]  # the submitting process needs it
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        scoring = stage in ("score", "validate")  # harness jobs: one CPU, no GPU
+        # submitit signals a job 90 s before Slurm's limit; two minutes of slack keep our own limit first
+        params = {"timeout_min": int(timeout_min) + 2, "name": f"mlipilot-{stage}",
+                  "cpus_per_task": 1 if scoring else int(slurm.get("cpus_per_task", 1)),
+                  "mem_gb": float(slurm.get("score_mem_gb" if scoring else "mem_gb", 2 if scoring else 4)),
+                  "slurm_setup": list(slurm.get("setup", [])),
+                  "slurm_additional_parameters": dict(slurm.get("additional", {}))}
+        if slurm.get("partition"):
+            params["slurm_partition"] = slurm["partition"]
+        if not scoring and int(slurm.get("gpus_per_node", 0)) > 0:
+            params["slurm_gpus_per_node"] = int(slurm["gpus_per_node"])
+        ex.update_parameters(**params)
+        return ex
+
+    def attach(self, folder: Path, job_id: str):
+        import submitit
+
+        return submitit.SlurmJob(folder=folder, job_id=job_id)
+
+    def launcher_executor(self, folder: Path, timeout_min: float, parallel: int):
+        """Launchers as a Slurm array: one CPU each (a harness-sized job), `parallel` at a time."""
+        ex = self.make(folder, timeout_min, {}, stage="score")
+        ex.update_parameters(slurm_array_parallelism=parallel, name="mlipilot-bench")
+        return ex
