@@ -245,3 +245,25 @@ def config_with(text: str, updates: dict[str, Any]) -> str:
         else:
             lines.append(rendered)
     return "\n".join(lines) + "\n"
+
+
+def config_problems(text: str, knobs: dict[str, Knob]) -> list[str]:
+    """What mace-torch would refuse in a config.yaml text (unknown options, wrong types, values
+    outside knobs.yaml's ranges): caught when the file is edited, not by a failed training."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        return [f"not valid YAML ({str(e).splitlines()[0]})"]
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return ["must be a mapping of mace-torch options (option: value, one per line)"]
+    problems = []
+    for key, value in data.items():
+        if str(key) in HARNESS_OWNED:
+            continue  # train.py and the harness override these on the command line
+        try:
+            option(str(key), knobs).coerce(value)
+        except ValueError as e:
+            problems.append(str(e))
+    return problems

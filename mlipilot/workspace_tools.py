@@ -15,7 +15,7 @@ import yaml
 from mlipilot.edits import effective_changes, repeat_of, same_once_parsed
 from mlipilot.git_history import RunRepo
 from mlipilot.integrity import GIT_CONTROL_FILES, is_editable
-from mlipilot.knobs import config_with, load_knobs
+from mlipilot.knobs import config_problems, config_with, load_knobs
 from mlipilot.knobs import option as knob_option
 from mlipilot.ledger import History, Ledger
 from mlipilot.run_config import RunConfig
@@ -44,10 +44,15 @@ def _schema(name: str, description: str, properties: dict, required: list[str]) 
 
 _PATH = {"type": "string", "description": "path relative to the run directory, e.g. train/config.yaml"}
 TOOL_SCHEMAS = [
+    _schema("set_options", "Set options in train/config.yaml (mace-torch option names; knobs.yaml lists the "
+            "documented ones with their ranges). Several keys per call; values are checked and converted to each "
+            "option's type.",
+            {"updates": {"type": "object", "description": "option name -> new value"}}, ["updates"]),
     _schema("list_files", "List the files you may read or edit.", {}, []),
     _schema("read_file", "Read a file (optionally a 1-based inclusive line range).",
             {"path": _PATH, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}}, ["path"]),
-    _schema("edit_file", "Replace one exact occurrence of old_text with new_text in an editable file.",
+    _schema("edit_file", "Replace one exact occurrence of old_text with new_text in an editable file "
+            "(for train/train.py; options in train/config.yaml are simpler to change with set_options).",
             {"path": _PATH, "old_text": {"type": "string"}, "new_text": {"type": "string"}},
             ["path", "old_text", "new_text"]),
     _schema("write_file", "Create or overwrite an editable file with the given content.",
@@ -55,10 +60,6 @@ TOOL_SCHEMAS = [
     _schema("show_history", "Earlier trials: hypothesis, verdict, key metrics, diff stat.", {}, []),
     _schema("show_trial", "One trial's diff, scorecard metrics, verdict reason and log tail.",
             {"trial": {"type": "integer"}}, ["trial"]),
-    _schema("set_options", "Set options in train/config.yaml (mace-torch option names; knobs.yaml lists the "
-            "documented ones with their ranges). Several keys per call; values are checked and converted to each "
-            "option's type.",
-            {"updates": {"type": "object", "description": "option name -> new value"}}, ["updates"]),
     _schema("run_experiment", "Commit your edits and test them: train, score, accept or revert. Ends this turn.",
             {"hypothesis": {"type": "string", "description": "what you changed and why you expect it to help"}},
             ["hypothesis"]),
@@ -158,6 +159,7 @@ class WorkspaceTools:
             raise ToolError(f"{path}: old_text occurs {count} times; include more surrounding text to make it unique")
         new = text.replace(old_text, new_text, 1)
         _check_text("the edited file", new)
+        self._check_config(full, new)
         if same_once_parsed(path, text, new):
             raise Refused(f"{path}: this edit changes only comments, whitespace, formatting or the harness-owned "
                           "seed; training would see no change. Change an option value (set_options) instead.")
@@ -167,6 +169,7 @@ class WorkspaceTools:
     def write_file(self, path: str, content: str) -> str:
         _check_text("content", content)
         full = self.resolve(path, write=True)
+        self._check_config(full, content)
         if full.is_file():
             try:
                 old = full.read_text(encoding="utf-8")
@@ -181,6 +184,15 @@ class WorkspaceTools:
             raise ToolError(f"{path}: a parent of it is a file, not a directory") from None
         full.write_text(content, encoding="utf-8")
         return f"wrote {path} ({len(content.encode())} bytes)"
+
+    def _check_config(self, full: Path, text: str) -> None:
+        """config.yaml must stay something mace-torch accepts: an edit that breaks it is refused here."""
+        if full != self.root / CONFIG:
+            return
+        problems = config_problems(text, load_knobs(self.root / "knobs.yaml", with_mace=False))
+        if problems:
+            raise ToolError(f"{CONFIG}: " + "; ".join(problems[:5]) + ". Nothing was written; set_options sets "
+                            "options by name.")
 
     def set_options(self, updates=None, **flat) -> str:
         """Typed edits of train/config.yaml: each key checked against knobs.yaml and mace-torch's parser."""

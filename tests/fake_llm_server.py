@@ -17,8 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeLLMServer:
     def __init__(self, script: list[dict], usage: tuple[int, int] = (1000, 50), repeat_last: bool = False,
-                 cycle: bool = False):
+                 cycle: bool = False, cache_n: int | None = None):
         self.script = list(script)
+        self.cache_n = cache_n  # llama.cpp-style `timings.cache_n` (prompt tokens from the server's cache)
         self.cycle = cycle
         self.usage = usage
         self.repeat_last = repeat_last
@@ -57,7 +58,8 @@ class FakeLLMServer:
                     "choices": [{"index": 0, "message": message,
                                  "finish_reason": "tool_calls" if "tool" in step else "stop"}],
                     "usage": {"prompt_tokens": server.usage[0], "completion_tokens": server.usage[1],
-                              "total_tokens": sum(server.usage)}})
+                              "total_tokens": sum(server.usage)},
+                    **({"timings": {"cache_n": server.cache_n}} if server.cache_n is not None else {})})
 
             def _send(self, code, obj):
                 data = json.dumps(obj).encode()

@@ -23,6 +23,8 @@ from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.workspace_tools import WorkspaceTools
 
+pytestmark = pytest.mark.slow  # every test runs the harness's baseline and more trials (job + scoring MD)
+
 
 @pytest.fixture
 def cfg(tmp_path, fast_benchmark, untrained_model):

@@ -45,6 +45,7 @@ def test_bad_specs_fail_with_the_list(spec, hint):
     assert hint in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # `mlipilot run` trains the shipped baseline for real
 def test_cli_refuses_a_typo_and_runs_a_users_own_agent_class(tmp_path, fast_benchmark):
     (tmp_path / "my_agents.py").write_text(MY_AGENT)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -13,6 +13,8 @@ from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.trial import Trial
 
+pytestmark = pytest.mark.slow  # the shared run scores three trials (job + scoring MD)
+
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, fast_benchmark, good_model, untrained_model):

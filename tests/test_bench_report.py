@@ -16,6 +16,8 @@ from fake_llm_server import FakeLLMServer
 from mlipilot.bench import run_bench
 from mlipilot.report import write_report
 
+pytestmark = pytest.mark.slow  # every test reads one bench of several runs, each with trials and validation
+
 # A stand-in trainer: energy_weight >= 100 (the known fix) yields the trained model, anything else the
 # untrained one. Real training is covered elsewhere; here the bench machinery is under test.
 SURROGATE = """\

@@ -1,5 +1,6 @@
 import hashlib
 
+import pytest
 from ase.io import read
 
 from mlipilot.datasets import cu_emt
@@ -9,6 +10,7 @@ def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # generates the small Cu set three times (EMT MD)
 def test_generator_is_deterministic_and_seed_dependent(tmp_path):
     a = cu_emt.generate(tmp_path / "a", seed=3, size="small", verbose=False)
     b = cu_emt.generate(tmp_path / "b", seed=3, size="small", verbose=False)

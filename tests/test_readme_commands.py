@@ -521,6 +521,7 @@ def test_every_handler_reads_only_options_its_parser_defines():
         assert used <= dests, f"mlipilot {name}: {handler.__name__} reads {sorted(used - dests)}, never defined"
 
 
+@pytest.mark.slow  # a second pytest session with its own workers
 def test_pytest_runs_one_thread_by_default(tmp_path):
     """`python -m pytest` (the README's test command) runs with one thread like .ci/run, which exports
     OMP_NUM_THREADS=1: with none of the variables set, the test process and torch get one thread."""

@@ -17,6 +17,8 @@ from mlipilot.run_config import RunConfig, load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.trial import Trial
 
+pytestmark = pytest.mark.slow  # the shared run scores trials (job + scoring MD)
+
 
 def chatty_trainer(src: Path, sleep: float = 0) -> str:
     """copy_trainer that first prints 30 epoch lines and a secret, as a real training log might."""

@@ -34,6 +34,7 @@ def trailers(repo: git.Repo, rev: str) -> dict:
     return dict(line.split(": ", 1) for line in out.strip().splitlines())
 
 
+@pytest.mark.slow  # three trials, each scoring MD
 def test_accept_reject_and_git_history(run, good_model, untrained_model):
     t = Trial(run, progress=print)
     set_train(run, copy_trainer(untrained_model))
@@ -120,6 +121,7 @@ def test_job_writing_protected_files_fails_in_the_sandbox(run, good_model):
     assert not (run.root / "data" / "extra.xyz").exists()
 
 
+@pytest.mark.slow  # a whole trial with scoring MD
 def test_interrupted_trial_is_recorded_failed_and_git_repaired(run, good_model):
     t = Trial(run, progress=print)
     # simulate a launcher killed after committing and recording `submitted`

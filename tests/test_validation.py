@@ -78,6 +78,7 @@ def test_a_good_model_passes_and_an_untrained_one_fails_named_checks(tmp_path, m
     assert all(r["seconds"] >= 0 for r in good["results"])
 
 
+@pytest.mark.slow  # MD on the trained model, killed and resumed
 def test_a_killed_validation_resumes_at_its_next_check(tmp_path, models, holdout):
     spec = dict(TINY, checks=[TINY["checks"][1],  # fast, then an MD run (~10 s) to be killed in
                               {"name": "md_long", "kind": "long_md", "min": 1.0,

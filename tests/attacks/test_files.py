@@ -12,6 +12,8 @@ import pytest
 
 from mlipilot.resources import cache_dir
 
+pytestmark = pytest.mark.slow  # every attack is a whole trial (sandboxed job + scoring MD)
+
 
 def holdout_copies(arena) -> list[Path]:
     """Every copy of the holdout the harness knows of: the store, the benchmark's folder, the data cache."""

@@ -29,6 +29,7 @@ def test_gitignored_shadow_module_is_refused_by_tools_and_by_the_trial(arena):
     assert Ledger(arena.store / "ledger.jsonl").trials() == []
 
 
+@pytest.mark.slow  # a whole trial (sandboxed job + scoring MD)
 def test_an_ignored_file_never_runs(arena, honest):
     """What trains is the commit: a file git does not track is not there."""
     (arena.cfg.root / "train" / "__pycache__").mkdir(exist_ok=True)
@@ -49,6 +50,7 @@ def test_hard_link_into_the_store_is_refused(arena):
         Trial(arena.cfg).run("bring the scorecard along")
 
 
+@pytest.mark.slow  # two whole trials
 def test_code_planted_in_git_never_runs_in_the_harness(arena, honest):
     marker = Path("/var/tmp") / f"mlipilot-attack-{uuid.uuid4().hex}"
     hooks = arena.cfg.root / ".git" / "hooks"
@@ -78,6 +80,14 @@ BAD_CALLS = [
 ]
 
 
+def test_tool_calls_built_to_crash_are_tool_errors(arena):
+    """Called directly (the fast lane's share of the next test, which also drives them through an agent)."""
+    for call in BAD_CALLS:
+        with pytest.raises(ToolError):
+            arena.tools.call(call["tool"], call["args"])
+
+
+@pytest.mark.slow  # run_agent trains the shipped baseline for real
 def test_tool_calls_built_to_crash_come_back_as_tool_errors(arena):
     cfg = arena.cfg
     for call in BAD_CALLS:

@@ -10,7 +10,11 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import pytest
+
 from mlipilot.trial import Trial
+
+pytestmark = pytest.mark.slow  # every test is a whole trial (sandboxed job, scoring MD or a timeout)
 
 
 def survivors(mark: str) -> list[str]:

@@ -36,6 +36,7 @@ def test_a_sandbox_that_cannot_start_refuses_the_trial(tmp_path, fast_benchmark,
         Trial(load_run_config(root)).run("anything")
 
 
+@pytest.mark.slow  # two trials through the console script
 def test_none_is_said_at_every_trial_and_in_the_audit(tmp_path, fast_benchmark, good_model):
     run = tmp_path / "run"
     p = mlipilot("init", str(fast_benchmark), str(run), "--executor", "debug", "--sandbox", "none")
@@ -52,6 +53,7 @@ def test_none_is_said_at_every_trial_and_in_the_audit(tmp_path, fast_benchmark, 
     assert [r["sandbox"] for r in rows] == ["none", "none"]
 
 
+@pytest.mark.slow  # a bench whose baselines train for real
 def test_bench_refuses_to_compare_runs_sealed_differently(tmp_path, fast_benchmark):
     from mlipilot.bench import run_bench
 

@@ -15,6 +15,8 @@ from mlipilot.errors import MLIPilotError
 from mlipilot.integrity import seal_store
 from mlipilot.trial import Trial
 
+pytestmark = pytest.mark.slow  # every test scores an honest trial first (job + scoring MD)
+
 
 def mlipilot(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "mlipilot.cli", *args], capture_output=True, text=True, cwd=cwd)
