@@ -127,8 +127,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "agent_quality.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    for model in a.models.split(","):
-        for seed in range(1, a.seeds + 1):
+    for seed in range(1, a.seeds + 1):  # seed-major: an interrupted benchmark has every model's first seeds
+        for model in a.models.split(","):
             name = f"{model}/seed{seed}"
             if name in results:
                 continue
