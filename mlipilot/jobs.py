@@ -22,6 +22,8 @@ from typing import Callable
 import submitit
 
 from mlipilot.executors import get_executor
+from mlipilot.records import FailureKind
+from mlipilot.sandbox import SandboxError
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -29,9 +31,10 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 class JobFailed(RuntimeError):
     """Training or scoring ended without a result (crash, timeout, missing model)."""
 
-    def __init__(self, message: str, detail: str | None = None):
+    def __init__(self, message: str, detail: str | None = None, kind: FailureKind | str | None = None):
         super().__init__(message)
         self.detail = detail  # e.g. the job's traceback
+        self.kind = FailureKind(kind) if kind else None
 
 
 def make_executor(kind: str, folder: Path, timeout_min: float, slurm: dict | None = None,
@@ -56,7 +59,11 @@ def _as_result(fn: Callable[..., dict]) -> Callable[..., dict]:
         try:
             return fn(*args, **kwargs)
         except JobFailed as e:
-            return {"error": str(e), "started": started, "seconds": time.time() - started}
+            return {"error": str(e), "kind": e.kind and str(e.kind), "started": started,
+                    "seconds": time.time() - started}
+        except SandboxError as e:
+            return {"error": f"{type(e).__name__}: {e}", "kind": str(FailureKind.SANDBOX), "started": started,
+                    "seconds": time.time() - started}
         except Exception as e:
             return {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
                     "started": started, "seconds": time.time() - started}
@@ -95,11 +102,12 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     try:
         rc = run_sandboxed(box, train, src_dir, out, env, log, timeout_s)
     except subprocess.TimeoutExpired:
-        raise JobFailed(f"training timed out after {timeout_s:.0f} s") from None
+        raise JobFailed(f"training timed out after {timeout_s:.0f} s", kind=FailureKind.TIMEOUT) from None
     if rc != 0:
-        raise JobFailed(f"train/train.py exited with status {rc}: {last_error_line(log)}")
+        raise JobFailed(f"train/train.py exited with status {rc}: {last_error_line(log)}", kind=FailureKind.TRAIN_CRASH)
     if not model.is_file() or model.is_symlink():
-        raise JobFailed(f"train/train.py finished but wrote no model file at --model-out ({model.name})")
+        raise JobFailed(f"train/train.py finished but wrote no model file at --model-out ({model.name})",
+                        kind=FailureKind.SMOKE)
     # harness code, but in the sandbox: unpickling the model may run the agent's code
     export = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "mlipilot.model_export",
               inner(model), inner(export_dir)]
@@ -109,9 +117,10 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     try:
         rc = run_sandboxed(box, export, src_dir, out, env, export_log, max(60.0, timeout_s - (time.time() - started)))
     except subprocess.TimeoutExpired:
-        raise JobFailed("model export timed out") from None
+        raise JobFailed("model export timed out", kind=FailureKind.TIMEOUT) from None
     if rc != 0 or not (export_dir / CONFIG_FILE).exists():
-        raise JobFailed(f"the trained model cannot be exported as data: {last_error_line(export_log)}")
+        raise JobFailed(f"the trained model cannot be exported as data: {last_error_line(export_log)}",
+                        kind=FailureKind.SMOKE)
     done = time.time()
     return {"started": started, "seconds": done - started, "host": socket.gethostname(),
             "model": str(export_dir), "sandbox": str(box.kind),
@@ -129,7 +138,8 @@ def _harness_job(out_json: str, expected: dict | None, files: dict[str, str]) ->
 
     for name, path in files.items():
         if expected and expected.get(name) and sha256_file(Path(path)) != expected[name]:
-            raise JobFailed(f"store seal broken: {Path(path).name} differs from its hash recorded at init")
+            raise JobFailed(f"store seal broken: {Path(path).name} differs from its hash recorded at init",
+                            kind=FailureKind.INTEGRITY)
     return time.time()
 
 
@@ -190,7 +200,8 @@ def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | N
             if polls % 10 == 1 and (reason := _hopeless_reason(job)):
                 job.cancel(check=False)
                 raise JobFailed(f"Slurm will never start job {job.job_id} as requested (pending: {reason}); "
-                                "check partition, cpus_per_task, mem_gb and gpus_per_node in mlipilot.toml")
+                                "check partition, cpus_per_task, mem_gb and gpus_per_node in mlipilot.toml",
+                                kind=FailureKind.SUBMIT_REFUSED)
             time.sleep(poll_s)
         if on_poll:
             on_poll()
@@ -199,9 +210,11 @@ def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | N
     except submitit.core.utils.FailedJobError as e:
         raise JobFailed(_last_error_line(str(e))) from None
     except submitit.core.utils.UncompletedJobError as e:
-        raise JobFailed(f"job did not complete: {_last_error_line(str(e))}") from None
+        timed_out = re.search(r"time ?out|time limit", str(e), re.I)  # e.g. Slurm's TIMEOUT state
+        raise JobFailed(f"job did not complete: {_last_error_line(str(e))}",
+                        kind=FailureKind.TIMEOUT if timed_out else None) from None
     if isinstance(result, dict) and result.get("error"):
-        raise JobFailed(result["error"], result.get("traceback"))
+        raise JobFailed(result["error"], result.get("traceback"), result.get("kind"))
     return result
 
 

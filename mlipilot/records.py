@@ -28,6 +28,18 @@ COMPLETED = frozenset({ExitStatus.FINISHED, ExitStatus.BUDGET_ITERATIONS, ExitSt
 RUN_ENDING = frozenset({ExitStatus.LLM_ERROR, ExitStatus.BUDGET_TOKENS, ExitStatus.BUDGET_COST})
 
 
+class FailureKind(StrEnum):
+    """Why a trial failed (the ledger's `failure`), so readers never match the reason's text."""
+    TRAIN_CRASH = "train_crash"  # train/train.py exited non-zero
+    TIMEOUT = "timeout"  # training, export or the job itself ran out of time
+    SUBMIT_REFUSED = "submit_refused"  # the scheduler refused or will never start the job
+    SMOKE = "smoke"  # training ended without a usable model (no file, not exportable as data)
+    SCORE_CRASH = "score_crash"
+    INTEGRITY = "integrity"  # the store's seal or the protected files changed
+    SANDBOX = "sandbox"  # the training sandbox could not start
+    INTERRUPTED = "interrupted"  # the launcher stopped before the verdict
+
+
 class Outcome(StrEnum):
     """How an agent iteration ended."""
     EXPERIMENT = "experiment"  # a trial was trained

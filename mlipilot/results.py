@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlipilot.ledger import Ledger, latest_trials
-from mlipilot.records import HARNESS_AGENT
+from mlipilot.records import HARNESS_AGENT, FailureKind
 
 COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict", "composite", "feasible",
            "total_violation", "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors",
@@ -40,7 +40,7 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
                "best_so_far_feasible": best_feasible, "feasible_so_far": feasible_so_far,
                "tokens_in": r.get("tokens_in") or 0, "tokens_out": r.get("tokens_out") or 0, "cost": r.get("cost"),
                "tool_errors": r.get("tool_errors") or 0, "llm_calls": r.get("llm_calls") or 0,
-               "job_failed": verdict == "failed", "job_timeout": "timed out" in str(r.get("reason", "")),
+               "job_failed": verdict == "failed", "job_timeout": _timed_out(r),
                "wall_llm": r.get("llm_seconds"), "wall_queue": wall.get("queue"), "wall_train": wall.get("train"),
                "wall_score": wall.get("score"), "wall_total": wall.get("total"),
                "harness_seed": r.get("seed"), "confirm_seed": (r.get("confirm") or {}).get("seed"),
@@ -113,3 +113,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         tokens_mean=("tokens", "mean"), cost_mean=("cost", lambda c: None if c.isna().any() else c.mean()),
         wall_s_mean=("wall_s", "mean"), tool_errors=("tool_errors", "sum"), failed_jobs=("failed_jobs", "sum"))
     return out.reset_index()
+
+
+def _timed_out(r: dict) -> bool:
+    if "failure" in r:
+        return r["failure"] == FailureKind.TIMEOUT
+    return "timed out" in str(r.get("reason", ""))  # ledgers written before trials recorded a failure kind

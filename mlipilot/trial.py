@@ -35,6 +35,7 @@ from mlipilot.integrity import (
     sha256_file,
 )
 from mlipilot.ledger import Ledger
+from mlipilot.records import FailureKind
 from mlipilot.run_config import RunConfig
 from mlipilot.sandbox import NONE_WARNING, SandboxConfig, SandboxKind, open_sandbox
 from mlipilot.sanitize import sanitize, tail
@@ -119,6 +120,7 @@ class Trial:
             else:
                 self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
             self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
+                                "failure": str(FailureKind.INTERRUPTED),
                                 "reason": "launcher stopped before the verdict; trial recorded as failed"})
             repaired.append(row["trial"])
             self.progress(f"trial {row['trial']}: interrupted earlier, recorded as failed")
@@ -235,6 +237,7 @@ class Trial:
         record.update({
             "status": "finished", "commit": final_commit, "rejected_ref": rejected_ref,
             "verdict": verdict.verdict, "reason": verdict.reason,
+            "failure": _failure(verdict, outcome, problem),
             "metrics": outcome.get("metrics"), "job_ids": outcome["job_ids"], "log_tail": outcome.get("log_tail"),
             "margin": verdict.margin, "noise": noise.__dict__ if noise else None,
             "violations": candidate.violations if candidate else None,
@@ -264,7 +267,8 @@ class Trial:
             with contextlib.chdir(record["trial_dir"]):
                 job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
         except Exception as e:  # e.g. sbatch refusing the request: the trial fails, the launcher goes on
-            raise jobs.JobFailed(f"{stage} job submission failed: {type(e).__name__}: {str(e).strip()[-400:]}") from None
+            raise jobs.JobFailed(f"{stage} job submission failed: {type(e).__name__}: {str(e).strip()[-400:]}",
+                                 kind=FailureKind.SUBMIT_REFUSED) from None
         # known before any waiting, so a restarted launcher can re-attach
         record["job_ids"] = {**record.get("job_ids", {}), stage: str(job.job_id)}
         if not record.get("replicate"):  # replicates (noise, confirmation) are recorded by their caller
@@ -297,6 +301,7 @@ class Trial:
             result = jobs.wait(job, on_poll=show_epochs)
         except jobs.JobFailed as e:
             out["error"] = f"training failed: {e}"
+            out["failure"] = e.kind or FailureKind.TRAIN_CRASH
             logs = [f.read_text(errors="replace") for f in (train_log, trial_dir / "export.log") if f.exists()]
             out["log_tail"] = tail("\n".join(x for x in logs if x.strip())) if logs else None
             out["wall"] = {"queue": 0.0, "train": time.time() - submitted}
@@ -306,6 +311,7 @@ class Trial:
         show_epochs()
         if problem := seal_problem(cfg.root, cfg.store):  # checked again right before scoring
             out["error"] = out["fatal"] = f"store integrity: {problem}"
+            out["failure"] = FailureKind.INTEGRITY
             return out
         out["wall"]["queue"] = max(0.0, result["started"] - submitted)
         out["wall"]["train"] = result["seconds"]
@@ -322,6 +328,7 @@ class Trial:
             scored = jobs.wait(job)
         except jobs.JobFailed as e:
             out["error"] = f"scoring failed: {e}"
+            out["failure"] = e.kind or FailureKind.SCORE_CRASH
             out["log_tail"] = tail(e.detail or (_job_stderr(job) if job else str(e)))
             out["wall"]["score"] = time.time() - t0
             return out
@@ -443,6 +450,15 @@ class Trial:
 def _text(s: str) -> str:
     """Text as git and terminals take it: no lone surrogates or NUL bytes."""
     return str(s).encode("utf-8", "replace").decode("utf-8").replace("\0", "")
+
+
+def _failure(verdict: Verdict, outcome: dict, integrity: str | None) -> str | None:
+    """The trial's FailureKind: why it failed, or was rejected for integrity; None otherwise."""
+    if integrity:
+        return str(FailureKind.INTEGRITY)
+    if verdict.verdict != FAILED:
+        return None
+    return str(outcome.get("failure") or FailureKind.SMOKE)  # no scorecard without a job error: smoke
 
 
 def cfg_can_attach(cfg: RunConfig, row: dict) -> bool:

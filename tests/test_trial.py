@@ -82,7 +82,7 @@ def test_crash_is_a_failed_trial_with_log_tail(run):
     set_train(run, "import sys\nprint('about to fail: CUDA out of memory (pretend)')\nsys.exit(7)\n")
     r = Trial(run, progress=print).run("a crashing edit")
     assert r["verdict"] == "failed"
-    assert "exited with status 7" in r["reason"]
+    assert "exited with status 7" in r["reason"] and r["failure"] == "train_crash"
     assert "about to fail" in r["log_tail"]
     repo = git.Repo(run.root)
     assert "refs/mlipilot/rejected/1" in [ref.path for ref in repo.refs]
@@ -93,7 +93,11 @@ def test_timeout_is_a_failed_trial(run):
     set_train(run, "import time\ntime.sleep(60)\n")
     cfg = dataclasses.replace(run, train_timeout_min=0.05)
     r = Trial(cfg, progress=print).run("a hanging edit")
-    assert r["verdict"] == "failed" and "timed out" in r["reason"]
+    assert r["verdict"] == "failed" and "timed out" in r["reason"] and r["failure"] == "timeout"
+    from mlipilot.results import run_rows
+
+    row = run_rows(cfg.store, "human", 0, "run")[-1]
+    assert row["job_timeout"] and row["job_failed"]  # read from the failure kind, not the reason's text
 
 
 def test_dirty_protected_file_refuses_before_anything_runs(run):
