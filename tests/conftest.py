@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 from pathlib import Path
@@ -32,18 +34,35 @@ def _isolated_cache(tmp_path_factory):
     os.environ["MLIPILOT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
+def _made_once(tmp_path_factory, name: str, make) -> dict[str, Path]:
+    """`make(folder)` once per test session, not once per xdist worker: the workers share their base
+    temp's parent, and the first to get here makes it while the others wait (generating the default Cu
+    set is ~10 s of CPU per worker on the 2-core CI machine). Tests only read what it returns."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return make(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent
+    done = root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            done.write_text(json.dumps({k: str(v) for k, v in make(root / name).items()}))
+    return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
+
+
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory) -> dict[str, Path]:
     from mlipilot.datasets import cu_emt
 
-    return cu_emt.generate(tmp_path_factory.mktemp("cu_small"), seed=0, size="small", verbose=False)
+    return _made_once(tmp_path_factory, "cu_small",
+                      lambda d: cu_emt.generate(d, seed=0, size="small", verbose=False))
 
 
 @pytest.fixture(scope="session")
 def default_data(tmp_path_factory) -> dict[str, Path]:
     from mlipilot.datasets import cu_emt
 
-    return cu_emt.generate(tmp_path_factory.mktemp("cu_default"), seed=0, size="default", verbose=False)
+    return _made_once(tmp_path_factory, "cu_default",
+                      lambda d: cu_emt.generate(d, seed=0, size="default", verbose=False))
 
 
 

@@ -33,8 +33,11 @@ def one_line_error(p: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture
 def run_dir(tmp_path, fast_benchmark) -> Path:
-    mlipilot("init", str(fast_benchmark), str(tmp_path / "run"), "--executor", "debug", check_rc=0)
-    return tmp_path / "run"
+    """Made in-process (what `mlipilot init … --executor debug` calls): the console script's init costs
+    seconds of imports per test; test_datacheck.py and the slow tests run it."""
+    from mlipilot.rundir import init_run
+
+    return init_run(str(fast_benchmark), tmp_path / "run", executor="debug", progress=lambda s: None)
 
 
 def test_unknown_benchmark(tmp_path):
@@ -49,6 +52,7 @@ def test_init_refuses_non_empty_dir(tmp_path):
     assert "not empty" in one_line_error(mlipilot("init", "cu_emt", str(tmp_path / "r")))
 
 
+@pytest.mark.slow  # the console script imports mace-torch before it finds the missing file
 def test_missing_data_file_in_user_benchmark(tmp_path, fast_benchmark):
     import shutil
 

@@ -268,8 +268,9 @@ def tiny_benchmark(folder: Path) -> Path:
     return folder
 
 
-BASELINE_TRIAL = [{"tool": "read_file", "args": {"path": "train/config.yaml"}},
-                  {"tool": "run_experiment", "args": {"hypothesis": "baseline: the shipped configuration"}}]
+FIRST_EDIT = [{"tool": "read_file", "args": {"path": "train/config.yaml"}},  # after the harness's baseline
+              {"tool": "set_options", "args": {"updates": {"energy_weight": "100", "forces_weight": 10}}},
+              {"tool": "run_experiment", "args": {"hypothesis": "re-weight the loss towards energies"}}]
 LOOK_THEN_FINISH = [{"tool": "list_files", "args": {}},
                     {"tool": "finish", "args": {"summary": "nothing to try this time"}}]
 SMALL = "--size small --executor debug"
@@ -286,9 +287,9 @@ README_COMMANDS: dict[str, list | NotRun] = {
         # the embedded local:qwen2.5-coder-0.5b is replaced by the fake server, reached the way litellm
         # reaches any OpenAI endpoint without --api-base (demo has none): OPENAI_API_BASE
         Run(f"OPENAI_API_BASE={{api_base}} OPENAI_API_KEY=sk-fake mlipilot demo --agent openai/qwen-fake {SMALL} "
-            "--iterations 1", llm=BASELINE_TRIAL,
-            expect=(r"agent openai/qwen-fake: 1 iterations", r"trial 1: ACCEPTED .*infeasible",
-                    r"iteration 1/1: trial 1 accepted",
+            "--iterations 1", llm=FIRST_EDIT,
+            expect=(r"agent openai/qwen-fake: 1 iterations", r"iteration 0: the harness measures the baseline",
+                    r"trial 1: ACCEPTED .*infeasible", r"iteration 1/1: trial 2 (accepted|rejected)",
                     r"demo finished in \d+ s \(budget_iterations\)", r"mlipilot status --run ")),
     ],
     "python -m pytest": NotRun("the test suite itself; .ci/run must run exactly this line, and "
@@ -369,6 +370,9 @@ README_COMMANDS: dict[str, list | NotRun] = {
         Run("mlipilot data qm7_b3lyp --out more.xyz --per-molecule 2 --size tiny --executor local",
             expect=(r"wrote more.xyz: \d+ shipped \+ 6 new geometries, 0 dropped",), check=_check_data),
     ],
+    "git checkout -- train/": NotRun("plain git, named by the refusal of edits made before the harness's baseline; "
+                                     "run through the console script in tests/test_small_agents.py::"
+                                     "test_edits_before_the_baseline_are_refused_with_the_fix"),
     "mlipilot trial": NotRun("names the subcommand (Slurm re-attach: tests/test_slurm.py); its use is run above"),
     # --- Noise (back in runs/cu1): one more seed is enough to measure a spread
     "mlipilot noise --seeds 3": [

@@ -166,3 +166,24 @@ def test_a_bad_knobs_yaml_fails_at_init_with_one_line(tmp_path, default_data):
     lines = [x for x in r.stderr.splitlines() if "knobs.yaml" in x]  # (library warnings aside)
     assert len(lines) == 1 and "energy_weight.acts_on" in lines[0] and "did you mean 'energy_rmse'" in lines[0]
     assert not run.exists()
+
+
+def test_edits_before_the_baseline_are_refused_with_the_fix(tmp_path):
+    """Through the console script: `mlipilot run` on an edited fresh run names the fix; after it, the
+    harness's baseline runs."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    run = tmp_path / "run"
+    subprocess.run(["mlipilot", "init", "cu_emt", str(run), "--size", "small", "--executor", "debug",
+                    "--sandbox", "none"], check=True, capture_output=True, env=env)
+    config = run / "train" / "config.yaml"
+    config.write_text(config.read_text().replace("max_num_epochs: 6", "max_num_epochs: 2"))
+    r = subprocess.run(["mlipilot", "run", "--agent", "expert", "--iterations", "0"], cwd=run, capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2 and "train/config.yaml edited before the baseline" in r.stderr, r.stdout + r.stderr
+    assert "git checkout -- train/" in r.stderr and not Ledger(tmp_path / "run.mlipilot-store" / "ledger.jsonl").trials()
+    subprocess.run(["git", "checkout", "--", "train/"], cwd=run, check=True)
+    r = subprocess.run(["mlipilot", "run", "--agent", "expert", "--iterations", "0"], cwd=run, capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "iteration 0: the harness measures the baseline" in r.stdout and "trial 1: ACCEPTED" in r.stdout

@@ -52,14 +52,11 @@ def parse_tool_calls(message) -> list[tuple[str, str, str]]:
 
 
 class LLMAgent(Agent):
-    def __init__(self, model: str, api_base: str | None = None, api_key_env: str | None = None,
-                 temperature: float = 0.0, max_response_tokens: int = 1024, retries: int = 3,
-                 backoff_s: float = 2.0, request_timeout_s: float = 600.0, tool_choice: str = "required",
-                 seed: int | None = None):
+    def __init__(self, model: str, **chat_options):
+        """`chat_options`: api_base, api_key_env, temperature, retries, seed, ... (ChatClient's)."""
         self.name = model
         self.model = model
-        self.chat = ChatClient(model, api_base, api_key_env, temperature, max_response_tokens, retries, backoff_s,
-                               request_timeout_s, tool_choice, seed)
+        self.chat = ChatClient(model, **chat_options)
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
         usage = Usage()
