@@ -9,7 +9,6 @@ interrupted trial is recorded as failed, never repeated or lost."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -21,7 +20,16 @@ from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo
 from mlipilot.ledger import latest_trials
-from mlipilot.records import HARNESS_AGENT, RUN_ENDING, ExitStatus, Outcome, Spent
+from mlipilot.records import (
+    HARNESS_AGENT,
+    RUN_ENDING,
+    ExitStatus,
+    IterationEvent,
+    Outcome,
+    RunEvent,
+    Spent,
+    TrialRecord,
+)
 from mlipilot.run_config import RunConfig
 from mlipilot.trial import Trial
 from mlipilot.workspace_tools import WorkspaceTools
@@ -58,22 +66,15 @@ class Budget:
             max_cost_left=None if self.max_cost is None or used.cost is None else self.max_cost - used.cost)
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _spent_by(row: dict) -> Spent:
-    return Spent(1, int(row.get("tokens_in") or 0) + int(row.get("tokens_out") or 0), row.get("cost", 0.0))
-
-
 def spent(rows: list[dict]) -> Spent:
     """Agent iterations, tokens and cost so far: trials (latest record each; the harness's baseline
     is not an agent iteration) and iterations that ended without an experiment."""
-    counted = [t for t in latest_trials(rows) if t.get("agent") != HARNESS_AGENT]
-    counted += [r for r in rows if r.get("event") == "iteration"]
+    counted: list[TrialRecord | IterationEvent] = [t for t in map(TrialRecord.from_json, latest_trials(rows))
+                                                   if not t.by_harness]
+    counted += [IterationEvent.from_json(r) for r in rows if r.get("event") == IterationEvent.EVENT]
     total = Spent()
     for r in counted:
-        total += _spent_by(r)
+        total += Spent(1, int(r.tokens_in or 0) + int(r.tokens_out or 0), r.cost)
     return total
 
 
@@ -83,8 +84,7 @@ def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[
     agent.progress = progress
     ledger = trial.ledger
     t_start = time.time()
-    ledger.append({"event": "run_start", "agent": agent.name, "model": agent.model, "budget": asdict(budget),
-                   "at": _now()})
+    ledger.append(RunEvent("run_start", agent.name, agent.model, budget=asdict(budget)).to_json())
     status = ExitStatus.BUDGET_ITERATIONS
     try:
         if not ledger.trials():
@@ -111,13 +111,12 @@ def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[
         raise
     except BaseException as e:  # the run did not end by a budget: say so, whatever stopped it
         status = ExitStatus.ERROR
-        ledger.append({"event": "run_error", "error": f"{type(e).__name__}: {e}"[:2000], "at": _now()})
+        ledger.append(RunEvent("run_error", error=f"{type(e).__name__}: {e}"[:2000]).to_json())
         raise
     finally:
         used = spent(ledger.rows())
-        ledger.append({"event": "run_end", "exit_status": str(status), "agent": agent.name, "model": agent.model,
-                       "iterations": used.iterations, "tokens": used.tokens, "cost": used.cost,
-                       "wall_s": round(time.time() - t_start, 1), "at": _now()})
+        ledger.append(RunEvent("run_end", agent.name, agent.model, exit_status=status, iterations=used.iterations,
+                               tokens=used.tokens, cost=used.cost, wall_s=round(time.time() - t_start, 1)).to_json())
         progress(f"run ended: {status} after {used.iterations} iterations, {used.tokens} tokens")
     return str(status)
 
@@ -164,9 +163,8 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: Trial, k: int, u
             repo.repo.git.clean("-fdxq", "--", *cfg.editable)
         else:
             repo.remove_worktree(workdir)
-        trial.ledger.append({"event": "iteration", "outcome": str(result.action), "text": result.text,
-                             "exit_status": result.exit_status and str(result.exit_status), "agent": agent.name,
-                             "model": agent.model, **usage, **extra, "at": _now()})
+        trial.ledger.append(IterationEvent(result.action, result.text, result.exit_status, agent.name, agent.model,
+                                           **usage, **extra).to_json())
         progress(f"iteration {it}/{budget.iterations}: {result.action} — {result.text[:200]}"
                  f" | tokens {u.tokens_in} in / {u.tokens_out} out | tool errors {u.tool_errors}")
         if result.action == Outcome.FINISH:

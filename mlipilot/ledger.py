@@ -16,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+from mlipilot.records import TrialRecord
+
 GENESIS = "0" * 64
 
 
@@ -74,6 +76,10 @@ class Ledger:
     def trials(self) -> list[dict]:
         """Latest record of each trial, in trial order."""
         return latest_trials(self.rows())
+
+    def latest(self) -> list[TrialRecord]:
+        """The same, typed."""
+        return [TrialRecord.from_json(r) for r in self.trials()]
 
     def next_trial_id(self) -> int:
         trials = self.trials()

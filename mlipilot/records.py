@@ -3,8 +3,10 @@ made a trial. StrEnums, so the ledger's JSON keeps the plain strings older ledge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
+from typing import ClassVar
 
 HARNESS_AGENT = "harness"  # the `agent` of the trial the harness itself makes: the unedited baseline
 
@@ -58,3 +60,119 @@ class Spent:
     def __add__(self, other: "Spent") -> "Spent":
         cost = None if self.cost is None or other.cost is None else self.cost + other.cost
         return Spent(self.iterations + other.iterations, self.tokens + other.tokens, cost)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _plain(v):
+    return str(v) if isinstance(v, StrEnum) else v
+
+
+class _Row:
+    """to_json/from_json for ledger rows: unknown keys of older or newer ledgers are kept in `extra`
+    (trials) or ignored (events); missing keys take the defaults."""
+
+    @classmethod
+    def from_json(cls, row: dict):
+        names = {f.name for f in fields(cls)}
+        obj = cls(**{k: v for k, v in row.items() if k in names})
+        if "extra" in names:
+            obj.extra = {k: v for k, v in row.items() if k not in names and k != "event"}
+        return obj
+
+    def to_json(self) -> dict:
+        out = {k: _plain(v) for k, v in asdict(self).items() if k != "extra"}
+        out.update(getattr(self, "extra", {}) or {})
+        event = getattr(self, "EVENT", None)
+        return {"event": event, **out} if event and "event" not in out else out
+
+
+@dataclass
+class TrialRecord(_Row):
+    """A trial's latest ledger row: the fields readers use by name; everything else in `extra`."""
+    trial: int
+    status: str = "submitted"
+    verdict: str | None = None
+    reason: str | None = None
+    failure: str | None = None  # a FailureKind when the trial failed
+    agent: str = "human"
+    model: str = "none"
+    hypothesis: str = ""
+    commit: str | None = None
+    parent_commit: str | None = None
+    iteration: int | None = None
+    metrics: dict | None = None
+    composite: float | None = None
+    feasible: bool = False
+    total_violation: float | None = None
+    knobs: dict | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float | None = 0.0
+    tool_errors: int = 0
+    refused: int = 0
+    cached_tokens: int = 0
+    llm_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def by_harness(self) -> bool:
+        return self.agent == HARNESS_AGENT
+
+
+@dataclass
+class IterationEvent(_Row):
+    """An agent iteration that trained nothing (finish, a stop, a refusal)."""
+    EVENT: ClassVar[str] = "iteration"
+    outcome: str = Outcome.STOP
+    text: str = ""
+    exit_status: str | None = None
+    agent: str = ""
+    model: str = ""
+    iteration: int | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float | None = 0.0
+    llm_calls: int = 0
+    tool_errors: int = 0
+    refused: int = 0
+    cached_tokens: int = 0
+    llm_seconds: float = 0.0
+    brief_chars: int = 0
+    parallel: int | None = None
+    at: str = field(default_factory=_now)
+
+
+@dataclass
+class RunEvent(_Row):
+    """run_start, run_end or run_error."""
+    event: str = "run_start"
+    agent: str | None = None
+    model: str | None = None
+    budget: dict | None = None
+    exit_status: str | None = None
+    iterations: int | None = None
+    tokens: int | None = None
+    cost: float | None = None
+    wall_s: float | None = None
+    error: str | None = None
+    at: str = field(default_factory=_now)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in super().to_json().items() if v is not None or k == "cost"}
+
+
+@dataclass
+class ValidationEvent(_Row):
+    """`mlipilot validate`'s verdict on one trial's model (never a `trial` key: it is not a trial row)."""
+    EVENT: ClassVar[str] = "validation"
+    validated_trial: int = 0
+    commit: str | None = None
+    passed: bool = False
+    failed_checks: list = field(default_factory=list)
+    spec: str | None = None
+    spec_sha256: str | None = None
+    seconds: float = 0.0
+    at: str = field(default_factory=_now)

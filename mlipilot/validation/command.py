@@ -20,6 +20,7 @@ from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import harden_git_environment, write_validation_note
 from mlipilot.integrity import VALIDATION_SPEC, load_seal, sha256_file
 from mlipilot.ledger import Ledger
+from mlipilot.records import ValidationEvent
 from mlipilot.run_config import RunConfig
 from mlipilot.validation.runner import table
 from mlipilot.validation.spec import load_validation_spec
@@ -123,10 +124,9 @@ def validate_run(cfg: RunConfig, trial: int | None = None, accepted: bool = Fals
             for line in result["log"]:
                 progress(line)
             summary = result["summary"]
-            ledger.append({"event": "validation", "validated_trial": n, "commit": row.get("commit"),
-                           "passed": summary["passed"], "failed_checks": summary["failed_checks"],
-                           "spec": summary["spec"], "spec_sha256": summary["spec_sha256"],
-                           "seconds": round(time.time() - t0, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            ledger.append(ValidationEvent(n, row.get("commit"), summary["passed"], summary["failed_checks"],
+                                          summary["spec"], summary["spec_sha256"],
+                                          round(time.time() - t0, 1)).to_json())
         if row.get("commit"):
             write_validation_note(repo, row["commit"], summary)
         progress(f"trial {n} ({row.get('verdict')}, composite {row.get('composite', float('nan')):.4g}):")
