@@ -4,6 +4,7 @@ trial's details. Every path is resolved and refused unless it stays inside an al
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import stat
@@ -254,6 +255,19 @@ class WorkspaceTools:
                 "hypothesis": r.get("hypothesis"), "metrics": metrics, "violations": r.get("violations"),
                 "log_tail": r.get("log_tail")}
         return cap(json.dumps(body, indent=1, default=_round) + "\n--- diff ---\n" + diff)
+
+    def schemas(self) -> list[dict]:
+        """The tool schemas, with set_options' `updates` typed by knobs.yaml: a small model's output is
+        then constrained to the declared options (set_options itself also takes mace-torch's others)."""
+        knobs = load_knobs(self.root / "knobs.yaml", with_mace=False)
+        if not knobs:
+            return TOOL_SCHEMAS
+        json_type = {float: "number", int: "integer", bool: "boolean", str: "string"}
+        props = {k.name: {"type": json_type.get(k.type, "string"), "description": k.doc[:200]} for k in knobs.values()}
+        out = copy.deepcopy(TOOL_SCHEMAS)
+        updates = out[0]["function"]["parameters"]["properties"]["updates"]
+        updates.update({"properties": props, "additionalProperties": False, "minProperties": 1})
+        return out
 
     def has_changes(self) -> bool:
         """Whether the editable paths differ from the last accepted commit in a way training sees."""

@@ -17,6 +17,14 @@ class ProviderError(Exception):
     """The provider failed after all retries (or with an error retrying cannot fix)."""
 
 
+class MalformedCall(ProviderError):
+    """The server could not parse the model's own tool call (llama.cpp answers 500 when the arguments
+    are not JSON, e.g. cut at the token limit): the model's error, answered like a malformed call."""
+
+
+_MALFORMED = ("Failed to parse tool call", "failed to parse tool call")
+
+
 def _retryable(exc: Exception) -> bool:
     import litellm
 
@@ -81,6 +89,9 @@ class ChatClient:
             except Exception as e:  # litellm maps every provider failure to its exception types
                 usage.llm_seconds += time.time() - t0
                 last = e
+                if any(m in str(e) for m in _MALFORMED):  # the same prompt would give the same answer
+                    usage.llm_calls += 1
+                    raise MalformedCall(sanitize(str(e), 300)) from None
                 if not _retryable(e) or attempt == self.retries:
                     raise ProviderError(sanitize(f"{type(last).__name__}: {last}", 500)) from None
                 time.sleep(self.backoff_s * 2**attempt)

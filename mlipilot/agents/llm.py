@@ -13,12 +13,11 @@ import json
 import re
 
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult, Usage
-from mlipilot.agents.chat import ChatClient, ProviderError
+from mlipilot.agents.chat import ChatClient, MalformedCall, ProviderError
 from mlipilot.context import SYSTEM_PROMPT
 from mlipilot.records import ExitStatus, Outcome
 from mlipilot.workspace_tools import (
     TERMINAL_TOOLS,
-    TOOL_SCHEMAS,
     Refused,
     ToolError,
     WorkspaceTools,
@@ -60,6 +59,7 @@ class LLMAgent(Agent):
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
         usage = Usage()
+        schemas = tools.schemas()  # the same every iteration: part of the cached prefix
         seen: list[tuple[str, dict]] = []
         messages: list[dict] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": brief}]
         while True:
@@ -73,9 +73,15 @@ class LLMAgent(Agent):
             # the last call of an iteration offers only run_experiment and finish, so a model that
             # keeps exploring (small models do) still tests its edits instead of wasting the iteration
             last_call = usage.llm_calls == limits.max_llm_calls - 1
-            offered = [t for t in TOOL_SCHEMAS if t["function"]["name"] in TERMINAL_TOOLS] if last_call else TOOL_SCHEMAS
+            offered = [t for t in schemas if t["function"]["name"] in TERMINAL_TOOLS] if last_call else schemas
             try:
                 response = self.chat.complete(messages, offered, usage)
+            except MalformedCall:  # the server could not parse what the model wrote: the model's error
+                usage.tool_errors += 1
+                self.progress(f"  llm call {usage.llm_calls}: the answer was not a parsable tool call")
+                messages.append({"role": "user", "content": "Error: your last answer was not a valid tool call (its "
+                                 "arguments were not complete JSON). Answer with one short tool call."})
+                continue
             except ProviderError as e:
                 return IterationResult(Outcome.STOP, str(e), usage, ExitStatus.LLM_ERROR)
             message = response.choices[0].message
