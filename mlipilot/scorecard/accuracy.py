@@ -64,6 +64,10 @@ def accuracy_metrics(calc: Calculator, frames: list[Atoms], metric_names: Iterab
         out["stress_rmse"] = _rmse(np.concatenate(stress_err))
     for name in metric_names:  # glob groups the scorecard names (a plain config_type is already there)
         ref = parse_metric(name)
+        if ref is not None and ref.kind == MetricKind.PLUGIN:
+            from mlipilot.scorecard.metric_plugins import plugin
+
+            out[name] = float(plugin(name).compute(calc, frames))
         if ref is not None and ref.kind == MetricKind.GROUP and name not in out:
             rows = [r for r in per_frame if fnmatch.fnmatchcase(r[0], ref.selector)]
             if rows:

@@ -43,6 +43,7 @@ ELEMENT_QUANTITIES = ("force_rmse", "force_mae")
 
 class MetricKind(StrEnum):
     FIXED = "fixed"
+    PLUGIN = "plugin"  # computed by a module in metric_plugins/
     ELEMENT = "element"  # per-element force error
     GROUP = "group"  # config_type pattern
 
@@ -56,13 +57,21 @@ class MetricRef:
 
     @property
     def unit(self) -> str:
+        if self.kind == MetricKind.PLUGIN:
+            from mlipilot.scorecard.metric_plugins import plugin
+
+            return plugin(self.name).UNIT
         return KNOWN_METRICS[self.quantity if self.kind != MetricKind.FIXED else self.name]
 
 
 def parse_metric(name: str) -> MetricRef | None:
     """What a metric name refers to; None when it can't be a metric at all."""
+    from mlipilot.scorecard.metric_plugins import METRIC_PLUGINS
+
     if name in KNOWN_METRICS:
         return MetricRef(name, MetricKind.FIXED, name)
+    if name in METRIC_PLUGINS:
+        return MetricRef(name, MetricKind.PLUGIN, name)
     for q in sorted(GROUP_QUANTITIES, key=len, reverse=True):
         if name.startswith(q + "_") and len(name) > len(q) + 1:
             rest = name[len(q) + 1:]
@@ -73,7 +82,9 @@ def parse_metric(name: str) -> MetricRef | None:
 
 
 def unknown_metric_fix(name: str) -> str:
-    near = difflib.get_close_matches(name, list(KNOWN_METRICS), n=1, cutoff=0.6)
+    from mlipilot.scorecard.metric_plugins import METRIC_PLUGINS
+
+    names = [*KNOWN_METRICS, *METRIC_PLUGINS]
+    near = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     hint = f"did you mean '{near[0]}'? " if near else ""
-    return (f"{hint}use one of {', '.join(sorted(KNOWN_METRICS))}, <quantity>_<config_type glob> or "
-            "force_rmse_<Element>")
+    return f"{hint}use one of {', '.join(sorted(names))}, <quantity>_<config_type glob> or force_rmse_<Element>"

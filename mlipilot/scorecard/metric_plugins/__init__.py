@@ -1,0 +1,16 @@
+"""Holdout metrics beyond the built-in errors: one module each (`UNIT`, `compute(calc, frames) -> float`)
+plus one line in METRIC_PLUGINS. A scorecard names them like any metric; `parse_metric` knows them,
+so a misspelled name fails when the scorecard loads."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+METRIC_PLUGINS: dict[str, str] = {  # metric name -> module
+    "energy_max_abs_error": "mlipilot.scorecard.metric_plugins.energy_max_abs_error",
+}
+
+
+def plugin(name: str) -> ModuleType:
+    return importlib.import_module(METRIC_PLUGINS[name])
