@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from mlipilot.demo import DEFAULT_AGENT as DEMO_AGENT
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import executor_names
 from mlipilot.records import COMPLETED, ExitStatus
@@ -340,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="a Cu EMT run with the embedded offline LLM (or --agent expert)")
     s.add_argument("--dir", help="run directory (default: a new temporary one; an existing run resumes)")
-    s.add_argument("--agent", default="local:qwen2.5-coder-0.5b", help="agent spec, as for `mlipilot run`")
+    s.add_argument("--agent", default=DEMO_AGENT, help=f"agent spec, as for `mlipilot run` (default {DEMO_AGENT}: "
+                   "the embedded model that did best in benchmarks/cu_emt/agent_quality.py)")
     s.add_argument("--iterations", type=int, default=3)
     s.add_argument("--size", default="default", help="default | small")
     s.add_argument("--executor", default="local", choices=EXECUTOR_CHOICES)

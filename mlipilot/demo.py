@@ -15,6 +15,18 @@ from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 
 DEFAULT_AGENT = "local:qwen2.5-coder-0.5b"
+# wall minutes per iteration on a 2-core machine, measured by benchmarks/cu_emt/agent_quality.py (one
+# training + scoring + the agent's LLM calls); the harness's baseline is one training without an agent
+MINUTES_PER_ITERATION = {"expert": 1.5, "local:qwen2.5-coder-0.5b": 2.5, "local:qwen2.5-coder-1.5b": 4.0}
+BASELINE_MINUTES = 1.5
+
+
+def estimate_minutes(agent: str, iterations: int, size: str = "default") -> float | None:
+    """How long the demo should take on 2 cores (None for agents not measured here)."""
+    per = MINUTES_PER_ITERATION.get(agent)
+    if per is None or size != "default":
+        return None
+    return BASELINE_MINUTES + iterations * per
 
 
 def run_demo(directory: Path | None = None, agent: str = DEFAULT_AGENT, iterations: int = 3,
@@ -24,6 +36,10 @@ def run_demo(directory: Path | None = None, agent: str = DEFAULT_AGENT, iteratio
     if not (directory / "mlipilot.toml").exists():
         init_run("cu_emt", directory, executor=executor, size=size, progress=progress)
     cfg = load_run_config(directory)
+    minutes = estimate_minutes(agent, iterations, size)
+    if minutes is not None:
+        progress(f"this takes about {minutes:.0f} minutes on 2 CPU cores: the harness's baseline, then {iterations} "
+                 f"iterations of {agent} (each: the agent's LLM calls, one training, one scoring)")
     try:
         with open_agent(agent) as a:
             progress(f"agent {a.name}: {iterations} iterations on {directory}")

@@ -23,6 +23,17 @@ def pytest_configure(config):
         config.option.basetemp = tempfile.mkdtemp(prefix="mlipilot-pytest-", dir="/var/tmp")
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection
+def pytest_collection_modifyitems(config, items):
+    """One test that needs the default Cu set goes first, then every test that does not, then the other
+    tests that need it: one xdist worker generates the set (~10 s, once per session: _made_once) while
+    the other runs tests, instead of both waiting for it at the start. Otherwise the order is kept."""
+    needs = [item for item in items if "default_data" in getattr(item, "fixturenames", ())]
+    if needs:
+        rest = [item for item in items if "default_data" not in getattr(item, "fixturenames", ())]
+        items[:] = needs[:1] + rest + needs[1:]
+
+
 def pytest_unconfigure(config):
     base = str(config.option.basetemp or "")
     if "/var/tmp/mlipilot-pytest-" in base and not os.environ.get("MLIPILOT_KEEP_TEST_TMP"):

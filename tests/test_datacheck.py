@@ -19,6 +19,7 @@ from mlipilot_testkit import FAST_SCORECARD, ROOT
 from mlipilot.benchmark import resolve_benchmark
 from mlipilot.datacheck import check_data
 from mlipilot.errors import MLIPilotError
+from mlipilot.rundir import init_run
 from mlipilot.scorecard.spec import load_spec
 
 
@@ -71,69 +72,87 @@ def init(bench: Path, run: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env)
 
 
-def refused(tmp_path: Path, data: dict[str, list], *needles: str, **scorecard_extra) -> str:
-    """Run init on bad data: rc 2, a line holding every needle, nothing created. Returns that line."""
-    bench, run = make_bench(tmp_path / "bench", data, **scorecard_extra), tmp_path / "run"
-    p = init(bench, run)
-    assert p.returncode == 2, p.stdout + p.stderr
-    assert "Traceback" not in p.stderr, p.stderr
-    hits = [x for x in p.stderr.splitlines() if all(n in x for n in needles)]
-    assert hits, f"no line with {needles} in:\n{p.stderr}"
-    assert " — " in hits[0], hits[0]  # every problem carries its fix
-    assert not run.exists() and not run.with_name(run.name + ".mlipilot-store").exists()
-    return hits[0]
+@pytest.fixture(params=["init_run", pytest.param("console script", marks=pytest.mark.slow)])
+def refused(request, tmp_path):
+    """Init on bad data refuses it: a line holding every needle, nothing created. Each case runs
+    in-process (init_run, what `mlipilot init` calls) and, marked slow (its imports cost seconds),
+    through the console script: rc 2, no traceback. Called as refused(data, *needles, **extra);
+    returns that line."""
+
+    def refuse(data: dict[str, list], *needles: str, **scorecard_extra) -> str:
+        bench, run = make_bench(tmp_path / "bench", data, **scorecard_extra), tmp_path / "run"
+        if request.param == "init_run":
+            with pytest.raises(MLIPilotError) as e:
+                init_run(str(bench), run, size="small", sandbox="none", progress=lambda s: None)
+            out = str(e.value)
+        else:
+            p = init(bench, run)
+            assert p.returncode == 2, p.stdout + p.stderr
+            assert "Traceback" not in p.stderr, p.stderr
+            out = p.stderr
+        hits = [x for x in out.splitlines() if all(n in x for n in needles)]
+        assert hits, f"no line with {needles} in:\n{out}"
+        assert " — " in hits[0], hits[0]  # every problem carries its fix
+        assert not run.exists() and not run.with_name(run.name + ".mlipilot-store").exists()
+        return hits[0]
+
+    return refuse
 
 
-def test_good_data_passes_and_summarises(tmp_path):
+@pytest.mark.parametrize("how", ["init_run", pytest.param("console script", marks=pytest.mark.slow)])
+def test_good_data_passes_and_summarises(tmp_path, how):
     bench = make_bench(tmp_path / "bench", good_data())
     b = resolve_benchmark(str(bench))
     lines: list[str] = []
     check_data(b, load_spec(b.scorecard), b.data_files(), progress=lines.append)
     assert [x.split(":")[0] for x in lines] == ["tiny data train", "tiny data valid", "tiny data holdout"]
     assert "6 frames" in lines[0] and "elements Cu" in lines[0] and "E/atom" in lines[0] and "max |F|" in lines[0]
-    p = init(bench, tmp_path / "run")  # and the real command creates the run
-    assert p.returncode == 0, p.stdout + p.stderr
+    if how == "init_run":  # what the command calls (the fast lane)
+        init_run(str(bench), tmp_path / "run", size="small", sandbox="none", progress=lambda s: None)
+    else:  # and the real command creates the run
+        p = init(bench, tmp_path / "run")
+        assert p.returncode == 0, p.stdout + p.stderr
     assert (tmp_path / "run" / "data" / "train.xyz").is_file()
 
 
-def test_holdout_frame_missing_forces(tmp_path):
+def test_holdout_frame_missing_forces(refused):
     data = good_data()
     del data["holdout"][1].arrays["REF_forces"]
-    refused(tmp_path, data, "holdout.xyz", "frame 1", "REF_forces", "label every frame")
+    refused(data, "holdout.xyz", "frame 1", "REF_forces", "label every frame")
 
 
-def test_holdout_element_not_in_train(tmp_path):
+def test_holdout_element_not_in_train(refused):
     data = good_data()
     ag = bulk("Cu", "fcc", a=3.6, cubic=True)
     ag.symbols[0] = "Ag"
     data["holdout"].append(labelled(ag))
-    refused(tmp_path, data, "holdout.xyz", "frame 3", "Ag", "add training frames containing Ag, or drop")
+    refused(data, "holdout.xyz", "frame 3", "Ag", "add training frames containing Ag, or drop")
 
 
-def test_group_metric_without_config_type(tmp_path):
-    line = refused(tmp_path, good_data(), "scorecard.yaml", "energy_rmse_slabz", metrics=["energy_rmse_slabz"])
+def test_group_metric_without_config_type(refused):
+    line = refused(good_data(), "scorecard.yaml", "energy_rmse_slabz", metrics=["energy_rmse_slabz"])
     assert "bulk, slab" in line and "did you mean 'energy_rmse_slab'" in line
 
 
-def test_element_metric_absent_from_holdout(tmp_path):
-    refused(tmp_path, good_data(), "scorecard.yaml", "force_rmse_Ag", "no Ag atom", metrics=["force_rmse_Ag"])
+def test_element_metric_absent_from_holdout(refused):
+    refused(good_data(), "scorecard.yaml", "force_rmse_Ag", "no Ag atom", metrics=["force_rmse_Ag"])
 
 
-def test_holdout_frame_duplicated_from_train(tmp_path):
+def test_holdout_frame_duplicated_from_train(refused):
     data = good_data()
     data["holdout"][2] = data["train"][3].copy()
-    refused(tmp_path, data, "holdout.xyz", "frame 2", "train.xyz frame 3", "remove it")
+    refused(data, "holdout.xyz", "frame 2", "train.xyz frame 3", "remove it")
 
 
-def test_stress_metric_needs_ref_stress(tmp_path):
-    refused(tmp_path, good_data(), "train.xyz", "frame 0", "REF_stress", "drop the stress metric",
+def test_stress_metric_needs_ref_stress(refused):
+    refused(good_data(), "train.xyz", "frame 0", "REF_stress", "drop the stress metric",
             metrics=["stress_rmse"])
 
 
-def test_plain_energy_forces_keys(tmp_path):
+def test_plain_energy_forces_keys(refused):
     data = good_data()
     data["train"] = [cu(s, plain_keys=True) for s in range(4)]
-    refused(tmp_path, data, "train.xyz", "frame 0", "'energy'", "atoms.info['REF_energy'] = atoms.get_potential_energy()")
+    refused(data, "train.xyz", "frame 0", "'energy'", "atoms.info['REF_energy'] = atoms.get_potential_energy()")
 
 
 def test_every_problem_reported_capped_per_kind(tmp_path):

@@ -6,6 +6,7 @@ baseline and an expert trial train for real and MD runs on the user's own struct
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from ase.io import write
 
 from mlipilot.datasets.alloy_emt import write_benchmark
 from mlipilot.datasets.cu_emt import _label
+from mlipilot.errors import MLIPilotError
+from mlipilot.rundir import init_run
 
 BOX_SCORECARD = {
     "name": "molbox",
@@ -142,6 +145,12 @@ def test_molecular_box_with_its_own_md_structures(tmp_path):
         assert "force_rmse_H" in r["metrics"]
 
 
+@pytest.fixture(scope="module")
+def alloy_bench(tmp_path_factory) -> Path:
+    return write_benchmark(tmp_path_factory.mktemp("alloy") / "cuau", size="small")
+
+
+@pytest.mark.parametrize("how", ["init_run", pytest.param("console script", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("file, edit, field, hint", [
     ("scorecard.yaml", lambda d: d["stability"].update(min_distnce_factor=0.5), "stability.min_distnce_factor",
      "did you mean 'min_distance_factor'?"),
@@ -151,14 +160,22 @@ def test_molecular_box_with_its_own_md_structures(tmp_path):
     ("benchmark.yaml", lambda d: d["data"].update(md_structure="md.xyz"), "data.md_structure",
      "did you mean 'md_structures'?"),
 ])
-def test_a_misspelled_key_fails_init_with_the_nearest_name_and_creates_nothing(tmp_path, file, edit, field, hint):
-    bench = write_benchmark(tmp_path / "cuau", size="small")
+def test_a_misspelled_key_fails_init_with_the_nearest_name_and_creates_nothing(tmp_path, alloy_bench, file, edit,
+                                                                                field, hint, how):
+    """In-process (init_run, what `mlipilot init` calls) and, marked slow, through the console script."""
+    bench = tmp_path / "cuau"
+    shutil.copytree(alloy_bench, bench)
     d = yaml.safe_load((bench / file).read_text())
     edit(d)
     (bench / file).write_text(yaml.safe_dump(d, allow_unicode=True))
-    p = subprocess.run(["mlipilot", "init", str(bench), str(tmp_path / "run")], capture_output=True, text=True,
-                       timeout=300)
-    assert p.returncode == 2, p.stdout + p.stderr
-    err = p.stderr.strip()
+    if how == "init_run":
+        with pytest.raises(MLIPilotError) as e:
+            init_run(str(bench), tmp_path / "run", progress=lambda s: None)
+        err = str(e.value)
+    else:
+        p = subprocess.run(["mlipilot", "init", str(bench), str(tmp_path / "run")], capture_output=True, text=True,
+                           timeout=300)
+        assert p.returncode == 2, p.stdout + p.stderr
+        err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and file in err and f"'{field}'" in err and hint in err, err
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.mlipilot-store").exists()

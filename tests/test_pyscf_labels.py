@@ -15,6 +15,7 @@ WATER = Atoms("OH2", positions=[[0.0, 0.0, 0.119], [0.0, 0.763, -0.477], [0.0, -
 H2 = Atoms("H2", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 0.76]])
 
 
+@pytest.mark.slow  # five B3LYP calculations
 def test_forces_match_a_finite_difference_of_the_energy():
     r = compute(WATER)
     assert r["converged"]

@@ -242,6 +242,18 @@ def _check_ci_runs_the_readme_test_command() -> None:
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
 
 
+FAST_LANE = 'python -m pytest -m "not slow and not slurm"'
+
+
+def _check_fast_lane_markers() -> None:
+    """Not run here (it would run this suite inside itself); the markers it names are declared, and
+    test_fast_lane_selects_tests checks (slow) that it selects tests."""
+    import tomllib
+
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    assert {m.split(":")[0] for m in markers} >= {"slow", "slurm"}
+
+
 def tiny_benchmark(folder: Path) -> Path:
     """cu_emt_tiny: the shipped Cu generator, workspace and constraints, with MD and throughput checks
     on 32 atoms and ~5x fewer steps, so scoring takes ~3 s instead of ~16 s."""
@@ -297,6 +309,9 @@ README_COMMANDS: dict[str, list | NotRun] = {
                                _check_ci_runs_the_readme_test_command),
     ".ci/run": NotRun("installs packages, bubblewrap and a throwaway Slurm cluster; checked: it runs "
                       "`python -m pytest`", _check_ci_runs_the_readme_test_command),
+    FAST_LANE: NotRun("the test suite's fast lane (what `python -m pytest` runs, less the tests marked slow or "
+                      "slurm); checked: the markers are declared, and test_fast_lane_selects_tests collects it",
+                      _check_fast_lane_markers),
     # --- Using it (cu_emt_tiny: see tiny_benchmark)
     "mlipilot init cu_emt runs/cu1": [
         Run(f"mlipilot init {{tiny}} runs/cu1 {SMALL}", at=".",
@@ -538,6 +553,18 @@ def test_pytest_runs_one_thread_by_default(tmp_path):
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert report.read_text() == "threads: torch 1 OMP 1 MKL 1 OPENBLAS 1", report.read_text()
+
+
+@pytest.mark.slow  # a second pytest session collects the suite
+def test_fast_lane_selects_tests():
+    """The README's fast lane selects tests (pytest exits 5 when a marker expression selects none), and
+    not all of them."""
+    args = [sys.executable, *shlex.split(FAST_LANE)[1:], "--collect-only", "-q", "-n", "0", "-p", "no:cacheprovider"]
+    p = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    selected = [x for x in p.stdout.splitlines() if x.startswith("tests/")]
+    assert selected and re.search(rf"^{len(selected)}/\d+ tests collected \(\d+ deselected\)", p.stdout, re.M), \
+        p.stdout[-3000:]
 
 
 def test_thread_settings_took_effect():

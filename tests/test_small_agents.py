@@ -18,6 +18,7 @@ from mlipilot.agent_loop import Budget, run_agent
 from mlipilot.agents.base import Agent, IterationResult
 from mlipilot.agents.config_edits import set_config
 from mlipilot.agents.llm import LLMAgent
+from mlipilot.errors import MLIPilotError
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
@@ -43,6 +44,7 @@ def first_user_message(request: dict) -> str:
     return next(m["content"] for m in request["messages"] if m["role"] == "user")
 
 
+@pytest.mark.slow  # run_agent: the harness baseline trial (job + scoring MD)
 def test_harness_measures_the_baseline_and_the_brief_says_what_fails_in_units(cfg):
     with FakeLLMServer([call("finish", summary="done")]) as server:
         status = run_agent(cfg, llm(server), Budget(iterations=3), progress=print)
@@ -59,6 +61,7 @@ def test_harness_measures_the_baseline_and_the_brief_says_what_fails_in_units(cf
     assert "## Configurations tried" in brief and "energy_weight" in brief.split("## Configurations tried")[1]
 
 
+@pytest.mark.slow  # three trials (job + scoring MD)
 def test_repeats_and_no_ops_are_refused_before_any_job(cfg):
     script = [
         # iteration 1: a comment-only edit, an option already at that value, an experiment with no change
@@ -97,6 +100,7 @@ class SameEditAgent(Agent):
         return IterationResult("experiment", "lr 0.02")
 
 
+@pytest.mark.slow  # two trials (job + scoring MD)
 def test_the_loop_refuses_a_repeat_from_any_agent(cfg):
     assert run_agent(cfg, SameEditAgent(), Budget(iterations=3), progress=print) == "budget_iterations"
     rows = Ledger(cfg.store / "ledger.jsonl").rows()
@@ -136,6 +140,7 @@ def test_set_options_converts_types_and_refuses_bad_values(cfg):
         tools.call("set_options", {"updates": {"lr": 0.005}})
 
 
+@pytest.mark.slow  # two trials (job + scoring MD)
 def test_no_experiment_iterations_reach_the_next_brief_and_the_static_prefix_is_identical(cfg):
     script = [call("list_files"), call("read_file", path="train/config.yaml"),  # iteration 1: no experiment
               call("set_options", updates={"forces_weight": 10}),
@@ -155,19 +160,28 @@ def test_no_experiment_iterations_reach_the_next_brief_and_the_static_prefix_is_
     assert it1["cached_tokens"] == 2 * 900  # the server's prompt-cache hits are recorded per iteration
 
 
-def test_a_bad_knobs_yaml_fails_at_init_with_one_line(tmp_path, default_data):
+@pytest.mark.parametrize("how", ["init_run", pytest.param("console script", marks=pytest.mark.slow)])
+def test_a_bad_knobs_yaml_fails_at_init_with_one_line(tmp_path, default_data, how):
+    """In-process (init_run, what `mlipilot init` calls) and, marked slow (its imports cost seconds),
+    through the console script."""
     bench = user_benchmark(tmp_path / "bench", default_data, "knobs_typo")
     (bench / "knobs.yaml").write_text("energy_weight:\n  range: [0, 1000]\n  acts_on: [energy_rmsee]\n")
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    r = subprocess.run(["mlipilot", "init", str(bench), str(run), "--sandbox", "none"], capture_output=True,
-                       text=True, env=env)
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
-    lines = [x for x in r.stderr.splitlines() if "knobs.yaml" in x]  # (library warnings aside)
+    if how == "init_run":
+        with pytest.raises(MLIPilotError) as e:
+            init_run(str(bench), run, sandbox="none", progress=lambda s: None)
+        lines = [x for x in str(e.value).splitlines() if "knobs.yaml" in x]
+    else:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        r = subprocess.run(["mlipilot", "init", str(bench), str(run), "--sandbox", "none"], capture_output=True,
+                           text=True, env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+        lines = [x for x in r.stderr.splitlines() if "knobs.yaml" in x]  # (library warnings aside)
     assert len(lines) == 1 and "energy_weight.acts_on" in lines[0] and "did you mean 'energy_rmse'" in lines[0]
     assert not run.exists()
 
 
+@pytest.mark.slow  # `mlipilot run` trains the baseline for real
 def test_edits_before_the_baseline_are_refused_with_the_fix(tmp_path):
     """Through the console script: `mlipilot run` on an edited fresh run names the fix; after it, the
     harness's baseline runs."""

@@ -65,6 +65,17 @@ def test_shipped_validation_specs_load():
         assert len(spec.checks) >= 3
 
 
+def test_the_runner_on_one_cheap_check(tmp_path, models, holdout):
+    """The fast lane's share of the next test: no MD, one bulk check, the same two models."""
+    spec = write_spec(tmp_path / "v.yaml", dict(TINY, checks=[TINY["checks"][1]]))  # lattice_constant
+    card = ROOT / "scorecards" / "cu_emt.yaml"
+    good = validate_model(models["good"], spec, card, holdout, tmp_path / "good.json", progress=print)
+    assert good["passed"] and (tmp_path / "good.json").is_file()
+    bad = validate_model(models["untrained"], spec, card, holdout, tmp_path / "bad.json", progress=print)
+    assert not bad["passed"] and bad["failed_checks"] == ["lattice_constant"]
+
+
+@pytest.mark.slow  # the tiny validation (MD, bulk, phonons) on two MACE models
 def test_a_good_model_passes_and_an_untrained_one_fails_named_checks(tmp_path, models, holdout):
     spec = write_spec(tmp_path / "v.yaml")
     card = ROOT / "scorecards" / "cu_emt.yaml"
