@@ -22,7 +22,7 @@ from mlipilot.ledger import Ledger  # noqa: E402
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
 from mlipilot.scorecard.verdict import assess  # noqa: E402
-from mlipilot.trial import Trial  # noqa: E402
+from mlipilot.trial import TrialRunner  # noqa: E402
 
 SHOWN = ("energy_rmse", "force_rmse", "md_failed_runs", "steps_per_cpu_second", "steps_per_second")
 
@@ -31,7 +31,7 @@ def noise_table(benchmark: str, base: Path, seeds: int, size: str) -> None:
     run = base / benchmark
     init_run(benchmark, run, executor="local", size=size, progress=lambda s: None)
     cfg = load_run_config(run)
-    t = Trial(cfg, progress=lambda s: None)
+    t = TrialRunner(cfg, progress=lambda s: None)
     row = t.run("baseline", agent="benchmark-script")
     e = t.measure_noise(seeds)
     a = assess(row["metrics"], t.spec)

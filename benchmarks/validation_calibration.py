@@ -18,7 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
-from mlipilot.trial import Trial  # noqa: E402
+from mlipilot.trial import TrialRunner  # noqa: E402
 from mlipilot.validation.command import validate_run  # noqa: E402
 
 FIX = {"energy_weight": "100.0", "forces_weight": "10.0"}
@@ -52,7 +52,7 @@ def main() -> None:
     run = Path(tempfile.mkdtemp(prefix="mlipilot-validation-")) / "run"
     init_run(a.benchmark, run, executor="local", size=a.size, progress=lambda s: None)
     cfg = load_run_config(run)
-    trial = Trial(cfg, progress=lambda s: None)
+    trial = TrialRunner(cfg, progress=lambda s: None)
     config = run / "train" / "config.yaml"
     base = config.read_text()
     rows = []

@@ -31,7 +31,7 @@ from mlipilot.records import (
     TrialRecord,
 )
 from mlipilot.run_config import RunConfig
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 from mlipilot.workspace_tools import WorkspaceTools
 
 EXIT_STATUSES = tuple(ExitStatus)
@@ -79,7 +79,7 @@ def spent(rows: list[dict]) -> Spent:
 
 
 def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None] = print) -> str:
-    trial = Trial(cfg, progress=progress)
+    trial = TrialRunner(cfg, progress=progress)
     trial.recover_interrupted()
     agent.progress = progress
     ledger = trial.ledger
@@ -121,7 +121,7 @@ def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[
     return str(status)
 
 
-def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: Trial, k: int, used: Spent,
+def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: int, used: Spent,
            progress: Callable[[str], None]) -> ExitStatus | None:
     """K proposals, then their verdicts in order, each against the incumbent at its decision time.
     Returns the status that ends the run (finish, an LLM error, a spent budget), if one did."""

@@ -27,23 +27,23 @@ def _cmd_init(a: argparse.Namespace) -> int:
 
 def _cmd_trial(a: argparse.Namespace) -> int:
     from mlipilot.run_config import load_run_config
-    from mlipilot.trial import Trial
+    from mlipilot.trial import TrialRunner
 
     cfg = load_run_config(Path(a.run))
     if a.executor:
         cfg = dataclasses.replace(cfg, executor=a.executor)
-    record = Trial(cfg).run(a.message)
+    record = TrialRunner(cfg).run(a.message)
     return 0 if record["verdict"] in ("accepted", "rejected") else 3
 
 
 def _cmd_noise(a: argparse.Namespace) -> int:
     from mlipilot.run_config import load_run_config
-    from mlipilot.trial import Trial
+    from mlipilot.trial import TrialRunner
 
     cfg = load_run_config(Path(a.run))
     if a.executor:
         cfg = dataclasses.replace(cfg, executor=a.executor)
-    e = Trial(cfg).measure_noise(a.seeds)
+    e = TrialRunner(cfg).measure_noise(a.seeds)
     print(f"noise of trial {e['incumbent_trial']} over harness seeds {e['seeds']} ({e['wall_s']:.0f} s):")
     print(f"  composite: {', '.join(f'{x:.4f}' for x in e['composite'])}  sigma {e['sigma_composite']:.4g}")
     print(f"  total violation: {', '.join(f'{x:.3f}' for x in e['total_violation'])}  sigma {e['sigma_violation']:.4g}")
@@ -168,7 +168,7 @@ def _cmd_show(a: argparse.Namespace) -> int:
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     from mlipilot.agents import check_agent_spec
-    from mlipilot.bench import run_bench
+    from mlipilot.comparison import run_bench
 
     agents = [x.strip() for x in a.agents.split(",") if x.strip()]
     for spec in agents:  # a typo fails before any run is made

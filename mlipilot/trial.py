@@ -63,8 +63,8 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class Trial:
-    """Runs trials for one run directory; `progress` receives human-readable lines."""
+class TrialRunner:
+    """Runs the trials of one run directory (one `run` each); `progress` receives human-readable lines."""
 
     def __init__(self, cfg: RunConfig, progress: Callable[[str], None] = print):
         self.cfg = cfg

@@ -186,12 +186,12 @@ def test_resume_after_kill_mid_trial(cfg, tmp_path, untrained_model):
     proc.kill()
     proc.wait()
     assert ledger.trials()[0]["status"] == "submitted" and ledger.trials()[0]["agent"] == "harness"
-    from mlipilot.trial import Trial
+    from mlipilot.trial import TrialRunner
 
     repo = git.Repo(cfg.root)
     start = ledger.trials()[0]["parent_commit"]
     assert repo.head.commit.hexsha != start  # the killed trial's commit is still checked out
-    assert Trial(cfg).recover_interrupted() == [1]  # what `mlipilot run` does first
+    assert TrialRunner(cfg).recover_interrupted() == [1]  # what `mlipilot run` does first
     assert repo.head.commit.hexsha == start and not repo.is_dirty(untracked_files=True)
     (cfg.root / "train" / "train.py").write_text(copy_trainer(str(untrained_model)))
     with open_agent("expert") as agent:

@@ -11,7 +11,7 @@ from mlipilot_testkit import copy_trainer
 
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 pytestmark = pytest.mark.slow  # the shared run scores three trials (job + scoring MD)
 
@@ -21,7 +21,7 @@ def finished_run(tmp_path_factory, fast_benchmark, good_model, untrained_model):
     base = tmp_path_factory.mktemp("audit")
     root = init_run(str(fast_benchmark), base / "run", executor="debug", progress=lambda s: None)
     cfg = load_run_config(root)
-    t = Trial(cfg, progress=lambda s: None)
+    t = TrialRunner(cfg, progress=lambda s: None)
     for hyp, src in [("baseline", untrained_model), ("trained model", good_model), ("back to random", untrained_model)]:
         (root / "train" / "train.py").write_text(copy_trainer(str(src)))
         t.run(hyp, agent="test")

@@ -13,7 +13,7 @@ import yaml
 from mlipilot_testkit import assert_figures_render_in_chromium, with_validation
 
 from fake_llm_server import FakeLLMServer
-from mlipilot.bench import run_bench
+from mlipilot.comparison import run_bench
 from mlipilot.report import write_report
 
 pytestmark = pytest.mark.slow  # every test reads one bench of several runs, each with trials and validation

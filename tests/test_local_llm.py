@@ -10,7 +10,7 @@ import pytest
 from mlipilot.agents.base import IterationLimits
 from mlipilot.agents.llm import LLMAgent
 from mlipilot.errors import MLIPilotError
-from mlipilot.models.local_llm import QWEN_05B, LocalLLMServer, weights_path
+from mlipilot.local_llm.server import QWEN_05B, LocalLLMServer, weights_path
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.workspace_tools import WorkspaceTools

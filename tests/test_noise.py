@@ -15,7 +15,7 @@ from mlipilot_testkit import user_benchmark
 from mlipilot.errors import MLIPilotError
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 TINY = {"num_channels": 8, "max_num_epochs": 3, "batch_size": 5, "r_max": 4.0}
 
@@ -41,19 +41,19 @@ def test_seed_only_or_comment_only_edit_is_refused(tiny_run, good_model):
     from mlipilot_testkit import copy_trainer
 
     (tiny_run.root / "train" / "train.py").write_text(copy_trainer(good_model))
-    Trial(tiny_run).run("baseline")
+    TrialRunner(tiny_run).run("baseline")
     set_options(tiny_run.root, seed=7)
     with open(tiny_run.root / "train" / "config.yaml", "a") as f:
         f.write("# a comment changes nothing\n")
     with pytest.raises(MLIPilotError, match="no change under train/ that training would see"):
-        Trial(tiny_run).run("a luckier seed")
+        TrialRunner(tiny_run).run("a luckier seed")
 
 
 @pytest.mark.slow
 def test_noise_margin_and_confirmed_close_call(tiny_run):
     # the harness's seed reaches mace-torch, whatever config.yaml says
     set_options(tiny_run.root, seed=7)
-    t = Trial(tiny_run, progress=print)
+    t = TrialRunner(tiny_run, progress=print)
     base = t.run("baseline: tiny model")
     assert base["verdict"] == "accepted" and base["seed"] == 1
     logs = tiny_run.store / "trials" / "0001" / "job" / "out" / "train" / "logs"
@@ -75,7 +75,7 @@ def test_noise_margin_and_confirmed_close_call(tiny_run):
     assert same["verdict"] == "rejected" and same["margin"] is not None and same["margin"] > 0
 
     # beyond the band, and every acceptance treated as a close call: trained again with seed 2
-    t = Trial(dataclasses.replace(tiny_run, noise=dataclasses.replace(tiny_run.noise, confirm=1e9)), progress=print)
+    t = TrialRunner(dataclasses.replace(tiny_run, noise=dataclasses.replace(tiny_run.noise, confirm=1e9)), progress=print)
     set_options(tiny_run.root, max_num_epochs=15)
     better = t.run("train five times longer")
     assert better["confirm"]["seed"] == 2 and better["confirm"]["metrics"]["energy_rmse"] > 0

@@ -19,7 +19,7 @@ from mlipilot.scorecard.evaluate import score_model
 from mlipilot.scorecard.molecular_stability import stability_metrics as molecular_stability_metrics
 from mlipilot.scorecard.spec import load_spec
 from mlipilot.scorecard.verdict import assess
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "scorecards" / "qm7_b3lyp.yaml"
@@ -73,7 +73,7 @@ def test_baseline_infeasible_and_known_fix_accepted(qm7_run, tmp_path):
     MD stayed stable in all 27 qm7 trainings measured (these and other fix variants: 0 failed runs, max
     bond deviation <= 0.22 Å of the 0.5 Å allowed), so that is asserted as is; an untrained model's
     energy RMSE (4209) is 42x the worst fix's."""
-    t = Trial(qm7_run, progress=print)
+    t = TrialRunner(qm7_run, progress=print)
     base = t.run("baseline: the shipped configuration")
     assert base["verdict"] == "accepted" and not base["feasible"]
     assert "energy_rmse" in base["violations"]

@@ -15,7 +15,7 @@ from mlipilot.integrity import integrity_problem
 from mlipilot.report import load_table, write_report
 from mlipilot.run_config import RunConfig, load_run_config
 from mlipilot.rundir import init_run
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 pytestmark = pytest.mark.slow  # the shared run scores trials (job + scoring MD)
 
@@ -31,7 +31,7 @@ def run(tmp_path_factory, fast_benchmark, good_model, untrained_model) -> RunCon
     root = init_run(str(fast_benchmark), tmp_path_factory.mktemp("report_run") / "run", executor="debug",
                     progress=lambda s: None)
     cfg = load_run_config(root)
-    t = Trial(cfg, progress=lambda s: None)
+    t = TrialRunner(cfg, progress=lambda s: None)
     # the run changes hands: a human's baseline, then an agent's trials
     for hyp, src, agent in [("baseline", untrained_model, "human"), ("trained model", good_model, "expert"),
                             ("back to random", untrained_model, "expert")]:

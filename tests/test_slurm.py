@@ -17,7 +17,7 @@ from mlipilot import jobs
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 
 def _cluster_up() -> str | None:
@@ -52,7 +52,7 @@ def sacct(job_id: str) -> str:
 
 def test_full_trial_through_slurm(cfg, good_model):
     (cfg.root / "train" / "train.py").write_text(copy_trainer(str(good_model), sleep=0))
-    r = Trial(cfg, progress=print).run("trained model through Slurm")
+    r = TrialRunner(cfg, progress=print).run("trained model through Slurm")
     assert r["verdict"] == "accepted" and r["executor"] == "slurm" and r["sandbox"] == "bwrap"
     for job_id in r["job_ids"].values():
         assert "COMPLETED" in sacct(job_id)
@@ -63,7 +63,7 @@ def test_sealed_inside_the_slurm_job(cfg, good_model):
     holdout = cfg.store / "holdout.xyz"
     (cfg.root / "train" / "train.py").write_text(f"print(open({str(holdout)!r}).read())\n"
                                                   + copy_trainer(str(good_model)))
-    r = Trial(cfg, progress=print).run("read the holdout from a Slurm job")
+    r = TrialRunner(cfg, progress=print).run("read the holdout from a Slurm job")
     assert r["verdict"] == "failed" and "No such file or directory" in r["reason"], r["reason"]
     assert "REF_energy" not in (r["log_tail"] or "")
 
@@ -72,7 +72,7 @@ def test_job_that_raises_records_its_traceback(cfg, tmp_path):
     bad = tmp_path / "garbage.model"
     bad.write_text("not a torch file")
     (cfg.root / "train" / "train.py").write_text(copy_trainer(str(bad), sleep=0))
-    r = Trial(cfg, progress=print).run("a model file that does not load")
+    r = TrialRunner(cfg, progress=print).run("a model file that does not load")
     assert r["verdict"] == "failed" and "cannot be exported as data: _pickle.UnpicklingError" in r["reason"]
     assert "Traceback" in r["log_tail"] and "invalid load key" in r["log_tail"]
 
@@ -91,7 +91,7 @@ def test_job_over_its_time_limit_is_killed(tmp_path):
 def test_cancelled_trial_is_failed(cfg, good_model):
     (cfg.root / "train" / "train.py").write_text(copy_trainer(str(good_model), sleep=300))
     result = {}
-    t = threading.Thread(target=lambda: result.update(Trial(cfg, progress=print).run("to be cancelled")))
+    t = threading.Thread(target=lambda: result.update(TrialRunner(cfg, progress=print).run("to be cancelled")))
     t.start()
     ledger = Ledger(cfg.store / "ledger.jsonl")
     deadline = time.time() + 60
@@ -130,7 +130,7 @@ def test_launcher_killed_mid_trial_reattaches(cfg, good_model):
     proc.kill()
     proc.wait()
     assert ledger.trials()[0]["status"] == "submitted"
-    repaired = Trial(cfg, progress=print).recover_interrupted()
+    repaired = TrialRunner(cfg, progress=print).recover_interrupted()
     (row,) = ledger.trials()
     assert repaired == [1] and row["status"] == "finished" and row["verdict"] == "accepted", row.get("reason")
     assert row["job_ids"]["train"] and "COMPLETED" in sacct(row["job_ids"]["train"])
@@ -151,7 +151,7 @@ def test_impossible_request_fails_fast(tmp_path):
 
 def test_bench_launchers_are_slurm_jobs(tmp_path, fast_benchmark, good_model):
     """`mlipilot bench --executor slurm`: each run's launcher is an array job, its trials are jobs too."""
-    from mlipilot.bench import run_bench
+    from mlipilot.comparison import run_bench
 
     bench = tmp_path / "bench"
     shutil.copytree(fast_benchmark, bench)

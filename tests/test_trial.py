@@ -15,7 +15,7 @@ from mlipilot.errors import MLIPilotError
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 
 
@@ -36,7 +36,7 @@ def trailers(repo: git.Repo, rev: str) -> dict:
 
 @pytest.mark.slow  # three trials, each scoring MD
 def test_accept_reject_and_git_history(run, good_model, untrained_model):
-    t = Trial(run, progress=print)
+    t = TrialRunner(run, progress=print)
     set_train(run, copy_trainer(untrained_model))
     r1 = t.run("baseline: untrained model")
     assert r1["verdict"] == "accepted" and not r1["feasible"] and r1["reason"].startswith("baseline")
@@ -80,7 +80,7 @@ def test_accept_reject_and_git_history(run, good_model, untrained_model):
 
 def test_crash_is_a_failed_trial_with_log_tail(run):
     set_train(run, "import sys\nprint('about to fail: CUDA out of memory (pretend)')\nsys.exit(7)\n")
-    r = Trial(run, progress=print).run("a crashing edit")
+    r = TrialRunner(run, progress=print).run("a crashing edit")
     assert r["verdict"] == "failed"
     assert "exited with status 7" in r["reason"] and r["failure"] == "train_crash"
     assert "about to fail" in r["log_tail"]
@@ -92,7 +92,7 @@ def test_crash_is_a_failed_trial_with_log_tail(run):
 def test_timeout_is_a_failed_trial(run):
     set_train(run, "import time\ntime.sleep(60)\n")
     cfg = dataclasses.replace(run, train_timeout_min=0.05)
-    r = Trial(cfg, progress=print).run("a hanging edit")
+    r = TrialRunner(cfg, progress=print).run("a hanging edit")
     assert r["verdict"] == "failed" and "timed out" in r["reason"] and r["failure"] == "timeout"
     from mlipilot.results import run_rows
 
@@ -104,21 +104,21 @@ def test_dirty_protected_file_refuses_before_anything_runs(run):
     with open(run.root / "data" / "train.xyz", "a") as f:
         f.write("\n")
     with pytest.raises(MLIPilotError, match=r"protected file\(s\) changed or removed: data/train.xyz"):
-        Trial(run).run("sneaky")
+        TrialRunner(run).run("sneaky")
     assert Ledger(run.store / "ledger.jsonl").trials() == []
 
 
 def test_edit_outside_train_refuses(run):
     (run.root / "notes.py").write_text("x = 1\n")
     with pytest.raises(MLIPilotError, match="added outside the editable paths: notes.py"):
-        Trial(run).run("sneaky")
+        TrialRunner(run).run("sneaky")
 
 
 def test_job_writing_protected_files_fails_in_the_sandbox(run, good_model):
     src = copy_trainer(good_model) + \
         "open('data/valid.xyz', 'a').write('tampered')\nopen('data/extra.xyz', 'w').write('x')\n"
     set_train(run, src)
-    r = Trial(run, progress=print).run("train on the validation set too")
+    r = TrialRunner(run, progress=print).run("train on the validation set too")
     assert r["verdict"] == "failed" and "exited with status 1" in r["reason"]
     assert "Read-only file system" in r["log_tail"]
     assert "tampered" not in (run.root / "data" / "valid.xyz").read_text()
@@ -127,7 +127,7 @@ def test_job_writing_protected_files_fails_in_the_sandbox(run, good_model):
 
 @pytest.mark.slow  # a whole trial with scoring MD
 def test_interrupted_trial_is_recorded_failed_and_git_repaired(run, good_model):
-    t = Trial(run, progress=print)
+    t = TrialRunner(run, progress=print)
     # simulate a launcher killed after committing and recording `submitted`
     set_train(run, copy_trainer(good_model))
     parent = t.repo.head()

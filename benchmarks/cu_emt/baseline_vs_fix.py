@@ -18,7 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
-from mlipilot.trial import Trial  # noqa: E402
+from mlipilot.trial import TrialRunner  # noqa: E402
 
 # (hypothesis, {config key: new value}) applied to train/config.yaml in order
 SCRIPT = [
@@ -50,7 +50,7 @@ def main() -> None:
     a = p.parse_args()
     run = Path(tempfile.mkdtemp(prefix="mlipilot-bench-")) / "run"
     init_run("cu_emt", run, executor=a.executor, size=a.size, progress=lambda s: None)
-    trial = Trial(load_run_config(run), progress=lambda s: None)
+    trial = TrialRunner(load_run_config(run), progress=lambda s: None)
     records = []
     for hypothesis, updates in SCRIPT:
         set_config(run / "train" / "config.yaml", updates)

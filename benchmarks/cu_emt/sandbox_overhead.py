@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
-from mlipilot.trial import Trial  # noqa: E402
+from mlipilot.trial import TrialRunner  # noqa: E402
 from baseline_vs_fix import set_config  # noqa: E402  -- the sibling script's config edit
 
 SCRIPT = [
@@ -50,7 +50,7 @@ def main() -> None:
     for sandbox in ("bwrap", "none"):
         run = base / sandbox
         init_run("cu_emt", run, executor="local", size=a.size, sandbox=sandbox, progress=lambda s: None)
-        trial = Trial(load_run_config(run), progress=lambda s: None)
+        trial = TrialRunner(load_run_config(run), progress=lambda s: None)
         for hypothesis, updates in SCRIPT:
             set_config(run / "train" / "config.yaml", updates)
             results[(sandbox, hypothesis)] = trial.run(hypothesis, agent="benchmark-script")

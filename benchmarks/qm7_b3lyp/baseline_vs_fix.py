@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
-from mlipilot.trial import Trial  # noqa: E402
+from mlipilot.trial import TrialRunner  # noqa: E402
 
 E0S = '"{1: -13.61311591800631, 6: -1029.8065882290819, 7: -1485.2757104517252, 8: -2042.4704390553575}"'
 SCRIPT = [
@@ -26,7 +26,7 @@ SCRIPT = [
 def main() -> None:
     run = Path(tempfile.mkdtemp(prefix="mlipilot-qm7-")) / "run"
     init_run("qm7_b3lyp", run, executor="local", progress=lambda s: None)
-    trial = Trial(load_run_config(run), progress=lambda s: None)
+    trial = TrialRunner(load_run_config(run), progress=lambda s: None)
     cfg = run / "train" / "config.yaml"
     print(f"{'trial':>5} {'verdict':9} {'feasible':8} {'E':>7} {'E unseen':>8} {'F':>7} {'MDfail':>6} {'train s':>7} "
           f"{'score s':>7}  hypothesis")

@@ -63,7 +63,7 @@ def open_agent(spec: str, seed: int = 0, api_base: str | None = None, api_key_en
         yield _load_class(AGENTS.get(spec, spec), spec)(seed=seed)
     elif kind == "local":
         from mlipilot.agents.llm import LLMAgent
-        from mlipilot.models.local_llm import LocalLLMServer
+        from mlipilot.local_llm.server import LocalLLMServer
 
         with LocalLLMServer(spec.split(":", 1)[1]) as server:
             agent = LLMAgent(f"openai/{server.model.alias}", api_base=server.api_base, seed=seed, **llm_options)

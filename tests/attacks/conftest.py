@@ -16,7 +16,7 @@ from mlipilot_testkit import copy_trainer
 from mlipilot.ledger import Ledger
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 from mlipilot.workspace_tools import WorkspaceTools
 
 
@@ -51,7 +51,7 @@ class Arena:
         head = self.repo.head.commit.hexsha
         source = copy_trainer(self.good_model) if honest_after else "import argparse, sys\n"
         self.write("train/train.py", textwrap.dedent(body) + "\n" + source)
-        record = Trial(self.cfg, progress=print).run(hypothesis)
+        record = TrialRunner(self.cfg, progress=print).run(hypothesis)
         assert store_digest(self.store) == before, "the store changed"
         assert Ledger(self.store / "ledger.jsonl").verify() is None
         if record["verdict"] != "accepted":
@@ -71,4 +71,4 @@ def honest(tmp_path_factory, fast_benchmark, good_model) -> dict:
     root = init_run(str(fast_benchmark), tmp_path_factory.mktemp("honest") / "run", executor="debug",
                     progress=lambda s: None)
     (root / "train" / "train.py").write_text(copy_trainer(good_model))
-    return Trial(load_run_config(root), progress=print).run("honest")
+    return TrialRunner(load_run_config(root), progress=print).run("honest")

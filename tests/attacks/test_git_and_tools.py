@@ -15,7 +15,7 @@ from mlipilot.agent_loop import Budget, run_agent
 from mlipilot.agents.llm import LLMAgent
 from mlipilot.errors import MLIPilotError
 from mlipilot.ledger import Ledger
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 from mlipilot.workspace_tools import ToolError
 
 
@@ -25,7 +25,7 @@ def test_gitignored_shadow_module_is_refused_by_tools_and_by_the_trial(arena):
     (arena.cfg.root / "train" / ".gitignore").write_text("*\n")  # as a run without a sandbox could
     (arena.cfg.root / "train" / "yaml.py").write_text("raise SystemExit('shadowed')\n")
     with pytest.raises(MLIPilotError, match="train/.gitignore: git control files are refused"):
-        Trial(arena.cfg).run("one-line config change")
+        TrialRunner(arena.cfg).run("one-line config change")
     assert Ledger(arena.store / "ledger.jsonl").trials() == []
 
 
@@ -47,7 +47,7 @@ def test_hard_link_into_the_store_is_refused(arena):
         with pytest.raises(ToolError, match="hard link"):
             call()
     with pytest.raises(MLIPilotError, match="scorecard_copy.yaml: a hard link"):
-        Trial(arena.cfg).run("bring the scorecard along")
+        TrialRunner(arena.cfg).run("bring the scorecard along")
 
 
 @pytest.mark.slow  # two whole trials
@@ -61,7 +61,7 @@ def test_code_planted_in_git_never_runs_in_the_harness(arena, honest):
         f.write(f"[core]\n\tfsmonitor = touch {marker}\n")
     arena.attack("")  # an accepted trial: commit, amend
     arena.write("train/train.py", copy_trainer(arena.good_model) + "raise SystemExit(1)\n")
-    Trial(arena.cfg).run("a failing trial: reset and clean")
+    TrialRunner(arena.cfg).run("a failing trial: reset and clean")
     assert not marker.exists()
 
 

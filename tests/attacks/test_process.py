@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 pytestmark = pytest.mark.slow  # every test is a whole trial (sandboxed job, scoring MD or a timeout)
 
@@ -41,7 +41,7 @@ def test_no_process_outlives_a_timeout(arena):
     mark = f"mlipilot-attack-{uuid.uuid4().hex}"
     arena.write("train/train.py", textwrap.dedent(spawn_detached(mark)) + "import time\ntime.sleep(600)\n")
     cfg = dataclasses.replace(arena.cfg, train_timeout_min=0.1)
-    r = Trial(cfg, progress=print).run("hang")
+    r = TrialRunner(cfg, progress=print).run("hang")
     assert r["verdict"] == "failed" and "timed out" in r["reason"]
     assert survivors(mark) == []
 

@@ -16,7 +16,7 @@ from mlipilot.ledger import Ledger
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.sandbox import NONE_WARNING, SandboxKind, probe
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 
 def mlipilot(*args, cwd=None):
@@ -33,7 +33,7 @@ def test_a_sandbox_that_cannot_start_refuses_the_trial(tmp_path, fast_benchmark,
                     progress=lambda s: None)
     (root / "train" / "train.py").write_text(copy_trainer(good_model))
     with pytest.raises(MLIPilotError, match=r"mlipilot.toml: sandbox apptainer cannot start: .*set \[sandbox\]"):
-        Trial(load_run_config(root)).run("anything")
+        TrialRunner(load_run_config(root)).run("anything")
 
 
 @pytest.mark.slow  # two trials through the console script
@@ -55,7 +55,7 @@ def test_none_is_said_at_every_trial_and_in_the_audit(tmp_path, fast_benchmark, 
 
 @pytest.mark.slow  # a bench whose baselines train for real
 def test_bench_refuses_to_compare_runs_sealed_differently(tmp_path, fast_benchmark):
-    from mlipilot.bench import run_bench
+    from mlipilot.comparison import run_bench
 
     out = tmp_path / "bench"
     init_run(str(fast_benchmark), out / "runs" / "expert-s1", store=out / "runs" / "expert-s1.mlipilot-store",

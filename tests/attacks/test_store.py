@@ -13,7 +13,7 @@ from mlipilot_testkit import copy_trainer
 
 from mlipilot.errors import MLIPilotError
 from mlipilot.integrity import seal_store
-from mlipilot.trial import Trial
+from mlipilot.trial import TrialRunner
 
 pytestmark = pytest.mark.slow  # every test scores an honest trial first (job + scoring MD)
 
@@ -25,7 +25,7 @@ def mlipilot(*args, cwd=None):
 @pytest.fixture
 def scored(arena):
     arena.write("train/train.py", copy_trainer(arena.good_model))
-    Trial(arena.cfg).run("honest")
+    TrialRunner(arena.cfg).run("honest")
     return arena
 
 
@@ -37,7 +37,7 @@ def test_forged_ledger_row_is_detected_by_trial_status_and_log(scored):
     lines[-1] = json.dumps(row, sort_keys=True)
     ledger.write_text("\n".join(lines[:-1] + [json.dumps({**row, "trial": 99})] + [lines[-1]]) + "\n")
     with pytest.raises(MLIPilotError, match="store integrity: .*does not follow"):
-        Trial(scored.cfg).run("next")
+        TrialRunner(scored.cfg).run("next")
     for cmd in (["status", "--run", str(scored.cfg.root)], ["log", str(scored.cfg.root)]):
         p = mlipilot(*cmd)
         assert p.returncode == 2 and "does not follow line" in p.stderr, (cmd, p.stderr)
@@ -48,11 +48,11 @@ def test_changed_store_file_stops_the_next_trial(scored, name):
     with open(scored.store / name, "a") as f:
         f.write("\n# changed\n")
     with pytest.raises(MLIPilotError, match=f"store integrity: the private store's {name} changed since init"):
-        Trial(scored.cfg).run("next")
+        TrialRunner(scored.cfg).run("next")
 
 
 def test_a_resealed_store_does_not_match_the_first_commit(scored):
     (scored.store / "scorecard.yaml").write_text((scored.store / "scorecard.yaml").read_text().replace("max: 30.0", "max: 3000.0"))
     seal_store(scored.store, json.loads((scored.store / "seal.json").read_text())["hide"])
     with pytest.raises(MLIPilotError, match="does not match the seal in the run's first commit"):
-        Trial(scored.cfg).run("next")
+        TrialRunner(scored.cfg).run("next")

@@ -1,6 +1,6 @@
 """Child process: serve a GGUF model over the OpenAI chat-completions protocol with xllamacpp.
 
-    python -m mlipilot.models.local_server WEIGHTS ALIAS PORT N_CTX THREADS
+    python -m mlipilot.local_llm.child WEIGHTS ALIAS PORT N_CTX THREADS
 """
 
 import signal

@@ -135,7 +135,7 @@ class LocalLLMServer:
         log = open(self.log_path, "w")
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # spin-waiting starves the training jobs
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlipilot.models.local_server", str(weights), self.model.alias,
+            [sys.executable, "-m", "mlipilot.local_llm.child", str(weights), self.model.alias,
              str(self.port), str(self.n_ctx), str(self.threads)], stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + self.startup_timeout_s
         while time.time() < deadline:
