@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mlipilot_testkit import FIX, ROOT, SHIPPED_MODEL, train_with_template, untrained_mace, user_benchmark
+from mlipilot_testkit import FIX, SHIPPED_MODEL, train_with_template, untrained_mace, user_benchmark
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
