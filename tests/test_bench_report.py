@@ -49,7 +49,7 @@ def test_bench_table_schema_and_identical_start(bench_dir):
     out, result, _, _ = bench_dir
     assert result["incomplete"] == []
     df = pd.read_parquet(out / "results.parquet")
-    assert len(df) == 3 * 2 * 3 and set(df["agent"]) == {"expert", "random", "openai/scripted"}
+    assert len(df) == 3 * 2 * (1 + 3) and set(df["agent"]) == {"expert", "random", "openai/scripted"}
     for col in ("agent", "seed", "iteration", "verdict", "composite", "best_so_far", "feasible_so_far",
                 "tokens_in", "tokens_out", "cost", "tool_errors", "llm_calls", "job_failed", "job_timeout",
                 "wall_llm", "wall_queue", "wall_train", "wall_score", "harness_hash", "scorecard_hash",
@@ -94,7 +94,7 @@ def test_bench_resumes_and_skips_finished_runs(bench_dir):
     assert sum("already finished" in line for line in lines) == 2
     assert sum("validated earlier" in line for line in lines) == 6  # every finished run of the bench, not redone
     assert ledger.read_text() == before
-    assert len(result["table"]) == 18
+    assert len(result["table"]) == 24  # 2 runs x (the harness's baseline + 3 iterations), 3 agents
 
 
 def test_incomplete_runs_are_reported(bench_dir, tmp_path):
