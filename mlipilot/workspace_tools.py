@@ -263,7 +263,9 @@ class WorkspaceTools:
         if not knobs:
             return TOOL_SCHEMAS
         json_type = {float: "number", int: "integer", bool: "boolean", str: "string"}
-        props = {k.name: {"type": json_type.get(k.type, "string"), "description": k.doc[:200]} for k in knobs.values()}
+        props = {k.name: {"type": json_type.get(k.type, "string"), "description": k.doc[:200],
+                          **({"minimum": k.range[0], "maximum": k.range[1]} if k.range else {})}
+                 for k in knobs.values()}
         out = copy.deepcopy(TOOL_SCHEMAS)
         updates = out[0]["function"]["parameters"]["properties"]["updates"]
         updates.update({"properties": props, "additionalProperties": False, "minProperties": 1})

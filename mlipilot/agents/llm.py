@@ -70,10 +70,11 @@ class LLMAgent(Agent):
                 return IterationResult(Outcome.STOP, "token budget spent", usage, ExitStatus.BUDGET_TOKENS)
             if limits.max_cost_left is not None and usage.cost is not None and usage.cost >= limits.max_cost_left:
                 return IterationResult(Outcome.STOP, "cost budget spent", usage, ExitStatus.BUDGET_COST)
-            # the last call of an iteration offers only run_experiment and finish, so a model that
+            # the last call of an iteration offers only run_experiment, so a model that
             # keeps exploring (small models do) still tests its edits instead of wasting the iteration
             last_call = usage.llm_calls == limits.max_llm_calls - 1
-            offered = [t for t in schemas if t["function"]["name"] in TERMINAL_TOOLS] if last_call else schemas
+            # (finish is not offered then: a small model forced to choose ends the whole run with it)
+            offered = [t for t in schemas if t["function"]["name"] == "run_experiment"] if last_call else schemas
             try:
                 response = self.chat.complete(messages, offered, usage)
             except MalformedCall:  # the server could not parse what the model wrote: the model's error
