@@ -89,8 +89,21 @@ class _Row:
         return {"event": event, **out} if event and "event" not in out else out
 
 
+@dataclass(kw_only=True)
+class _Usage:
+    """What an agent iteration spent (trials and events carry it alike)."""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float | None = 0.0
+    llm_calls: int = 0
+    tool_errors: int = 0
+    refused: int = 0
+    cached_tokens: int = 0
+    llm_seconds: float = 0.0
+
+
 @dataclass
-class TrialRecord(_Row):
+class TrialRecord(_Usage, _Row):
     """A trial's latest ledger row: the fields readers use by name; everything else in `extra`."""
     trial: int
     status: str = "submitted"
@@ -108,13 +121,6 @@ class TrialRecord(_Row):
     feasible: bool = False
     total_violation: float | None = None
     knobs: dict | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float | None = 0.0
-    tool_errors: int = 0
-    refused: int = 0
-    cached_tokens: int = 0
-    llm_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -123,7 +129,7 @@ class TrialRecord(_Row):
 
 
 @dataclass
-class IterationEvent(_Row):
+class IterationEvent(_Usage, _Row):
     """An agent iteration that trained nothing (finish, a stop, a refusal)."""
     EVENT: ClassVar[str] = "iteration"
     outcome: str = Outcome.STOP
@@ -132,14 +138,6 @@ class IterationEvent(_Row):
     agent: str = ""
     model: str = ""
     iteration: int | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float | None = 0.0
-    llm_calls: int = 0
-    tool_errors: int = 0
-    refused: int = 0
-    cached_tokens: int = 0
-    llm_seconds: float = 0.0
     brief_chars: int = 0
     parallel: int | None = None
     at: str = field(default_factory=_now)

@@ -92,7 +92,7 @@ def test_expert_e0s_come_from_the_benchmark_or_a_fit(tmp_path):
     for name, bench in (("cuau", alloy), ("box", box)):
         mlipilot("init", str(bench), str(tmp_path / f"run-{name}"), "--sandbox", "none", cwd=tmp_path)
         tools = WorkspaceTools(load_run_config(tmp_path / f"run-{name}"))
-        tools.ledger = type("ThreeTrialsDone", (), {"trials": staticmethod(lambda: [{}, {}, {}])})()
+        tools.history = type("ThreeTrialsDone", (), {"trials": staticmethod(lambda: [{}, {}, {}])})()
         result = ExpertAgent().run_iteration(tools, "", IterationLimits())
         cfg = yaml.safe_load((tmp_path / f"run-{name}" / "train" / "config.yaml").read_text())
         expected[name] = (result.text, yaml.safe_load(cfg["E0s"]))

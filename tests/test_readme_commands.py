@@ -134,7 +134,7 @@ def _next_iteration(ctx: Ctx) -> int:
     from mlipilot.run_config import load_run_config
 
     ledger = load_run_config(ctx.cwd).store / "ledger.jsonl"
-    return spent(Ledger(ledger).rows())["iterations"] + 1
+    return spent(Ledger(ledger).rows()).iterations + 1
 
 
 def _edit_config_as_the_comment_says(ctx: Ctx) -> None:

@@ -160,7 +160,8 @@ def test_bench_launchers_are_slurm_jobs(tmp_path, fast_benchmark, good_model):
     result = run_bench(str(bench), ["expert", "random"], seeds=1, iterations=1, out=tmp_path / "out",
                        executor="slurm", progress=lines.append)
     assert result["incomplete"] == [], lines
-    assert len(result["table"]) == 2 and set(result["table"]["verdict"]) == {"accepted"}
+    table = result["table"]  # per run: the harness's baseline (accepted), then one agent iteration
+    assert len(table) == 4 and set(table[table["trial_agent"] == "harness"]["verdict"]) == {"accepted"}
     launcher_ids = [e["job_id"] for e in result["manifest"]["runs"].values()]
     assert all("COMPLETED" in sacct(j) for j in launcher_ids)
     trial_jobs = result["table"]  # each trial's train and score jobs went through Slurm as well
