@@ -17,7 +17,7 @@ from mlipilot.rundir import init_run
 DEFAULT_AGENT = "local:qwen2.5-coder-0.5b"
 # wall minutes per iteration on a 2-core machine, measured by benchmarks/cu_emt/agent_quality.py (one
 # training + scoring + the agent's LLM calls); the harness's baseline is one training without an agent
-MINUTES_PER_ITERATION = {"expert": 1.5, "local:qwen2.5-coder-0.5b": 2.5, "local:qwen2.5-coder-1.5b": 4.0}
+MINUTES_PER_ITERATION = {"expert": 1.5, "local:qwen2.5-coder-0.5b": 2.3, "local:qwen2.5-coder-1.5b": 4.0}
 BASELINE_MINUTES = 1.5
 
 
