@@ -43,7 +43,7 @@ kind = "{sandbox}"
 seeds = 3                   # `mlipilot noise`: trainings of the incumbent, one harness seed each
 z = 2.0                     # margin = max(scorecard noise_margin x incumbent, z x sigma)
 confirm = 3.0               # a win smaller than confirm x sigma is trained again with a second seed
-base_seed = 1               # every trial trains with this seed; replicates use base_seed + 1, + 2, ...
+base_seed = {base_seed}               # every trial trains with this seed; replicates use base_seed + 1, + 2, ...
 
 [agent]                     # defaults for `mlipilot run`; its flags override them
 model = "expert"            # expert | random | optuna | local:qwen2.5-coder-0.5b | any litellm model string

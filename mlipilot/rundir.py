@@ -60,8 +60,9 @@ def default_store(run_dir: Path) -> Path:
 
 def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor: str = "local",
              size: str = "default", train_timeout_min: float = 30, score_timeout_min: float = 10,
-             progress=print, sandbox: str | None = None) -> Path:
-    """`sandbox` None probes: bwrap where it starts here, else none (said loudly, with the fix)."""
+             progress=print, sandbox: str | None = None, base_seed: int = 1) -> Path:
+    """`sandbox` None probes: bwrap where it starts here, else none (said loudly, with the fix).
+    `base_seed`: the harness's training seed, [noise] base_seed in mlipilot.toml."""
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve() if store else default_store(run_dir)
     try:
@@ -115,7 +116,8 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
             name=run_dir.name, benchmark=benchmark, branch=branch, store=store, executor=executor,
-            train_timeout_min=train_timeout_min, score_timeout_min=score_timeout_min, sandbox=sandbox))
+            train_timeout_min=train_timeout_min, score_timeout_min=score_timeout_min, sandbox=sandbox,
+            base_seed=int(base_seed)))
         cfg = load_run_config(run_dir)
         repo = RunRepo.create(run_dir, branch)
         save_hashes(store, protected_hashes(run_dir, cfg.editable))

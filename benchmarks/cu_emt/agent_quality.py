@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import tempfile
 import time
@@ -37,7 +36,6 @@ import git  # noqa: E402
 
 from mlipilot.agent_loop import Budget, run_agent  # noqa: E402
 from mlipilot.agents import open_agent  # noqa: E402
-from mlipilot.integrity import protected_hashes, save_hashes  # noqa: E402
 from mlipilot.ledger import Ledger  # noqa: E402
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
@@ -53,19 +51,6 @@ except ImportError:  # older harness: the same normal form, computed here
         return repr(sorted((n, _normal_form(n, repo.git.show(f"{commit}:{n}"))) for n in names))
 
 HARNESS = "harness"
-
-
-def set_base_seed(run: Path, seed: int) -> None:
-    """The harness's training seed for this run: mlipilot.toml is protected, so the change is
-    re-hashed and committed as the run's starting point (before any trial)."""
-    toml = run / "mlipilot.toml"
-    toml.write_text(re.sub(r"(?m)^base_seed = \d+", f"base_seed = {seed}", toml.read_text()))
-    cfg = load_run_config(run)
-    save_hashes(cfg.store, protected_hashes(run, cfg.editable))
-    repo = git.Repo(run)
-    if repo.is_dirty():
-        repo.git.execute(["git", "-c", "user.name=mlipilot", "-c", "user.email=mlipilot@localhost", "commit", "-qam",
-                          f"agent_quality: harness seed {seed}"])
 
 
 def summarise(run: Path, wall_s: float) -> dict:
@@ -134,8 +119,7 @@ def main() -> None:
                 continue
             run = out / model / f"seed{seed}"
             if not (run / "mlipilot.toml").exists():
-                init_run("cu_emt", run, size=a.size, progress=lambda s: None)
-                set_base_seed(run, seed)
+                init_run("cu_emt", run, size=a.size, progress=lambda s: None, base_seed=seed)
             print(f"[{name}] {a.iterations} iterations in {run}", flush=True)
             t0 = time.time()
             with open_agent(f"local:{model}", seed=seed) as agent:
