@@ -41,7 +41,8 @@ class QueueKind(ExecutorKind):
 def write_config(root: Path, executor: str, extra: str = "") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     text = TEMPLATE.format(name="r", benchmark="cu_emt", branch="mlipilot/r", store=root.parent / "store",
-                           executor=executor, train_timeout_min=30, score_timeout_min=10, sandbox="none")
+                           executor=executor, train_timeout_min=30, score_timeout_min=10, sandbox="none",
+                           base_seed=1)
     (root / "mlipilot.toml").write_text(text.replace("score_timeout_min = 10\n", f"score_timeout_min = 10\n{extra}"))
     return root
 
