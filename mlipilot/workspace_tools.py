@@ -62,9 +62,12 @@ TOOL_SCHEMAS = [
     _schema("show_trial", "One trial's diff, scorecard metrics, verdict reason and log tail.",
             {"trial": {"type": "integer"}}, ["trial"]),
     _schema("run_experiment", "Commit your edits and test them: train, score, accept or revert. Ends this turn.",
-            {"hypothesis": {"type": "string", "description": "what you changed and why you expect it to help"}},
+            # maxLength: a server's grammar then closes the string (a small model rambling to the token
+            # limit otherwise leaves arguments that are not JSON, and the iteration is lost)
+            {"hypothesis": {"type": "string", "maxLength": 300,
+                            "description": "what you changed and why you expect it to help (one sentence)"}},
             ["hypothesis"]),
-    _schema("finish", "Stop the research run.", {"summary": {"type": "string"}}, ["summary"]),
+    _schema("finish", "Stop the research run.", {"summary": {"type": "string", "maxLength": 300}}, ["summary"]),
 ]
 TERMINAL_TOOLS = ("run_experiment", "finish")
 

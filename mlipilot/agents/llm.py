@@ -105,12 +105,14 @@ class LLMAgent(Agent):
                         raise ValueError("arguments must be a JSON object")
                 except (json.JSONDecodeError, ValueError) as e:
                     usage.tool_errors += 1
+                    self.progress(f"  llm call {usage.llm_calls}: {name} with arguments that are not JSON")
                     self._reply(messages, assistant, call_id, f"Error: arguments of {name} are not valid JSON ({e}).")
                     continue
                 if name in TERMINAL_TOOLS:
                     text = str(args.get("hypothesis" if name == "run_experiment" else "summary", "")).strip()
                     if name == "run_experiment" and not text:
                         usage.tool_errors += 1
+                        self.progress(f"  llm call {usage.llm_calls}: run_experiment without a hypothesis")
                         self._reply(messages, assistant, call_id, "Error: run_experiment needs a hypothesis.")
                         continue
                     refusal = tools.refusal() if name == "run_experiment" else None
