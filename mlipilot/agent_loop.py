@@ -4,7 +4,8 @@
 One code path for serial and parallel: a round proposes K candidates (K = 1 edits the run
 directory itself; K > 1 gives each its own git worktree and trains them at once), then decides
 them in order. State lives in the ledger and git, so a killed run resumes where it stopped: the
-interrupted trial is recorded as failed, never repeated or lost."""
+interrupted trial's job is re-attached to where it still runs (local or Slurm), else the trial is
+recorded as interrupted: not a spent iteration, and the agent may try it again."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from mlipilot.records import (
     TrialRecord,
 )
 from mlipilot.run_config import RunConfig
+from mlipilot.run_lock import run_lock
 from mlipilot.trial import TrialRunner
 from mlipilot.workspace_tools import WorkspaceTools
 
@@ -68,9 +70,10 @@ class Budget:
 
 def spent(rows: list[dict]) -> Spent:
     """Agent iterations, tokens and cost so far: trials (latest record each; the harness's baseline
-    is not an agent iteration) and iterations that ended without an experiment."""
+    is not an agent iteration, nor is a trial a stopped launcher interrupted) and iterations that
+    ended without an experiment."""
     counted: list[TrialRecord | IterationEvent] = [t for t in map(TrialRecord.from_json, latest_trials(rows))
-                                                   if not t.by_harness]
+                                                   if not t.by_harness and not t.interrupted]
     counted += [IterationEvent.from_json(r) for r in rows if r.get("event") == IterationEvent.EVENT]
     total = Spent()
     for r in counted:
@@ -79,6 +82,11 @@ def spent(rows: list[dict]) -> Spent:
 
 
 def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None] = print) -> str:
+    with run_lock(cfg.store):  # one launcher per run, for the whole run
+        return _run_agent(cfg, agent, budget, progress)
+
+
+def _run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None]) -> str:
     trial = TrialRunner(cfg, progress=progress)
     trial.recover_interrupted()
     agent.progress = progress

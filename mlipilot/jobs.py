@@ -25,6 +25,7 @@ from mlipilot.executors import get_executor
 from mlipilot.records import FailureKind
 from mlipilot.sandbox import SandboxError
 
+MODEL_DIR = "model"  # a trial folder's copy of the exported model: what scoring and validation read
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -71,12 +72,43 @@ def _as_result(fn: Callable[..., dict]) -> Callable[..., dict]:
     return wrapper
 
 
+def _limit_hint(rc: int, log: Path, limits) -> str:
+    """Which sandbox limit a failed job ran into, as far as its exit and log tell ('' when none)."""
+    import signal
+
+    text = log.read_text(errors="replace")[-20000:] if log.exists() else ""
+    if rc in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ) or "File too large" in text:
+        return f" (a file exceeded the sandbox's limit file_gb = {limits.file_gb:g})"
+    if "MemoryError" in text or "Cannot allocate memory" in text or "std::bad_alloc" in text:
+        return f" (memory: the sandbox's limit is memory_gb = {limits.memory_gb:g} per process)"
+    if "Resource temporarily unavailable" in text and ("fork" in text or "Popen" in text or "thread" in text):
+        return f" (processes: the sandbox's limit is processes = {limits.processes})"
+    if "No space left on device" in text:
+        return f" (/tmp: the sandbox's limit is tmp_mb = {limits.tmp_mb})"
+    return ""
+
+
+def tree_bytes(root: Path) -> int:
+    """Bytes under `root`, links not followed (a link to a large file costs its own few bytes)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
 @_as_result
 def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: int = 1) -> dict:
     """Run the committed tree's train/train.py inside the sandbox, then the harness's export step
-    (same sandbox) that turns the trained model into data: model.json + weights.pt. `seed` is the
-    harness's training seed (MLIPILOT_SEED; the shipped train.py passes it to mace-torch)."""
-    from mlipilot.model_export import CONFIG_FILE
+    (same sandbox) that turns the trained model into data: model.json + weights.pt, copied to the
+    trial's `model/` folder; the output folder is measured against its limit and then removed.
+    `seed` is the harness's training seed (MLIPILOT_SEED; the shipped train.py passes it to mace-torch)."""
+    import shutil
+
+    from mlipilot.model_export import CONFIG_FILE, ExportError, take_export
     from mlipilot.sandbox import (
         SandboxConfig,
         SandboxError,
@@ -87,9 +119,12 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
 
     started = time.time()
     trial = Path(trial_dir)
-    src_dir, out = Path(src), trial / "job" / "out"
+    src_dir, out, dest = Path(src), trial / "job" / "out", trial / MODEL_DIR
+    shutil.rmtree(dest, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    box = open_sandbox(SandboxConfig.from_json(sandbox))
+    box_cfg = SandboxConfig.from_json(sandbox)
+    limits = box_cfg.limits
+    box = open_sandbox(box_cfg)
     if problem := box.problem():
         raise SandboxError(f"sandbox {box.kind} cannot start: {problem}")
     log = trial / "train.log"
@@ -100,30 +135,44 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     train = [sys.executable, "train/train.py", "--out-dir", inner(out / "train"), "--model-out", inner(model)]
     t_train = time.time()
     try:
-        rc = run_sandboxed(box, train, src_dir, out, env, log, timeout_s)
-    except subprocess.TimeoutExpired:
-        raise JobFailed(f"training timed out after {timeout_s:.0f} s", kind=FailureKind.TIMEOUT) from None
-    if rc != 0:
-        raise JobFailed(f"train/train.py exited with status {rc}: {last_error_line(log)}", kind=FailureKind.TRAIN_CRASH)
-    if not model.is_file() or model.is_symlink():
-        raise JobFailed(f"train/train.py finished but wrote no model file at --model-out ({model.name})",
-                        kind=FailureKind.SMOKE)
-    # harness code, but in the sandbox: unpickling the model may run the agent's code
-    export = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "mlipilot.model_export",
-              inner(model), inner(export_dir)]
-    export_log = trial / "export.log"
-    export_log.write_bytes(b"")
-    t_export = time.time()
-    try:
-        rc = run_sandboxed(box, export, src_dir, out, env, export_log, max(60.0, timeout_s - (time.time() - started)))
-    except subprocess.TimeoutExpired:
-        raise JobFailed("model export timed out", kind=FailureKind.TIMEOUT) from None
-    if rc != 0 or not (export_dir / CONFIG_FILE).exists():
-        raise JobFailed(f"the trained model cannot be exported as data: {last_error_line(export_log)}",
-                        kind=FailureKind.SMOKE)
+        try:
+            rc = run_sandboxed(box, train, src_dir, out, env, log, timeout_s)
+        except subprocess.TimeoutExpired:
+            raise JobFailed(f"training timed out after {timeout_s:.0f} s (its limit, train_timeout_min = {timeout_s / 60:g})",
+                            kind=FailureKind.TIMEOUT) from None
+        if rc != 0:
+            raise JobFailed(f"train/train.py exited with status {rc}{_limit_hint(rc, log, limits)}: "
+                            f"{last_error_line(log)}", kind=FailureKind.TRAIN_CRASH)
+        if not model.is_file() or model.is_symlink():
+            raise JobFailed(f"train/train.py finished but wrote no model file at --model-out ({model.name})",
+                            kind=FailureKind.SMOKE)
+        # harness code, but in the sandbox: unpickling the model may run the agent's code
+        export = [sys.executable, "-P", "-m", "mlipilot.model_export", inner(model), inner(export_dir)]
+        export_log = trial / "export.log"
+        export_log.write_bytes(b"")
+        t_export = time.time()
+        try:
+            rc = run_sandboxed(box, export, src_dir, out, env, export_log, limits.export_timeout_min * 60)
+        except subprocess.TimeoutExpired:
+            raise JobFailed(f"model export timed out (its limit, [sandbox] export_timeout_min = {limits.export_timeout_min:g})",
+                            kind=FailureKind.TIMEOUT) from None
+        if rc != 0 or not (export_dir / CONFIG_FILE).exists():
+            raise JobFailed(f"the trained model cannot be exported as data{_limit_hint(rc, export_log, limits)}: "
+                            f"{last_error_line(export_log)}", kind=FailureKind.SMOKE)
+        size = tree_bytes(out)
+        if size > limits.output_gb * (1 << 30):
+            raise JobFailed(f"the job left {size / (1 << 30):.1f} GB in its output folder, more than the sandbox's "
+                            f"limit output_gb = {limits.output_gb:g}", kind=FailureKind.SMOKE)
+        try:
+            take_export(out, dest)
+        except ExportError as e:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise JobFailed(f"the exported model cannot be taken out of the sandbox: {e}", kind=FailureKind.SMOKE) from None
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # only the copied export leaves the sandbox's folder
     done = time.time()
     return {"started": started, "seconds": done - started, "host": socket.gethostname(),
-            "model": str(export_dir), "sandbox": str(box.kind),
+            "model": str(dest), "sandbox": str(box.kind),
             "steps": {"train_py": t_export - t_train, "export": done - t_export}}
 
 
@@ -145,7 +194,7 @@ def _harness_job(out_json: str, expected: dict | None, files: dict[str, str]) ->
 
 @_as_result
 def score_job(model_dir: str, spec_path: str, holdout_path: str, out_json: str,
-              expected: dict | None = None) -> dict:
+              expected: dict | None = None, caps: dict | None = None) -> dict:
     """Score a model with the harness's scorecard (never workspace code); write scorecard.json.
     `expected` holds the sealed sha256 of the scorecard and holdout: a mismatch scores nothing."""
     started = _harness_job(out_json, expected, {"scorecard": spec_path, "holdout": holdout_path})
@@ -154,7 +203,7 @@ def score_job(model_dir: str, spec_path: str, holdout_path: str, out_json: str,
 
     lines: list[str] = []
     metrics = score_model(Path(model_dir), load_spec(Path(spec_path)), Path(holdout_path),
-                          progress=lines.append)  # the launcher prints them (once, whatever the executor)
+                          progress=lines.append, caps=caps)  # the launcher prints the lines (once, whatever the executor)
     Path(out_json).write_text(json.dumps(metrics, indent=1, sort_keys=True))
     return {"started": started, "seconds": time.time() - started, "metrics": metrics, "log": lines}
 
@@ -211,8 +260,9 @@ def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | N
         raise JobFailed(_last_error_line(str(e))) from None
     except submitit.core.utils.UncompletedJobError as e:
         timed_out = re.search(r"time ?out|time limit", str(e), re.I)  # e.g. Slurm's TIMEOUT state
+        gone = re.search(r"interrupted", str(e))  # a re-attached job that ended with its launcher
         raise JobFailed(f"job did not complete: {_last_error_line(str(e))}",
-                        kind=FailureKind.TIMEOUT if timed_out else None) from None
+                        kind=FailureKind.TIMEOUT if timed_out else FailureKind.INTERRUPTED if gone else None) from None
     if isinstance(result, dict) and result.get("error"):
         raise JobFailed(result["error"], result.get("traceback"), result.get("kind"))
     return result

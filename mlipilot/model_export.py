@@ -23,6 +23,10 @@ MODEL_CLASSES = ("ScaleShiftMACE",)  # what mace-torch's extract_config_mace_mod
 ENERGY_READOUTS = ("LinearReadoutBlock", "NonLinearReadoutBlock", "NonLinearBiasReadoutBlock",
                    "GeneralNonLinearBiasReadoutBlock")
 MAX_CONFIG_BYTES = 1 << 20
+# the largest model the scorer builds (a model.json asking for 100,000 channels once kept it busy for
+# 11 minutes): per knob, the range's maximum in the run's knobs.yaml where it declares one, else these
+DEFAULT_CAPS = {"num_channels": 256, "max_L": 3, "correlation": 4, "num_interactions": 6,
+                "num_radial_basis": 64, "max_ell": 6, "mlp_width": 1024}
 MAX_WEIGHTS_BYTES = 2 << 30
 
 
@@ -122,8 +126,78 @@ def _read_regular(path: Path, limit: int) -> bytes:
         return f.read(limit + 1)
 
 
-def rebuild(export_dir: Path):
-    """In the scorer: the module mace-torch builds from model.json, with weights loaded weights-only."""
+def take_export(out_dir: Path, dest: Path) -> Path:
+    """Copy `out_dir/export/{model.json, weights.pt}` — written inside the sandbox — to `dest`, a folder
+    only the harness writes, opening every path component without following links: a planted
+    `export -> ../../other-trial/...` link is refused, never read through. Scoring, validation and
+    the audit read only the copy."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fds = []
+    try:
+        try:
+            fds.append(os.open(out_dir, flags | os.O_DIRECTORY))
+            fds.append(os.open("export", flags | os.O_DIRECTORY, dir_fd=fds[-1]))
+        except OSError as e:
+            raise ExportError(f"export: refused ({e.strerror}); the harness's export folder must be a real "
+                              "folder, not a link") from None
+        dest.mkdir(parents=True, exist_ok=False)
+        for name, limit in ((CONFIG_FILE, MAX_CONFIG_BYTES), (WEIGHTS_FILE, MAX_WEIGHTS_BYTES)):
+            try:
+                fd = os.open(name, flags | os.O_NONBLOCK, dir_fd=fds[1])
+            except OSError as e:
+                raise ExportError(f"{name}: refused ({e.strerror}); a link or special file is not a model") from None
+            with os.fdopen(fd, "rb") as f, open(dest / name, "xb") as g:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+                    raise ExportError(f"{name}: not a regular file of at most {limit} bytes")
+                g.write(f.read(limit + 1))
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return dest
+
+
+def size_problem(config: dict, caps: dict | None = None) -> str | None:
+    """Why model.json describes a model larger than the run allows (None when it does not), read from
+    the description alone, before anything is built."""
+    from e3nn import o3
+
+    caps = {**DEFAULT_CAPS, **(caps or {})}
+    found: dict[str, list[tuple[str, float]]] = {}
+
+    def note(knob: str, where: str, value) -> None:
+        found.setdefault(knob, []).append((where, value))
+
+    for key in ("hidden_irreps", "MLP_irreps"):
+        if isinstance(config.get(key), dict) and isinstance(config[key].get("irreps"), str):
+            try:
+                irreps = o3.Irreps(config[key]["irreps"])
+            except Exception:
+                return f"{key}: {config[key]['irreps']!r} is not an irreps string"
+            for mul, ir in irreps:
+                note("num_channels" if key == "hidden_irreps" else "mlp_width", key, mul)
+                note("max_L", key, ir.l)
+    corr = config.get("correlation")
+    for c in corr if isinstance(corr, list) else [corr]:
+        note("correlation", "correlation", c)
+    for key, knob in (("num_interactions", "num_interactions"), ("num_bessel", "num_radial_basis"),
+                      ("max_ell", "max_ell")):
+        note(knob, key, config.get(key))
+    for width in config.get("radial_MLP") or []:
+        note("mlp_width", "radial_MLP", width)
+    for knob, values in found.items():
+        for where, v in values:
+            if v is None:
+                continue
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v > caps[knob]:
+                return (f"{where} = {v!r} exceeds the largest {knob} this run allows ({caps[knob]:g}, "
+                        "from knobs.yaml's range or the harness's default) — not built")
+    return None
+
+
+def rebuild(export_dir: Path, caps: dict | None = None):
+    """In the scorer: the module mace-torch builds from model.json, with weights loaded weights-only.
+    `caps`: the largest value of each size knob (see size_problem)."""
     import io
 
     import mace  # noqa: F401  -- before e3nn
@@ -141,6 +215,8 @@ def rebuild(export_dir: Path):
     dtype = {"float32": torch.float32, "float64": torch.float64}.get(doc.get("dtype"))
     if dtype is None:
         raise ExportError(f"{CONFIG_FILE}: dtype {doc.get('dtype')!r} is not float32 or float64")
+    if problem := size_problem(doc["config"], caps):
+        raise ExportError(f"{CONFIG_FILE}: {problem}")
     config = {str(k): _from_json(str(k), v) for k, v in doc["config"].items()}
     try:
         model = getattr(modules, doc["class"])(**config)

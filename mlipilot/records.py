@@ -127,6 +127,16 @@ class TrialRecord(_Usage, _Row):
     def by_harness(self) -> bool:
         return self.agent == HARNESS_AGENT
 
+    @property
+    def interrupted(self) -> bool:
+        """Ended by a stopped launcher, not by its experiment: no spent iteration, free to retry."""
+        return self.failure == FailureKind.INTERRUPTED
+
+
+def interrupted(row: dict) -> bool:
+    """The same for a ledger row read as a dict."""
+    return row.get("failure") == FailureKind.INTERRUPTED
+
 
 @dataclass
 class IterationEvent(_Usage, _Row):

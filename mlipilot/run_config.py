@@ -14,7 +14,7 @@ from mlipilot.executors import (
     get_executor,
     registered_kinds,
 )
-from mlipilot.sandbox import SandboxConfig, SandboxKind
+from mlipilot.sandbox import LIMIT_FIELDS, Limits, SandboxConfig, SandboxKind
 
 CONFIG_NAME = "mlipilot.toml"
 EXECUTORS = executor_names()
@@ -38,6 +38,13 @@ score_timeout_min = {score_timeout_min}
 kind = "{sandbox}"
 # image = "/path/to/env.sif"   # apptainer only: an image with your Python environment and MLIPilot
 # hide = ["/data/my_holdout_copies"]   # more paths train.py must not see (the store and the holdout's source are hidden already)
+# limits of each sandboxed job (defaults shown); a job over one fails with the limit named
+# processes = 512             # tasks (threads count); as root it needs a writable pids cgroup
+# memory_gb = 16              # per process (heap and anonymous memory)
+# file_gb = 2                 # the largest file it may write
+# output_gb = 4               # its output folder, measured after the job
+# tmp_mb = 512                # its private /tmp (RAM-backed)
+# export_timeout_min = 5      # the harness's export step after train.py
 
 [noise]                     # verdicts that survive seed noise (see README)
 seeds = 3                   # `mlipilot noise`: trainings of the incumbent, one harness seed each
@@ -86,7 +93,7 @@ class RunConfig:
 
 
 _NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float), "base_seed": int}
-_SANDBOX_FIELDS = {"kind": str, "image": str, "hide": list}
+_SANDBOX_FIELDS = {"kind": str, "image": str, "hide": list, **LIMIT_FIELDS}
 
 
 def _optional_table(path: Path, d: dict, name: str, fields: dict, example: str) -> dict:
@@ -191,6 +198,9 @@ def load_run_config(root: Path) -> RunConfig:
     sandbox = _optional_table(path, d, "sandbox", _SANDBOX_FIELDS, 'write [sandbox] with kind = "bwrap"') or {"kind": "bwrap"}
     if not all(isinstance(x, str) and Path(x).is_absolute() for x in sandbox.get("hide", [])):
         raise config_error(path, "sandbox.hide", f"wrong value ({sandbox['hide']!r})", "write a list of absolute paths")
+    for key in LIMIT_FIELDS:
+        if key in sandbox and sandbox[key] <= 0:
+            raise config_error(path, f"sandbox.{key}", f"must be > 0 ({sandbox[key]!r})", "see the commented template")
     kinds = [str(k) for k in SandboxKind]
     if sandbox.get("kind") not in kinds:
         raise config_error(path, "sandbox.kind", f"unknown sandbox {sandbox.get('kind')!r}", f"use one of {', '.join(kinds)}")
@@ -203,6 +213,7 @@ def load_run_config(root: Path) -> RunConfig:
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
                      options,
-                     SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ()))),
+                     SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ())),
+                                   Limits(**{k: v for k, v in sandbox.items() if k in LIMIT_FIELDS})),
                      NoiseConfig(int(noise.get("seeds", 3)), float(noise.get("z", 2.0)), float(noise.get("confirm", 3.0)),
                                  int(noise.get("base_seed", 1))))

@@ -1,10 +1,13 @@
 """The training sandbox: what the agent's `train.py` may see and touch.
 
-Inside, the filesystem is read-only (Python environment, the run's `.git`, everything), `/tmp` and
-`/run` are private and empty, the private store, the data cache, the benchmark's source folder and
-the user's secrets are hidden, there is no network, the job has its own PID namespace and session
-(nothing outlives it), and the environment carries no API keys. Only the trial's output folder is
-writable. The trained tree is mounted read-only at JOB/src, the output folder at JOB/out.
+Inside (bwrap), the job sees only what it needs, read-only: the system's `/usr` (and its `/bin`,
+`/lib` links), a few files of `/etc`, the Python environment and MLIPilot's package — no home, no
+run directory, no store of this or any other run, no data cache. The trained tree is mounted
+read-only at JOB/src, the output folder (the only writable place) at JOB/out, `/tmp` is a small
+private tmpfs. The job runs as an unprivileged uid in its own user namespace with no capabilities
+(also when the launcher is root, where bwrap would otherwise keep root's), cannot make further user
+namespaces, has no network, its own PID namespace and session (nothing outlives it), an environment
+without API keys, and limits on processes, memory, file size and `/tmp` (see `Limits`).
 
 One class per kind (`bwrap`, `apptainer`, `none`) behind the `Sandbox` protocol, one line each in
 SANDBOXES; `mlipilot init` probes which one works here and writes it to mlipilot.toml.
@@ -12,11 +15,12 @@ SANDBOXES; `mlipilot init` probes which one works here and writes it to mlipilot
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -39,19 +43,41 @@ class SandboxError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one sandboxed job (training, export) may use; `[sandbox]` keys of mlipilot.toml."""
+
+    processes: int = 512  # tasks (threads count) of the job; root launchers need a writable pids cgroup
+    memory_gb: float = 16.0  # per process (RLIMIT_DATA: heap and anonymous mappings)
+    file_gb: float = 2.0  # the largest file the job may write
+    output_gb: float = 4.0  # the output folder, measured after the job
+    tmp_mb: int = 512  # the private /tmp (RAM-backed)
+    export_timeout_min: float = 5.0  # the harness's export step, after train.py
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+LIMIT_FIELDS = {f.name: (int, float) for f in fields(Limits)}
+
+
+@dataclass(frozen=True)
 class SandboxConfig:
     """`[sandbox]` of mlipilot.toml, plus the paths `init` recorded as private to the harness."""
 
     kind: SandboxKind = SandboxKind.BWRAP
     image: str | None = None  # apptainer only: the .sif (or sandbox folder) holding the Python environment
     hide: tuple[str, ...] = field(default_factory=tuple)
+    limits: Limits = Limits()
+    inputs: tuple[str, ...] = ()  # declared read-only inputs, visible at their own path
 
     def to_json(self) -> dict:
-        return {"kind": str(self.kind), "image": self.image, "hide": list(self.hide)}
+        return {"kind": str(self.kind), "image": self.image, "hide": list(self.hide),
+                "limits": self.limits.to_json(), "inputs": list(self.inputs)}
 
     @classmethod
     def from_json(cls, d: dict) -> "SandboxConfig":
-        return cls(SandboxKind(d.get("kind", "bwrap")), d.get("image"), tuple(d.get("hide", ())))
+        return cls(SandboxKind(d.get("kind", "bwrap")), d.get("image"), tuple(d.get("hide", ())),
+                   Limits(**d.get("limits", {})), tuple(d.get("inputs", ())))
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -61,7 +87,13 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-PRIVATE = (Path("/tmp"), Path("/run"))  # empty in every sandbox
+# what bwrap binds read-only besides the Python environment: the system's programs and libraries
+# (where they are links, as on merged-/usr systems, the link) and the /etc files the loader, Python
+# and mace-torch read — never all of /etc (/etc/shadow is readable to a job whose host uid is root)
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "passwd", "group", "nsswitch.conf",
+       "localtime", "os-release", "mime.types")
+SANDBOX_UID = 1000  # the job's uid inside its user namespace (any but 0: bwrap then drops every capability)
 
 
 def _under(p: Path, roots) -> bool:
@@ -69,8 +101,9 @@ def _under(p: Path, roots) -> bool:
 
 
 def runtime_paths() -> list[Path]:
-    """What the job needs to run Python, mace-torch and the export step, where it lies under a private
-    folder (a virtual environment or a checkout under /tmp): re-exposed read-only."""
+    """What the job needs to run Python, mace-torch and the export step, outside the system folders:
+    the interpreter's prefixes, site-packages, MLIPilot's package, and the user's PYTHONPATH and
+    LD_LIBRARY_PATH entries (module systems put libraries there). Outermost only."""
     import site
     import sys
 
@@ -78,18 +111,47 @@ def runtime_paths() -> list[Path]:
 
     paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent,
              Path(mlipilot.__file__).resolve().parent, *(Path(p) for p in site.getsitepackages())}
+    for var in ("PYTHONPATH", "LD_LIBRARY_PATH"):
+        paths |= {Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p and Path(p).is_absolute()}
     paths = {p.resolve() for p in paths if p.exists()}
-    return sorted(p for p in paths if _under(p, PRIVATE) and not any(q in p.parents for q in paths))
+    system = [Path(s) for s in SYSTEM]
+    return sorted(p for p in paths if not _under(p, system) and not any(q in p.parents for q in paths)
+                  and p != Path("/"))
 
 
 def hidden_paths(cfg: SandboxConfig) -> list[Path]:
-    """Existing paths to hide, resolved, outermost only (a mount inside a hidden folder would fail);
-    under a private folder only where a runtime path re-exposed them."""
+    """Paths to hide that a bound runtime path would expose (a store or benchmark folder inside a
+    Python environment or beside MLIPilot's package), resolved, outermost only."""
     home = Path.home()
     paths = {Path(p).resolve() for p in [*cfg.hide, *(home / s for s in SECRETS)] if Path(p).exists()}
     exposed = runtime_paths()
-    return sorted(p for p in paths if (not _under(p, PRIVATE) or _under(p, exposed))
-                  and not any(q in p.parents for q in paths))
+    return sorted(p for p in paths if _under(p, exposed) and not any(q in p.parents for q in paths))
+
+
+def _bwrap_flags(cfg: SandboxConfig) -> list[str]:
+    """The filesystem, namespaces and identity of a bwrap job (without src/out and the command)."""
+    cmd = ["bwrap"]
+    for s in SYSTEM:
+        p = Path(s)
+        if p.is_symlink():
+            cmd += ["--symlink", os.readlink(p), s]
+        elif p.is_dir():
+            cmd += ["--ro-bind", s, s]
+    for name in ETC:
+        if (Path("/etc") / name).exists():
+            cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for p in runtime_paths():
+        cmd += ["--ro-bind", str(p), str(p)]
+    for p in hidden_paths(cfg):
+        # an empty read-only folder: a write fails loudly instead of vanishing into a tmpfs
+        cmd += ["--tmpfs", str(p), "--remount-ro", str(p)] if p.is_dir() else ["--ro-bind", "/dev/null", str(p)]
+    for p in cfg.inputs:
+        cmd += ["--ro-bind", str(p), str(p)]
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--size", str(int(cfg.limits.tmp_mb) << 20), "--tmpfs", "/tmp",
+            "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns",
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--clearenv"]
+    return cmd
 
 
 class Sandbox(Protocol):
@@ -124,11 +186,16 @@ class Bubblewrap(_Mounted):
         self.cfg = cfg
 
     def problem(self) -> str | None:
+        """Starts the sandbox once with the job's own flags and reads what the job would hold: a
+        sandbox that starts but leaves the job capabilities (or uid 0) is refused, not used."""
+        import sys
+
         if not shutil.which("bwrap"):
             return ("bubblewrap is not installed — `apt-get install bubblewrap` (or your distribution's package), "
                     "or set [sandbox] kind = \"apptainer\" in mlipilot.toml")
-        probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                 "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "true"]
+        probe = [*_bwrap_flags(self.cfg), "--", sys.executable, "-I", "-S", "-c",
+                 "import os; print(os.getuid(), [l.split()[1] for l in open('/proc/self/status') "
+                 "if l.startswith('CapEff')][0])"]
         try:
             p = subprocess.run(probe, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as e:
@@ -138,21 +205,20 @@ class Bubblewrap(_Mounted):
             return (f"bwrap cannot create its namespaces here ({why}) — enable unprivileged user namespaces "
                     "(Ubuntu: sysctl kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for "
                     "bwrap), or set [sandbox] kind = \"apptainer\" (clusters)")
+        uid, cap_eff = (p.stdout.split() + ["?", "?"])[:2]
+        if uid == "0" or cap_eff != "0" * 16:
+            return (f"the job would run as uid {uid} with capabilities {cap_eff} (it could unmount what hides the "
+                    "store) — this bwrap ignores --unshare-user/--uid; install bubblewrap >= 0.8, or run MLIPilot "
+                    "as an unprivileged user")
         return None
 
     def command(self, argv, src, out, env):
-        cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-               "--tmpfs", "/tmp", "--tmpfs", "/run"]
-        for p in runtime_paths():
-            cmd += ["--ro-bind", str(p), str(p)]
-        for p in hidden_paths(self.cfg):
-            # an empty read-only folder: a write fails loudly instead of vanishing into a tmpfs
-            cmd += ["--tmpfs", str(p), "--remount-ro", str(p)] if p.is_dir() else ["--ro-bind", "/dev/null", str(p)]
+        cmd = _bwrap_flags(self.cfg)
         cmd += ["--ro-bind", str(src), str(JOB / "src"), "--bind", str(out), str(JOB / "out"),
-                "--chdir", str(JOB / "src"),
-                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--die-with-parent", "--new-session", "--clearenv"]
-        for k, v in {**env, "TMPDIR": "/tmp"}.items():
+                "--chdir", str(JOB / "src")]
+        # HOME and caches point at the private /tmp: the launcher's home is not there
+        for k, v in {**env, "TMPDIR": "/tmp", "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
+                     "USER": "mlipilot", "LOGNAME": "mlipilot"}.items():
             cmd += ["--setenv", k, v]
         return cmd + ["--", *argv], None, Path("/")
 
@@ -218,22 +284,137 @@ def probe() -> tuple[SandboxKind, str | None]:
     return (SandboxKind.NONE, why) if why else (SandboxKind.BWRAP, None)
 
 
+# runs before bwrap, outside the sandbox: sets the job's limits (soft = hard, so the job cannot raise
+# them back) and joins the pids cgroup, then becomes bwrap; stdlib only, no site (fast, no user code)
+_LIMITED_EXEC = """
+import json, os, resource, sys
+spec = json.loads(sys.argv[1])
+for name, value in spec["rlimits"].items():
+    resource.setrlimit(getattr(resource, name), (value, value))
+for procs in spec["cgroups"]:
+    with open(procs, "w") as f:
+        f.write("0")
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+class _PidsCgroup:
+    """A pids cgroup for one job, where the launcher may make one (root, with cgroup v1 or a delegated
+    v2 tree): RLIMIT_NPROC counts per host uid and does not bind uid 0 — and a root launcher's job is
+    still uid 0 on the host, even inside its user namespace."""
+
+    def __init__(self, limits: Limits):
+        import uuid
+
+        self.dir: Path | None = None
+        base = _cgroup_dir("pids")
+        if base is None:
+            return
+        d = base / f"mlipilot-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            d.mkdir()
+            (d / "pids.max").write_text(str(int(limits.processes)))
+            self.dir = d
+        except OSError:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+    @property
+    def procs(self) -> list[str]:
+        return [str(self.dir / "cgroup.procs")] if self.dir else []
+
+    def close(self) -> None:
+        import time
+
+        for _ in range(50 if self.dir else 0):  # the job's processes are gone a moment after bwrap exits
+            try:
+                self.dir.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
+def _cgroup_dir(controller: str) -> Path | None:
+    """This process's own cgroup directory for `controller` where it is writable (v1 hierarchy, or
+    the unified v2 tree with the controller enabled for children), else None."""
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+        own = [c.split(":", 2) for c in Path("/proc/self/cgroup").read_text().splitlines()]
+    except OSError:
+        return None
+    for line in mounts:
+        fields_, _, tail = line.partition(" - ")
+        mount_point, (fstype, *_, options) = Path(fields_.split()[4]), tail.split()
+        if fstype == "cgroup" and controller in options.split(","):
+            rel = next((c[2] for c in own if len(c) == 3 and controller in c[1].split(",")), None)
+            enabled = True
+        elif fstype == "cgroup2":
+            rel = next((c[2] for c in own if len(c) == 3 and c[0] == "0"), None)
+            d = mount_point / (rel or "").lstrip("/")
+            try:
+                enabled = controller in (d / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                enabled = False
+        else:
+            continue
+        if rel is not None and enabled and os.access(mount_point / rel.lstrip("/"), os.W_OK):
+            return mount_point / rel.lstrip("/")
+    return None
+
+
+def process_limit_enforced(limits: Limits) -> bool:
+    """Whether the process limit binds here: RLIMIT_NPROC for a non-root launcher, a pids cgroup for root."""
+    return os.geteuid() != 0 or _cgroup_dir("pids") is not None
+
+
+def _limited(cmd: list[str], limits: Limits, cgroup: _PidsCgroup | None) -> list[str]:
+    import json
+    import sys
+
+    rlimits = {"RLIMIT_FSIZE": int(limits.file_gb * (1 << 30)), "RLIMIT_DATA": int(limits.memory_gb * (1 << 30)),
+               "RLIMIT_CORE": 0}
+    if os.geteuid() != 0:  # counted per host uid: the launcher's own processes count too
+        rlimits["RLIMIT_NPROC"] = _own_processes() + int(limits.processes)
+    spec = {"rlimits": rlimits, "cgroups": cgroup.procs if cgroup else []}
+    return [sys.executable, "-I", "-S", "-c", _LIMITED_EXEC, json.dumps(spec), *cmd]
+
+
+def _own_processes() -> int:
+    """Tasks (threads included, as RLIMIT_NPROC counts them) of this uid on this host."""
+    uid, n = os.getuid(), 0
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if d.stat().st_uid == uid:
+                    n += len(os.listdir(d / "task"))
+            except OSError:
+                pass
+    return n
+
+
 def run_sandboxed(sandbox: Sandbox, argv: list[str], src: Path, out: Path, env: dict[str, str], log: Path,
                   timeout_s: float) -> int:
-    """Run argv in the sandbox with stdout+stderr appended to `log` (written by the harness, outside).
-    Raises subprocess.TimeoutExpired after killing the whole sandbox."""
+    """Run argv in the sandbox with stdout+stderr appended to `log` (written by the harness, outside),
+    under the sandbox's limits. Raises subprocess.TimeoutExpired after killing the whole sandbox."""
     cmd, popen_env, cwd = sandbox.command(argv, src, out, env)
-    with open(log, "ab") as f:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=popen_env if popen_env is not None else {"PATH": os.environ.get("PATH", "")},
-                                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            return proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise
-        except BaseException:
-            _kill_group(proc)
-            raise
+    limits = getattr(sandbox, "cfg", SandboxConfig()).limits
+    cgroup = _PidsCgroup(limits) if sandbox.kind != SandboxKind.NONE and os.geteuid() == 0 else None
+    if sandbox.kind != SandboxKind.NONE:
+        cmd = _limited(cmd, limits, cgroup)
+    try:
+        with open(log, "ab") as f:
+            proc = subprocess.Popen(cmd, cwd=cwd,
+                                    env=popen_env if popen_env is not None else {"PATH": os.environ.get("PATH", "")},
+                                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+            try:
+                return proc.wait(timeout=timeout_s)
+            except BaseException:
+                _kill_group(proc)
+                raise
+    finally:
+        if cgroup:
+            cgroup.close()
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -4,6 +4,7 @@ record. The only code path that moves the run branch."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -36,8 +37,9 @@ from mlipilot.integrity import (
 )
 from mlipilot.ledger import Ledger
 from mlipilot.records import FailureKind
+from mlipilot.run_lock import run_lock
 from mlipilot.run_config import RunConfig
-from mlipilot.sandbox import NONE_WARNING, SandboxConfig, SandboxKind, open_sandbox
+from mlipilot.sandbox import NONE_WARNING, SandboxKind, open_sandbox
 from mlipilot.sanitize import sanitize, tail
 from mlipilot.scorecard.spec import load_spec
 from mlipilot.scorecard.verdict import (
@@ -76,8 +78,9 @@ class TrialRunner:
         seal = load_seal(cfg.store)
         self.sealed = seal["files"]
         hide = (str(cfg.store), *seal["hide"], *cfg.sandbox.hide)
-        self.sandbox_cfg = SandboxConfig(cfg.sandbox.kind, cfg.sandbox.image, tuple(dict.fromkeys(hide)))
+        self.sandbox_cfg = dataclasses.replace(cfg.sandbox, hide=tuple(dict.fromkeys(hide)))
         self.sandbox = open_sandbox(self.sandbox_cfg)
+        self.caps = size_caps(cfg.root / "knobs.yaml")
 
     def preflight(self, root: Path) -> None:
         """Everything that refuses a trial before anything is committed or trained: one line each."""
@@ -104,27 +107,53 @@ class TrialRunner:
 
     # -- crash recovery ---------------------------------------------------------------------------
     def recover_interrupted(self) -> list[int]:
-        """A trial left `submitted` (launcher killed) becomes `failed`; git is repaired to match."""
+        """A trial left `submitted` by a stopped launcher: re-attached to its jobs where they still run
+        (local on this host, or Slurm) and decided as if nothing happened; otherwise its leftover
+        jobs are stopped and it is recorded `failed`/interrupted (not a spent iteration), git repaired."""
         repaired = []
-        for row in self.ledger.trials():
-            if row.get("status") != "submitted":
-                continue
-            if cfg_can_attach(self.cfg, row) and self.repo.head() == row["commit"]:
-                self.progress(f"trial {row['trial']}: re-attaching to job(s) {row['job_ids']} of the stopped launcher")
-                self._finish(row, attach_ids=row["job_ids"])
+        with run_lock(self.cfg.store):
+            for row in self.ledger.trials():
+                if row.get("status") != "submitted":
+                    continue
+                workdir = Path(row["workdir"]) if row.get("workdir") else self.cfg.root
+                head = RunRepo(workdir).head() if (workdir / ".git").exists() else None
+                if cfg_can_attach(self.cfg, row) and head == row["commit"]:
+                    self.progress(f"trial {row['trial']}: re-attaching to job(s) {row['job_ids']} of the stopped launcher")
+                    self._finish(row, attach_ids=row["job_ids"])
+                    repaired.append(row["trial"])
+                    continue
+                self._stop_leftovers(row)
+                if row.get("workdir"):
+                    self.repo.keep_rejected(row["trial"], row["commit"])
+                    self.repo.remove_worktree(Path(row["workdir"]))
+                else:
+                    self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
+                self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
+                                    "failure": str(FailureKind.INTERRUPTED),
+                                    "reason": "interrupted: the launcher stopped before the verdict and its job did "
+                                              "not survive; not counted as an iteration, the experiment may be retried"})
                 repaired.append(row["trial"])
-                continue
-            if row.get("workdir"):
-                self.repo.keep_rejected(row["trial"], row["commit"])
-                self.repo.remove_worktree(Path(row["workdir"]))
-            else:
-                self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
-            self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
-                                "failure": str(FailureKind.INTERRUPTED),
-                                "reason": "launcher stopped before the verdict; trial recorded as failed"})
-            repaired.append(row["trial"])
-            self.progress(f"trial {row['trial']}: interrupted earlier, recorded as failed")
+                self.progress(f"trial {row['trial']}: interrupted earlier (its job is gone), recorded as interrupted; "
+                              "it does not count against the budget")
         return repaired
+
+    def _stop_leftovers(self, row: dict) -> None:
+        """Stop whatever a stopped launcher left running for this trial (its jobs, replicates,
+        confirmations), so nothing competes with the next trial for the cores."""
+        kind = get_executor(self.cfg.executor)
+        if kind.can_reattach and row.get("executor") == self.cfg.executor and row.get("host") in (None, socket.gethostname()):
+            for stage, job_id in (row.get("job_ids") or {}).items():
+                with contextlib.suppress(Exception):
+                    jobs.attach(self.cfg.executor, Path(row["trial_dir"]) / "submitit", str(job_id)).cancel(check=False)
+        self._stop_local_jobs(Path(row["trial_dir"]))
+
+    def _stop_local_jobs(self, folder: Path) -> None:
+        from mlipilot.executors.local import kill_tree, live_controllers
+
+        for pid, where in live_controllers(folder).items():
+            kill_tree(pid)
+            self.progress(f"  stopped job {pid} ({where.relative_to(self.cfg.store) if self.cfg.store in where.parents else where}) "
+                          "left running by a stopped launcher")
 
     # -- the trial --------------------------------------------------------------------------------
     def run(self, hypothesis: str, agent: str = "human", model: str = "none",
@@ -135,6 +164,11 @@ class TrialRunner:
         hypothesis = _text(hypothesis)
         if not hypothesis.strip():
             raise MLIPilotError("a trial needs a hypothesis — pass -m \"what you changed and why\"")
+        with run_lock(cfg.store):
+            return self._run(hypothesis, agent, model, tokens_in, tokens_out, cost, extra)
+
+    def _run(self, hypothesis, agent, model, tokens_in, tokens_out, cost, extra) -> dict:
+        cfg = self.cfg
         self.recover_interrupted()
         branch = self.repo.current_branch()
         if branch != cfg.branch:
@@ -323,7 +357,7 @@ class TrialRunner:
         try:
             job = self._submit_or_attach("score", attach_ids, record, cfg.score_timeout_min, jobs.score_job,
                                          result["model"], str(cfg.store / "scorecard.yaml"), str(self.holdout),
-                                         str(trial_dir / "scorecard.json"), self.sealed)
+                                         str(trial_dir / "scorecard.json"), self.sealed, self.caps)
             out["job_ids"]["score"] = str(job.job_id)
             scored = jobs.wait(job)
         except jobs.JobFailed as e:
@@ -360,16 +394,17 @@ class TrialRunner:
     def replicate(self, row: dict, seed: int) -> dict:
         """Train and score `row`'s commit again with harness seed `seed` (kept in the trial's folder)."""
         folder = Path(row["trial_dir"]) / f"seed-{seed}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
         sub = {"trial": row["trial"], "commit": row["commit"], "trial_dir": str(folder), "seed": seed,
                "replicate": True}
         self.progress(f"trial {row['trial']}: training again with harness seed {seed}")
+        self._stop_local_jobs(folder)  # a replicate a stopped launcher left running is redone, not raced
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
         outcome = self._train_and_score(folder, sub, {})
         if outcome.get("fatal"):
             raise MLIPilotError(outcome["fatal"])
         return {"seed": seed, "metrics": outcome.get("metrics"), "error": outcome.get("error"),
-                "trial_dir": str(folder)}
+                "trial_dir": str(folder), "weights": weights_sha256(folder)}
 
     def noise(self, incumbent_row: dict | None) -> Noise | None:
         """The latest noise measurement (`mlipilot noise`), scaled to the current incumbent: the spread is
@@ -389,6 +424,10 @@ class TrialRunner:
     def measure_noise(self, seeds: int | None = None) -> dict:
         """Train the incumbent's commit with the next K-1 harness seeds (the first is its trial's) and record the
         spread of every metric, the composite and the total violation in the ledger."""
+        with run_lock(self.cfg.store):
+            return self._measure_noise(seeds)
+
+    def _measure_noise(self, seeds: int | None) -> dict:
         import statistics
         from concurrent.futures import ThreadPoolExecutor
 
@@ -410,6 +449,10 @@ class TrialRunner:
         failed = [r for r in runs if not r.get("metrics")]
         if failed:
             raise MLIPilotError(f"noise: seed {failed[0]['seed']} failed ({failed[0]['error']}); nothing recorded")
+        runs[0]["weights"] = weights_sha256(Path(row["trial_dir"]))
+        if len({r["weights"] for r in runs}) == 1 and runs[0]["weights"]:
+            raise MLIPilotError(f"noise: seeds {', '.join(str(r['seed']) for r in runs)} trained identical weights — "
+                                f"{SEED_IGNORED}; nothing recorded")
         assessed = [assess(r["metrics"], self.spec) for r in runs]
         names = sorted(k2 for k2, v in runs[0]["metrics"].items() if isinstance(v, (int, float)))
         values = {m: [r["metrics"].get(m) for r in runs] for m in names}
@@ -429,6 +472,9 @@ class TrialRunner:
         seed = record.get("seed", 1) + 1
         rep = self.replicate(record, seed)
         second = assess(rep["metrics"], self.spec) if rep.get("metrics") else None
+        if second is not None and rep["weights"] and rep["weights"] == weights_sha256(Path(record["trial_dir"])):
+            return Verdict(REJECTED, f"close call not confirmed: seeds {seed - 1} and {seed} trained identical "
+                           f"weights — {SEED_IGNORED}", first.margin), {"seed": seed, "identical_weights": True}
         confirm = {"seed": seed, "metrics": rep.get("metrics"), "error": rep.get("error"),
                    "composite": second.composite if second else None,
                    "total_violation": second.total_violation if second else None}
@@ -447,6 +493,18 @@ class TrialRunner:
                        again.margin), confirm
 
 
+SEED_IGNORED = ("train/train.py ignores MLIPILOT_SEED, so seeds measure nothing; pass it to mace-torch "
+                "(`--seed`, as the shipped train.py does)")
+
+
+def weights_sha256(trial_dir: Path) -> str | None:
+    """The trained weights' hash (the copy the harness took out of the sandbox), if any."""
+    from mlipilot.model_export import WEIGHTS_FILE
+
+    path = Path(trial_dir) / jobs.MODEL_DIR / WEIGHTS_FILE
+    return sha256_file(path) if path.is_file() and not path.is_symlink() else None
+
+
 def _text(s: str) -> str:
     """Text as git and terminals take it: no lone surrogates or NUL bytes."""
     return str(s).encode("utf-8", "replace").decode("utf-8").replace("\0", "")
@@ -461,10 +519,24 @@ def _failure(verdict: Verdict, outcome: dict, integrity: str | None) -> str | No
     return str(outcome.get("failure") or FailureKind.SMOKE)  # no scorecard without a job error: smoke
 
 
+def size_caps(knobs_file: Path) -> dict:
+    """The largest model the scorer builds, per size knob: the range's maximum knobs.yaml declares
+    (a protected file: the agent cannot widen it); knobs without a range keep the harness's default."""
+    from mlipilot.knobs import load_knobs
+    from mlipilot.model_export import DEFAULT_CAPS
+
+    if not knobs_file.is_file():
+        return {}
+    knobs = load_knobs(knobs_file, with_mace=False)
+    return {name: knobs[name].range[1] for name in DEFAULT_CAPS if name in knobs and knobs[name].range}
+
+
 def cfg_can_attach(cfg: RunConfig, row: dict) -> bool:
-    """Only jobs of a kind that outlives its launcher (Slurm's) can be re-attached to, by the same kind."""
-    return (get_executor(cfg.executor).can_reattach and row.get("executor") == cfg.executor
-            and bool(row.get("job_ids")))
+    """Only jobs of a kind that outlives its launcher (Slurm's; local ones on the same host) can be
+    re-attached to, by the same kind."""
+    kind = get_executor(cfg.executor)
+    same_host = kind.name != "local" or row.get("host") == socket.gethostname()
+    return kind.can_reattach and row.get("executor") == cfg.executor and bool(row.get("job_ids")) and same_host
 
 
 def _job_stderr(job) -> str:

@@ -19,6 +19,7 @@ from mlipilot.integrity import GIT_CONTROL_FILES, is_editable
 from mlipilot.knobs import config_problems, config_with, load_knobs
 from mlipilot.knobs import option as knob_option
 from mlipilot.ledger import History, Ledger
+from mlipilot.records import interrupted
 from mlipilot.run_config import RunConfig
 from mlipilot.sanitize import sanitize
 
@@ -280,7 +281,7 @@ class WorkspaceTools:
 
     def repeat_of(self) -> int | None:
         """The trial that already trained exactly what the files now say, if any."""
-        return repeat_of(self.root, self.cfg.editable, self.history.trials())
+        return repeat_of(self.root, self.cfg.editable, [t for t in self.history.trials() if not interrupted(t)])
 
     def refusal(self) -> str | None:
         """Why run_experiment must not train now (nothing changed, or a repeat), else None."""

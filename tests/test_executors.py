@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import socket
 import os
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def test_every_registered_kind_loads_and_its_options_are_in_the_template():
         assert isinstance(kind, ExecutorKind) and kind.name == name
         assert kind.config_template in TEMPLATE.replace("{{", "{").replace("}}", "}")
     assert " | ".join(executor_names()) in TEMPLATE
-    assert [n for n in executor_names() if get_executor(n).can_reattach] == ["slurm"]
+    assert [n for n in executor_names() if get_executor(n).can_reattach] == ["local", "slurm"]
     assert [n for n in executor_names() if get_executor(n).runs_launchers_as_jobs] == ["slurm"]
 
 
@@ -151,7 +152,13 @@ def test_reattach_follows_can_reattach(tmp_path):
     assert cfg_can_attach(cfg, row)
     assert not cfg_can_attach(cfg, {**row, "executor": "local"})
     assert not cfg_can_attach(cfg, {**row, "job_ids": {}})
-    for name in ("local", "debug"):
-        assert not cfg_can_attach(dataclasses.replace(cfg, executor=name), {**row, "executor": name})
-        with pytest.raises(ValueError, match=f"cannot re-attach to a {name} job"):
-            jobs.attach(name, tmp_path / "sub", "12")
+    local = dataclasses.replace(cfg, executor="local")
+    here = {**row, "executor": "local", "host": socket.gethostname()}
+    assert cfg_can_attach(local, here)  # a local job outlives its launcher on the same host
+    assert not cfg_can_attach(local, {**here, "host": "another-node"})
+    assert not cfg_can_attach(dataclasses.replace(cfg, executor="debug"), {**row, "executor": "debug"})
+    with pytest.raises(ValueError, match="cannot re-attach to a debug job"):
+        jobs.attach("debug", tmp_path / "sub", "12")
+    # a local job whose process is gone and left no result reads as interrupted
+    job = jobs.attach("local", tmp_path / "sub", "999999999")
+    assert job.done() and job.state == "INTERRUPTED"

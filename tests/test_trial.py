@@ -62,7 +62,7 @@ def test_accept_reject_and_git_history(run, good_model, untrained_model):
     rejected = repo.commit("refs/mlipilot/rejected/3")
     assert trailers(repo, rejected.hexsha)["MLIPilot-Verdict"] == "rejected"
     assert rejected.hexsha == r3["commit"] and r3["rejected_ref"] == "refs/mlipilot/rejected/3"
-    assert str(good_model) in (run.root / "train" / "train.py").read_text()
+    assert (run.root / "train" / "train.py").read_text() == copy_trainer(good_model)
     assert not (run.root / "train" / "scratch.txt").exists()
     assert not repo.is_dirty(untracked_files=True)
     assert repo.head.commit.hexsha == r2["commit"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
 from mlipilot.agents.config_edits import set_config
 from mlipilot.e0s import e0s_option, run_e0s
+from mlipilot.records import interrupted
 from mlipilot.workspace_tools import WorkspaceTools
 
 E0S_FROM_DATA = object()  # filled in per run: the benchmark's isolated atoms, else a fit (mlipilot.e0s)
@@ -32,7 +33,7 @@ class ExpertAgent(Agent):
         self.step = 0
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
-        done = len(tools.history.trials())
+        done = len([t for t in tools.history.trials() if not interrupted(t)])  # an interrupted step is retried
         if done >= len(STRATEGIES):
             return IterationResult("finish", "expert script exhausted")
         hypothesis, updates = STRATEGIES[done]

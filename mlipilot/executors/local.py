@@ -1,14 +1,20 @@
-"""`local`: each job a separate process on this machine (submitit's LocalExecutor)."""
+"""`local`: each job a separate process on this machine (submitit's LocalExecutor). Its controller
+process outlives a killed launcher; `attach` finds it again by pid and folder."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 from mlipilot.executors.base import ExecutorKind
 
+CONTROLLER = "submitit.local._local"  # the module a local job's controller process runs
+
 
 class LocalExecutorKind(ExecutorKind):
     name = "local"
+    can_reattach = True  # on this host: the job's controller is found by its pid and folder
 
     def make(self, folder: Path, timeout_min: float, options: dict, stage: str = "train"):
         import submitit
@@ -16,3 +22,78 @@ class LocalExecutorKind(ExecutorKind):
         ex = submitit.LocalExecutor(folder=folder)
         ex.update_parameters(timeout_min=int(timeout_min) + 1)  # a minute of slack: the job's own limit fires first
         return ex
+
+    def attach(self, folder: Path, job_id: str):
+        return attached_job(folder, job_id)
+
+
+def controller_folder(pid: int) -> Path | None:
+    """The submitit folder a live local-job controller `pid` serves (None: no such live process)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None  # gone (a zombie's cmdline is empty too)
+    args = [a.decode(errors="replace") for a in argv if a]
+    if CONTROLLER in args and args.index(CONTROLLER) + 1 < len(args):
+        return Path(args[args.index(CONTROLLER) + 1]).resolve()
+    return None
+
+
+def live_controllers(under: Path) -> dict[int, Path]:
+    """Every live local-job controller on this host whose folder lies under `under`: pid -> folder."""
+    under = Path(under).resolve()
+    found = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and (folder := controller_folder(int(d.name))) is not None:
+            if folder == under or under in folder.parents:
+                found[int(d.name)] = folder
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (the job's task and its sandbox, which runs in a session
+    of its own), children first found, so none is re-parented out of reach."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int(Path(d, "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def attached_job(folder: Path, job_id: str):
+    """A LocalJob for a controller this launcher did not start: running while that pid still serves
+    `folder`, finished when its result file exists, interrupted otherwise."""
+    import submitit
+    from submitit.core.utils import UncompletedJobError
+
+    class AttachedLocalJob(submitit.LocalJob):
+        def get_info(self, mode: str = "force") -> dict[str, str]:
+            if self.paths.result_pickle.exists():
+                return {"jobState": "FINISHED"}
+            if controller_folder(int(self.job_id)) == Path(self.paths.folder).resolve():
+                return {"jobState": "RUNNING"}
+            return {"jobState": "INTERRUPTED"}
+
+        def result(self):
+            if self.get_info()["jobState"] == "INTERRUPTED":
+                raise UncompletedJobError(f"job {self.job_id} interrupted: its process ended without a result")
+            return super().result()
+
+        def cancel(self, check: bool = True) -> None:
+            if controller_folder(int(self.job_id)) == Path(self.paths.folder).resolve():
+                kill_tree(int(self.job_id))
+
+    return AttachedLocalJob(folder=Path(folder), job_id=str(job_id), tasks=[0])

@@ -23,7 +23,7 @@ class SmokeError(RuntimeError):
     """The model file is missing, does not load, or predicts non-finite values."""
 
 
-def load_model(model_dir: Path):
+def load_model(model_dir: Path, caps: dict | None = None):
     """A calculator over the model rebuilt from its exported description (model.json + weights.pt):
     the installed mace-torch builds it, the weights are read weights-only, nothing is unpickled."""
     import mace  # noqa: F401  -- mace must be imported before e3nn (mace-torch 0.3.16 pins e3nn 0.4.4)
@@ -37,7 +37,7 @@ def load_model(model_dir: Path):
     if not model_dir.is_dir():
         raise SmokeError(f"no exported model at {model_dir}")
     try:
-        module, dtype = rebuild(model_dir)
+        module, dtype = rebuild(model_dir, caps)
         return MACECalculator(models=[module], device="cpu", default_dtype=dtype)
     except ExportError as e:
         raise SmokeError(f"model does not load: {e}") from None
@@ -54,15 +54,16 @@ def smoke_check(calc, frame) -> None:
 
 
 def score_model(model_dir: Path, spec: ScorecardSpec, holdout_path: Path,
-                progress: Callable[[str], None] = print) -> dict:
-    """Return every metric plus timings; raises SmokeError when the model is unusable."""
+                progress: Callable[[str], None] = print, caps: dict | None = None) -> dict:
+    """Return every metric plus timings; raises SmokeError when the model is unusable (or larger
+    than `caps`, the run's size limits, allow)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from mlipilot.scorecard.accuracy import accuracy_metrics
     from mlipilot.scorecard.stability_kinds import STABILITY_KINDS
     from mlipilot.scorecard.throughput import throughput_metrics
 
     t0 = time.perf_counter()
-    calc = load_model(model_dir)
+    calc = load_model(model_dir, caps)
     frames = read(holdout_path, index=":", format="extxyz")
     smoke_check(calc, frames[0])
     t1 = time.perf_counter()

@@ -22,6 +22,7 @@ from mlipilot.integrity import VALIDATION_SPEC, load_seal, sha256_file
 from mlipilot.ledger import Ledger
 from mlipilot.records import ValidationEvent
 from mlipilot.run_config import RunConfig
+from mlipilot.run_lock import run_lock
 from mlipilot.validation.runner import table
 from mlipilot.validation.spec import load_validation_spec
 
@@ -82,8 +83,26 @@ def select(ledger: Ledger, trial: int | None, accepted: bool) -> list[dict]:
     return rows
 
 
+def _running_job(folder: Path, progress: Callable[[str], None], n: int):
+    """A validation job of this trial still running on this host (its launcher was stopped), re-attached."""
+    from mlipilot.executors.local import attached_job, live_controllers
+
+    live = live_controllers(folder)
+    if not live:
+        return None
+    pid = max(live)
+    progress(f"trial {n}: re-attaching to validation job {pid} of a stopped launcher")
+    return attached_job(folder, str(pid))
+
+
 def validate_run(cfg: RunConfig, trial: int | None = None, accepted: bool = False, executor: str | None = None,
                  timeout_min: float = 30.0, progress: Callable[[str], None] = print) -> list[dict]:
+    with run_lock(cfg.store):
+        return _validate_run(cfg, trial, accepted, executor, timeout_min, progress)
+
+
+def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: str | None,
+                  timeout_min: float, progress: Callable[[str], None]) -> list[dict]:
     harden_git_environment()
     ledger = Ledger(cfg.store / "ledger.jsonl")
     if problem := ledger.verify():
@@ -106,16 +125,20 @@ def validate_run(cfg: RunConfig, trial: int | None = None, accepted: bool = Fals
             summary = json.loads(out.read_text())
             progress(f"trial {n}: validated earlier ({out})")
         else:
-            model = trial_dir / "job" / "out" / "export"
-            if not model.is_dir():
+            model = trial_dir / jobs.MODEL_DIR
+            if not model.is_dir() and not model.is_symlink():  # trials scored before the copy existed
+                model = trial_dir / "job" / "out" / "export"
+            if not model.is_dir() or model.is_symlink():
                 raise MLIPilotError(f"{model}: trial {n}'s exported model is gone — it cannot be validated")
             progress(f"trial {n}: validating ({executor}; spec {spec.name}) — {row.get('hypothesis', '')[:60]}")
             t0 = time.time()
             with_dir = trial_dir / "validate"
             with_dir.mkdir(exist_ok=True)
-            job = jobs.make_executor(executor, with_dir / "submitit", timeout_min, cfg.slurm, "validate").submit(
-                jobs.validate_job, str(model), str(spec), str(cfg.store / "scorecard.yaml"),
-                str(cfg.store / "holdout.xyz"), str(out), str(extra) if extra else None, expected)
+            job = _running_job(with_dir / "submitit", progress, n)  # left by a stopped launcher: waited for, not raced
+            if job is None:
+                job = jobs.make_executor(executor, with_dir / "submitit", timeout_min, cfg.slurm, "validate").submit(
+                    jobs.validate_job, str(model), str(spec), str(cfg.store / "scorecard.yaml"),
+                    str(cfg.store / "holdout.xyz"), str(out), str(extra) if extra else None, expected)
             try:
                 result = jobs.wait(job)
             except jobs.JobFailed as e:
