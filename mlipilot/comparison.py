@@ -84,6 +84,8 @@ def bench_data_seed(out: Path, manifest: dict, bench: Benchmark, given: int | No
     """One data seed for every run of a bench, so that they share one holdout: the seed its earlier runs'
     stores recorded (a resumed bench), else `given`, else a private draw. Never written under OUT outside
     the stores: the training sandbox can read the rest of OUT."""
+    if given is not None and given < 0:  # numpy's generators take seeds >= 0 only
+        raise MLIPilotError(f"--data-seed: expected an integer >= 0, got {given}")
     if not bench.generated:
         if given is not None:
             raise MLIPilotError(f"--data-seed: benchmark {bench.name} has its own data files, not a generator "

@@ -96,6 +96,8 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
                      "train/train.py runs with your full rights. Fix that, then edit [sandbox] in mlipilot.toml.")
     elif sandbox not in [str(k) for k in SandboxKind]:
         raise MLIPilotError(f"--sandbox: unknown sandbox {sandbox!r} — use one of {', '.join(map(str, SandboxKind))}")
+    if data_seed is not None and int(data_seed) < 0:  # numpy's generators take seeds >= 0 only
+        raise MLIPilotError(f"--data-seed: expected an integer >= 0, got {data_seed}")
     seed = None
     if bench.generated:
         if data_seed is not None:

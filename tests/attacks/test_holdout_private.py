@@ -90,6 +90,12 @@ def test_data_seed_given_is_reproducible_and_said_so(tmp_path, capsys, private_d
     assert structure_keys(store / "holdout.xyz") == structure_keys(public["holdout"]) and read_data_seed(store) == 0
 
 
+def test_negative_data_seed_is_one_line_error(tmp_path):
+    with pytest.raises(MLIPilotError, match="--data-seed: expected an integer >= 0, got -1"):
+        small_run(tmp_path, data_seed=-1)
+    assert not (tmp_path / "run").exists()
+
+
 def test_data_seed_refused_for_a_benchmark_with_its_own_files(tmp_path, fast_benchmark):
     with pytest.raises(MLIPilotError, match="--data-seed: benchmark cu_fast has its own data files"):
         init_run(str(fast_benchmark), tmp_path / "run", executor="debug", sandbox="none", data_seed=3,
