@@ -29,7 +29,7 @@ SHOWN = ("energy_rmse", "force_rmse", "md_failed_runs", "steps_per_cpu_second", 
 
 def noise_table(benchmark: str, base: Path, seeds: int, size: str) -> None:
     run = base / benchmark
-    init_run(benchmark, run, executor="local", size=size, progress=lambda s: None)
+    init_run(benchmark, run, executor="local", size=size, data_seed=0, progress=lambda s: None)
     cfg = load_run_config(run)
     t = TrialRunner(cfg, progress=lambda s: None)
     row = t.run("baseline", agent="benchmark-script")
@@ -54,7 +54,7 @@ def expert_twice(base: Path, iterations: int, size: str) -> None:
     verdicts = {}
     for seed in (1, 2):
         run = base / f"expert-seed{seed}"
-        init_run("cu_emt", run, executor="local", size=size, progress=lambda s: None)
+        init_run("cu_emt", run, executor="local", size=size, data_seed=0, progress=lambda s: None)
         cfg = load_run_config(run)
         cfg = dataclasses.replace(cfg, noise=dataclasses.replace(cfg.noise, base_seed=seed))
         with open_agent("expert", seed=0) as agent:

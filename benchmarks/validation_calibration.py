@@ -50,7 +50,7 @@ def main() -> None:
     p.add_argument("--size", default="default")
     a = p.parse_args()
     run = Path(tempfile.mkdtemp(prefix="mlipilot-validation-")) / "run"
-    init_run(a.benchmark, run, executor="local", size=a.size, progress=lambda s: None)
+    init_run(a.benchmark, run, executor="local", size=a.size, data_seed=0, progress=lambda s: None)
     cfg = load_run_config(run)
     trial = TrialRunner(cfg, progress=lambda s: None)
     config = run / "train" / "config.yaml"

@@ -6,9 +6,11 @@ the same kind of folder passed by path. Every key is validated here, before anyt
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +43,29 @@ class Benchmark:
     def spec_file(self) -> Path:
         return self.directory / "benchmark.yaml"
 
-    def data_files(self, size: str = "default", verbose: bool = True) -> dict[str, Path]:
-        """Paths of train/valid/holdout (and md_structures when given) extxyz, generating (once,
-        cached) when the benchmark has a generator."""
-        if "generator" in self.data:
-            seed = int(self.data.get("seed", 0))
-            out = cache_dir() / self.name / f"seed{seed}-{size}"
+    @property
+    def generated(self) -> bool:
+        return "generator" in self.data
+
+    @property
+    def public_seed(self) -> int:
+        """benchmark.yaml's data seed: public, for scripts and tests; `init` draws a private one."""
+        return int(self.data.get("seed", 0))
+
+    @staticmethod
+    def draw_data_seed() -> int:
+        """A private seed for a generated benchmark's data (its holdout): 63 random bits, so nobody can
+        regenerate the holdout by trying seeds. `init` keeps it in the store only."""
+        return secrets.randbits(63)
+
+    def data_files(self, size: str = "default", verbose: bool = True, seed: int | None = None) -> dict[str, Path]:
+        """Paths of train/valid/holdout (and md_structures when given) extxyz, generating (once per
+        seed and size, cached) when the benchmark has a generator; `seed` None: the public seed."""
+        if self.generated:
+            seed = self.public_seed if seed is None else int(seed)
+            # keyed on the seed, by a digest so the folder's name does not spell a private seed out (the
+            # cache is hidden from the training sandbox, like the store)
+            out = cache_dir() / self.name / f"seed-{hashlib.sha256(str(seed).encode()).hexdigest()[:16]}-{size}"
             paths = {s: out / f"{s}.xyz" for s in SPLITS}
             if not all(p.is_file() for p in paths.values()):
                 module = importlib.import_module(self.data["generator"])

@@ -20,7 +20,8 @@ EXECUTOR_CHOICES = executor_names()  # --executor overrides: the registered name
 def _cmd_init(a: argparse.Namespace) -> int:
     from mlipilot.rundir import init_run
 
-    init_run(a.benchmark, Path(a.dir), store=a.store, executor=a.executor, size=a.size, sandbox=a.sandbox)
+    init_run(a.benchmark, Path(a.dir), store=a.store, executor=a.executor, size=a.size, sandbox=a.sandbox,
+             data_seed=a.data_seed)
     print(f"next: cd {a.dir} && mlipilot trial -m baseline")
     return 0
 
@@ -175,7 +176,7 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         check_agent_spec(spec)
     result = run_bench(a.benchmark, agents, a.seeds, a.iterations, Path(a.out), executor=a.executor,
                        size=a.size, api_base=a.api_base, parallel_runs=a.parallel_runs,
-                       allow_mixed_sandbox=a.allow_mixed_sandbox, validate=a.validate)
+                       allow_mixed_sandbox=a.allow_mixed_sandbox, validate=a.validate, data_seed=a.data_seed)
     print(result["summary"].to_string(index=False))
     return 0 if not result["incomplete"] else 5
 
@@ -245,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", default="default", help="dataset size for generated benchmarks: default | small")
     s.add_argument("--sandbox", choices=["bwrap", "apptainer", "none"],
                    help="where train/train.py runs (default: bwrap if it works here, else none, said loudly)")
+    s.add_argument("--data-seed", type=int, help="a generated benchmark's data seed, for a reproducible holdout "
+                   "that anyone who knows the seed can regenerate (default: drawn privately, kept in the store)")
     s.set_defaults(func=_cmd_init)
 
     s = sub.add_parser("trial", help="commit the edits under train/, train, score, accept or revert")
@@ -287,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--iterations", type=int, default=10)
     s.add_argument("--executor", default="local", choices=EXECUTOR_CHOICES)
     s.add_argument("--size", default="default", help="dataset size for generated benchmarks")
+    s.add_argument("--data-seed", type=int, help="data seed for generated benchmarks, public (default: one drawn "
+                   "privately for the whole bench, kept in every run's store)")
     s.add_argument("--api-base", help="OpenAI-compatible endpoint for LLM agents")
     s.add_argument("--parallel-runs", type=int, default=1,
                    help="with --executor slurm: (agent, seed) launcher jobs running at once (default 1)")

@@ -18,6 +18,7 @@ from typing import Callable
 
 from mlipilot.agent_loop import Budget, run_agent
 from mlipilot.agents import open_agent
+from mlipilot.benchmark import Benchmark, resolve_benchmark
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import ExecutorKind, get_executor
 from mlipilot.git_history import RunRepo
@@ -26,7 +27,7 @@ from mlipilot.ledger import Ledger
 from mlipilot.records import COMPLETED
 from mlipilot.results import run_rows, summary, write_table
 from mlipilot.run_config import load_run_config
-from mlipilot.rundir import init_run
+from mlipilot.rundir import init_run, read_data_seed
 from mlipilot.trial import harness_hash
 
 DONE = COMPLETED
@@ -79,6 +80,29 @@ def _run_launcher_jobs(kind: ExecutorKind, launchers: list[tuple[str, dict, tupl
             progress(f"[{name}] INCOMPLETE: launcher job {job.job_id}: {e}")
 
 
+def bench_data_seed(out: Path, manifest: dict, bench: Benchmark, given: int | None) -> int | None:
+    """One data seed for every run of a bench, so that they share one holdout: the seed its earlier runs'
+    stores recorded (a resumed bench), else `given`, else a private draw. Never written under OUT outside
+    the stores: the training sandbox can read the rest of OUT."""
+    if given is not None and given < 0:  # numpy's generators take seeds >= 0 only
+        raise MLIPilotError(f"--data-seed: expected an integer >= 0, got {given}")
+    if not bench.generated:
+        if given is not None:
+            raise MLIPilotError(f"--data-seed: benchmark {bench.name} has its own data files, not a generator "
+                                "— leave --data-seed out")
+        return None
+    stores = (out / "runs" / f"{name}.mlipilot-store" for name in manifest["runs"])
+    recorded = [s for s in map(read_data_seed, stores) if s is not None]
+    if recorded:
+        if given is not None and given != recorded[0]:
+            raise MLIPilotError(f"--data-seed {given}: the runs in {out} were made with another data seed — "
+                                "leave --data-seed out to resume, or use another --out")
+        return recorded[0]
+    if manifest["start"] is not None:  # runs made before data seeds were private: benchmark.yaml's seed
+        return bench.public_seed
+    return bench.draw_data_seed() if given is None else given
+
+
 def _finished(store: Path, iterations: int) -> bool:
     rows = Ledger(store / "ledger.jsonl").rows()
     ends = [r for r in rows if r.get("event") == "run_end"]
@@ -110,10 +134,12 @@ def _validate_runs(manifest: dict, out: Path, executor: str, progress: Callable[
 
 def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, out: Path, executor: str = "local",
               size: str = "default", api_base: str | None = None, progress: Callable[[str], None] = print,
-              parallel_runs: int = 1, allow_mixed_sandbox: bool = False, validate: bool = False) -> dict:
+              parallel_runs: int = 1, allow_mixed_sandbox: bool = False, validate: bool = False,
+              data_seed: int | None = None) -> dict:
     """`allow_mixed_sandbox` lets runs whose training sandboxes differ (say bwrap and none) share a table;
     otherwise a run that would not be sealed like the others is refused. `validate`: validate each
-    finished run's final best model afterwards (the table's `validated` column)."""
+    finished run's final best model afterwards (the table's `validated` column). `data_seed`: a
+    generated benchmark's data seed, shared by every run (None: one drawn privately for the bench)."""
     out = Path(out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
     manifest_path = out / "bench.json"
@@ -123,6 +149,9 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
         raise MLIPilotError(f"{manifest_path}: this bench ran benchmark {manifest['benchmark']!r}, not "
                             f"{benchmark!r} — use another --out")
     kind = get_executor(executor)
+    seed_of_data = bench_data_seed(out, manifest, resolve_benchmark(benchmark), data_seed)
+    # each run's training sandbox must not see the other runs' stores: they hold the same holdout
+    stores = tuple(str(out / "runs" / f"{run_name(a, s)}.mlipilot-store") for a in agents for s in range(seeds))
     launchers: list[tuple[str, dict, tuple]] = []
     for agent in agents:
         for seed in range(seeds):
@@ -131,7 +160,8 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
             entry = manifest["runs"].setdefault(name, {"agent": agent, "seed": seed})
             try:
                 if not (root / "mlipilot.toml").exists():
-                    init_run(benchmark, root, store=store, executor=executor, size=size, progress=lambda s: None)
+                    init_run(benchmark, root, store=store, executor=executor, size=size, progress=lambda s: None,
+                             data_seed=seed_of_data, extra_hide=stores)
                 fp = start_fingerprint(root, store)
                 if manifest["start"] is None:
                     manifest["start"] = fp

@@ -60,7 +60,9 @@ def integrity_problem(root: Path, store: Path, editable: tuple[str, ...]) -> str
 SEAL_FILE = "seal.json"
 SEALED = ("holdout.xyz", "scorecard.yaml", "protected.json")
 VALIDATION_SPEC = "validation.yaml"  # the private validation spec (mlipilot validate)
-SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC)  # a benchmark's own MD starts; its validation
+DATA_SEED = "data_seed.json"  # a generated benchmark's data seed: whoever knows it can regenerate the holdout
+SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC, DATA_SEED)  # a benchmark's own MD starts; its
+# validation; its data seed
 SEAL_TRAILER = "MLIPilot-Seal-SHA256"
 
 

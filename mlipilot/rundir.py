@@ -14,6 +14,7 @@ from mlipilot.errors import MLIPilotError
 from mlipilot.executors import UnknownExecutor, get_executor
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import (
+    DATA_SEED,
     VALIDATION_SPEC,
     protected_hashes,
     save_hashes,
@@ -29,6 +30,12 @@ from mlipilot.scorecard.evaluate import MD_STRUCTURES
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
+
+
+def read_data_seed(store: Path) -> int | None:
+    """The data seed recorded in a run's store (None: a benchmark with its own files, or an older run)."""
+    path = Path(store) / DATA_SEED
+    return int(json.loads(path.read_text())["seed"]) if path.is_file() else None
 
 
 def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[str, Path]) -> str:
@@ -60,9 +67,12 @@ def default_store(run_dir: Path) -> Path:
 
 def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor: str = "local",
              size: str = "default", train_timeout_min: float = 30, score_timeout_min: float = 10,
-             progress=print, sandbox: str | None = None, base_seed: int = 1) -> Path:
+             progress=print, sandbox: str | None = None, base_seed: int = 1, data_seed: int | None = None,
+             extra_hide: tuple[str, ...] = ()) -> Path:
     """`sandbox` None probes: bwrap where it starts here, else none (said loudly, with the fix).
-    `base_seed`: the harness's training seed, [noise] base_seed in mlipilot.toml."""
+    `base_seed`: the harness's training seed, [noise] base_seed in mlipilot.toml. `data_seed`: a
+    generated benchmark's data seed; None draws a private one (kept in the store only). `extra_hide`: more
+    paths the training sandbox must not see (a bench's other stores)."""
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve() if store else default_store(run_dir)
     try:
@@ -86,8 +96,18 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
                      "train/train.py runs with your full rights. Fix that, then edit [sandbox] in mlipilot.toml.")
     elif sandbox not in [str(k) for k in SandboxKind]:
         raise MLIPilotError(f"--sandbox: unknown sandbox {sandbox!r} — use one of {', '.join(map(str, SandboxKind))}")
+    if data_seed is not None and int(data_seed) < 0:  # numpy's generators take seeds >= 0 only
+        raise MLIPilotError(f"--data-seed: expected an integer >= 0, got {data_seed}")
+    seed = None
+    if bench.generated:
+        if data_seed is not None:
+            progress(f"data seed {int(data_seed)} given: anyone who knows it can regenerate this run's holdout")
+        seed = bench.draw_data_seed() if data_seed is None else int(data_seed)
+    elif data_seed is not None:
+        raise MLIPilotError(f"--data-seed: benchmark {bench.name} has its own data files, not a generator "
+                            "— leave --data-seed out")
     progress(f"benchmark {bench.name}: preparing data ({size})")
-    data = bench.data_files(size=size)
+    data = bench.data_files(size=size, seed=seed)
     check_data(bench, spec, data, progress=progress)  # bad data fails here, before anything is created
 
     try:
@@ -97,6 +117,9 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         for split in ("train", "valid"):
             shutil.copy(data[split], run_dir / "data" / f"{split}.xyz")
         shutil.copy(data["holdout"], store / "holdout.xyz")
+        if bench.generated:  # private: whoever knows the seed can regenerate the holdout
+            (store / DATA_SEED).write_text(json.dumps({"generator": bench.data["generator"], "seed": seed,
+                                                       "size": size}, indent=1))
         if "md_structures" in data:  # MD starts the scorer uses; private like the holdout
             shutil.copy(data["md_structures"], store / MD_STRUCTURES)
         if bench.isolated_atoms:  # readable by the agent: the expert's (and anyone's) E0s
@@ -123,7 +146,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         save_hashes(store, protected_hashes(run_dir, cfg.editable))
         # what the training sandbox must not see: the store, and every place the holdout came from
         hide = sorted({str(store), str(cache_dir().resolve()), str(bench.directory), str(data["holdout"].resolve())}
-                      | ({str(bench.validation)} if bench.validation is not None else set()))
+                      | ({str(bench.validation)} if bench.validation is not None else set()) | set(extra_hide))
         seal = seal_store(store, hide)
         repo.commit_all(format_message(f"MLIPilot: initialise run from benchmark {bench.name}", "",
                                        {"Benchmark": bench.name, "Scorecard-SHA256": spec.sha256[:16],

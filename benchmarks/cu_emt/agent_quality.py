@@ -119,7 +119,7 @@ def main() -> None:
                 continue
             run = out / model / f"seed{seed}"
             if not (run / "mlipilot.toml").exists():
-                init_run("cu_emt", run, size=a.size, progress=lambda s: None, base_seed=seed)
+                init_run("cu_emt", run, size=a.size, data_seed=0, progress=lambda s: None, base_seed=seed)
             print(f"[{name}] {a.iterations} iterations in {run}", flush=True)
             t0 = time.time()
             with open_agent(f"local:{model}", seed=seed) as agent:

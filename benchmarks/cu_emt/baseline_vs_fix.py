@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--executor", default="local")
     a = p.parse_args()
     run = Path(tempfile.mkdtemp(prefix="mlipilot-bench-")) / "run"
-    init_run("cu_emt", run, executor=a.executor, size=a.size, progress=lambda s: None)
+    init_run("cu_emt", run, executor=a.executor, size=a.size, data_seed=0, progress=lambda s: None)
     trial = TrialRunner(load_run_config(run), progress=lambda s: None)
     records = []
     for hypothesis, updates in SCRIPT:

@@ -23,7 +23,7 @@ from mlipilot.rundir import init_run  # noqa: E402
 
 
 def one(k: int, iterations: int, executor: str, size: str, base: Path) -> float:
-    root = init_run("cu_emt", base / f"k{k}", executor=executor, size=size, progress=lambda s: None)
+    root = init_run("cu_emt", base / f"k{k}", executor=executor, size=size, data_seed=0, progress=lambda s: None)
     cfg = load_run_config(root)
     t0 = time.time()
     with open_agent("random", seed=0) as agent:

@@ -49,7 +49,7 @@ def main() -> None:
     results = {}
     for sandbox in ("bwrap", "none"):
         run = base / sandbox
-        init_run("cu_emt", run, executor="local", size=a.size, sandbox=sandbox, progress=lambda s: None)
+        init_run("cu_emt", run, executor="local", size=a.size, sandbox=sandbox, data_seed=0, progress=lambda s: None)
         trial = TrialRunner(load_run_config(run), progress=lambda s: None)
         for hypothesis, updates in SCRIPT:
             set_config(run / "train" / "config.yaml", updates)

@@ -25,7 +25,7 @@ SCRIPT = [
 
 def main() -> None:
     run = Path(tempfile.mkdtemp(prefix="mlipilot-qm7-")) / "run"
-    init_run("qm7_b3lyp", run, executor="local", progress=lambda s: None)
+    init_run("qm7_b3lyp", run, executor="local", data_seed=0, progress=lambda s: None)
     trial = TrialRunner(load_run_config(run), progress=lambda s: None)
     cfg = run / "train" / "config.yaml"
     print(f"{'trial':>5} {'verdict':9} {'feasible':8} {'E':>7} {'E unseen':>8} {'F':>7} {'MDfail':>6} {'train s':>7} "
