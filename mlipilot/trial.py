@@ -4,6 +4,7 @@ record. The only code path that moves the run branch."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -38,7 +39,7 @@ from mlipilot.ledger import Ledger
 from mlipilot.records import FailureKind
 from mlipilot.run_config import RunConfig
 from mlipilot.sandbox import NONE_WARNING, SandboxConfig, SandboxKind, open_sandbox
-from mlipilot.sanitize import sanitize, tail
+from mlipilot.sanitize import sanitize, single_line, strip_controls, tail
 from mlipilot.scorecard.spec import load_spec
 from mlipilot.scorecard.verdict import (
     ACCEPTED,
@@ -167,6 +168,7 @@ class TrialRunner:
         trial_dir = cfg.store / "trials" / f"{n:04d}"
         trial_dir.mkdir(parents=True, exist_ok=True)
         parent = repo.head()
+        agent, model = _text(agent), _text(model)
         base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": agent, "Model": model}
         commit = repo.commit_paths(cfg.editable, format_message(hypothesis, "", base_trailers))
         record = {
@@ -208,6 +210,7 @@ class TrialRunner:
             verdict, confirm = self._confirm(record, candidate, incumbent, noise, verdict)
             record["confirm"] = confirm
             seeds.append(confirm["seed"])
+        verdict = dataclasses.replace(verdict, reason=_text(verdict.reason))  # job errors quote the agent's files
 
         trailers = dict(base_trailers)
         trailers.update({"Verdict": verdict.verdict, "Reason": verdict.reason, "Parent-Trial":
@@ -287,7 +290,7 @@ class TrialRunner:
             lines = train_log.read_text(errors="replace").splitlines()
             for line in lines[seen[0]:]:
                 if "Epoch" in line and "RMSE" in line:
-                    self.progress("  " + line.split("INFO:")[-1].strip())
+                    self.progress("  " + single_line(line.split("INFO:")[-1]))  # the agent's train.py writes it
             seen[0] = len(lines)
 
         submitted = time.time()
@@ -333,7 +336,7 @@ class TrialRunner:
             out["wall"]["score"] = time.time() - t0
             return out
         for line in scored["log"]:
-            self.progress(line)
+            self.progress(strip_controls(line))
         out["metrics"] = scored["metrics"]
         out["wall"]["score"] = scored["seconds"]
         return out
@@ -448,8 +451,9 @@ class TrialRunner:
 
 
 def _text(s: str) -> str:
-    """Text as git and terminals take it: no lone surrogates or NUL bytes."""
-    return str(s).encode("utf-8", "replace").decode("utf-8").replace("\0", "")
+    """Text as git and terminals take it: no lone surrogates, NUL bytes or terminal controls (a
+    hypothesis with a carriage return or an escape sequence could rewrite what `mlipilot log` shows)."""
+    return strip_controls(s)
 
 
 def _failure(verdict: Verdict, outcome: dict, integrity: str | None) -> str | None:
