@@ -3,7 +3,6 @@ record. The only code path that moves the run branch."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -22,6 +21,7 @@ from mlipilot import jobs
 from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import get_executor
+from mlipilot.executors.base import submitting_from
 from mlipilot.git_history import (
     TRAILER_METRICS,
     RunRepo,
@@ -267,7 +267,7 @@ class TrialRunner:
             return jobs.attach(cfg.executor, folder, attach_ids[stage])
         try:
             # the job process starts in the trial folder: no workspace code in its working directory
-            with contextlib.chdir(record["trial_dir"]):
+            with submitting_from(Path(record["trial_dir"])):
                 job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
         except Exception as e:  # e.g. sbatch refusing the request: the trial fails, the launcher goes on
             raise jobs.JobFailed(f"{stage} job submission failed: {type(e).__name__}: {str(e).strip()[-400:]}",
