@@ -33,6 +33,7 @@ from mlipilot.records import (
 )
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
+from mlipilot.sanitize import single_line
 from mlipilot.trial import TrialRunner
 from mlipilot.workspace_tools import WorkspaceTools
 
@@ -173,7 +174,7 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
             repo.remove_worktree(workdir)
         trial.ledger.append(IterationEvent(result.action, result.text, result.exit_status, agent.name, agent.model,
                                            **usage, **extra).to_json())
-        progress(f"iteration {it}/{budget.iterations}: {result.action} — {result.text[:200]}"
+        progress(f"iteration {it}/{budget.iterations}: {result.action} — {single_line(result.text, 200)}"
                  f" | tokens {u.tokens_in} in / {u.tokens_out} out | tool errors {u.tool_errors}")
         if result.action == Outcome.FINISH:
             stop = ExitStatus.FINISHED

@@ -15,6 +15,7 @@ from mlipilot.git_history import (
     metric_trailer,
     read_validation_note,
 )
+from mlipilot.sanitize import single_line
 
 METRIC_TRAILERS = ("Composite", "Violation", *(metric_trailer(m) for m in TRAILER_METRICS))
 
@@ -29,8 +30,8 @@ def trailers(commit: git.Commit) -> dict[str, str]:
     out = {}
     for line in commit.message.strip().split("\n\n")[-1].splitlines():
         key, sep, value = line.partition(": ")
-        if sep and key.startswith("MLIPilot-"):
-            out[key.removeprefix("MLIPilot-")] = value.strip()
+        if sep and key.startswith("MLIPilot-"):  # older or hand-made commits may hold terminal controls
+            out[key.removeprefix("MLIPilot-")] = single_line(value)
     return out
 
 
@@ -42,7 +43,7 @@ def _entry(commit: git.Commit, ref: str) -> dict:
             metrics[k.lower().replace("-", "_")] = float(t[k])
         except (KeyError, ValueError):
             pass
-    return {"trial": int(t["Trial"]), "verdict": t.get("Verdict"), "hypothesis": t.get("Hypothesis", commit.summary),
+    return {"trial": int(t["Trial"]), "verdict": t.get("Verdict"), "hypothesis": t.get("Hypothesis", single_line(commit.summary)),
             "reason": t.get("Reason"), "agent": t.get("Agent"), "model": t.get("Model"),
             "feasible": t.get("Feasible") == "true", "metrics": metrics, "commit": commit.hexsha,
             "parent": commit.parents[0].hexsha if commit.parents else None, "ref": ref,

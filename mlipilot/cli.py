@@ -56,9 +56,18 @@ def _cmd_noise(a: argparse.Namespace) -> int:
     return 0
 
 
+def _echo(text: str) -> None:
+    """Print what quotes agents' text, logs or commits (older or hand-made ones too) without terminal
+    controls: a carriage return or an escape sequence could make a failed trial read as accepted."""
+    from mlipilot.sanitize import strip_controls
+
+    print(strip_controls(text))
+
+
 def _cmd_status(a: argparse.Namespace) -> int:
     from mlipilot.ledger import Ledger
     from mlipilot.run_config import load_run_config
+    from mlipilot.sanitize import single_line
     from mlipilot.trial import dumps, trial_summary
 
     cfg = load_run_config(Path(a.run))
@@ -71,15 +80,15 @@ def _cmd_status(a: argparse.Namespace) -> int:
         print(dumps({"run": cfg.name, "branch": cfg.branch, "trials": rows,
                      "best": trial_summary(best) if best else None}))
         return 0
-    print(f"run {cfg.name}  branch {cfg.branch}  store {cfg.store}")
-    print(f"{'trial':>5}  {'verdict':9} {'composite':>9} {'E meV/at':>9} {'F meV/Å':>8} {'MD fail':>7}  hypothesis")
+    _echo(f"run {cfg.name}  branch {cfg.branch}  store {cfg.store}")
+    _echo(f"{'trial':>5}  {'verdict':9} {'composite':>9} {'E meV/at':>9} {'F meV/Å':>8} {'MD fail':>7}  hypothesis")
     for r in rows:
         fmt = lambda v, f: (f.format(v) if isinstance(v, (int, float)) else "-")  # noqa: E731
-        print(f"{r['trial']:>5}  {r['verdict'] or 'running':9} {fmt(r['composite'], '{:9.4f}'):>9} "
+        _echo(f"{r['trial']:>5}  {r['verdict'] or 'running':9} {fmt(r['composite'], '{:9.4f}'):>9} "
               f"{fmt(r['energy_rmse'], '{:9.2f}'):>9} {fmt(r['force_rmse'], '{:8.1f}'):>8} "
-              f"{fmt(r['md_failed_runs'], '{:7.0f}'):>7}  {(r['hypothesis'] or '')[:60]}")
+              f"{fmt(r['md_failed_runs'], '{:7.0f}'):>7}  {single_line(r['hypothesis'] or '', 60)}")
     if best:
-        print(f"best: trial {best['trial']} ({'feasible' if best['feasible'] else 'infeasible'}), "
+        _echo(f"best: trial {best['trial']} ({'feasible' if best['feasible'] else 'infeasible'}), "
               f"composite {best['composite']:.4f}")
     return 0
 
@@ -109,6 +118,7 @@ def _cmd_log(a: argparse.Namespace) -> int:
     from mlipilot.audit import GIT_ONE_LINER, audit
     from mlipilot.ledger import Ledger
     from mlipilot.run_config import load_run_config
+    from mlipilot.sanitize import single_line
     from mlipilot.trial import dumps
 
     try:
@@ -121,18 +131,18 @@ def _cmd_log(a: argparse.Namespace) -> int:
     if a.json:
         print(dumps(entries))
         return 0
-    print(f"{'trial':>5}  {'verdict':9} {'commit':8} {'composite':>9} {'Δcomposite':>10} {'ΔE meV/at':>9} "
+    _echo(f"{'trial':>5}  {'verdict':9} {'commit':8} {'composite':>9} {'Δcomposite':>10} {'ΔE meV/at':>9} "
           f"{'ΔF meV/Å':>8}  hypothesis")
     for e in entries:
         d, m = e["delta"], e["metrics"]
         f = lambda v, spec: format(v, spec) if isinstance(v, float) else "-"  # noqa: E731
-        print(f"{e['trial']:>5}  {e['verdict'] or '?':9} {e['commit'][:8]} {f(m.get('composite'), '9.4f'):>9} "
+        _echo(f"{e['trial']:>5}  {e['verdict'] or '?':9} {e['commit'][:8]} {f(m.get('composite'), '9.4f'):>9} "
               f"{f(d.get('composite'), '+10.4f'):>10} {f(d.get('energy_rmse'), '+9.2f'):>9} "
-              f"{f(d.get('force_rmse'), '+8.1f'):>8}  {e['hypothesis'][:70]}")
+              f"{f(d.get('force_rmse'), '+8.1f'):>8}  {single_line(e['hypothesis'], 70)}")
         if v := e.get("validation"):  # mlipilot validate's note on the commit
-            print(f"{'':>7}validated: {v['validated']}" + (f" ({v['failed']})" if v["validated"] != "pass" else ""))
+            _echo(f"{'':>7}validated: {v['validated']}" + (f" ({v['failed']})" if v["validated"] != "pass" else ""))
     if not a.all:
-        print(f"(accepted trials only; --all adds refs/mlipilot/rejected/*. Without MLIPilot: {GIT_ONE_LINER})")
+        _echo(f"(accepted trials only; --all adds refs/mlipilot/rejected/*. Without MLIPilot: {GIT_ONE_LINER})")
     return 0
 
 
@@ -150,20 +160,20 @@ def _cmd_show(a: argparse.Namespace) -> int:
     if a.json:
         print(dumps(e))
         return 0
-    print(f"trial {e['trial']}: {e['verdict']} ({e['ref']}, commit {e['commit'][:12]})")
-    print(f"hypothesis: {e['hypothesis']}")
-    print(f"agent: {e['agent']} ({e['model']})")
-    print(f"reason: {e['reason']}")
-    print("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items()))
+    _echo(f"trial {e['trial']}: {e['verdict']} ({e['ref']}, commit {e['commit'][:12]})")
+    _echo(f"hypothesis: {e['hypothesis']}")
+    _echo(f"agent: {e['agent']} ({e['model']})")
+    _echo(f"reason: {e['reason']}")
+    _echo("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items()))
     if e.get("scorecard_json"):
-        print(f"full scorecard: {e['scorecard_json']}")
+        _echo(f"full scorecard: {e['scorecard_json']}")
     if e.get("train_log"):
-        print(f"training log, last {LOG_TAIL_LINES} lines ({e['train_log']}):")
-        print("\n".join(f"  | {line}" for line in e["log_tail"].splitlines()) or "  (empty)")
+        _echo(f"training log, last {LOG_TAIL_LINES} lines ({e['train_log']}):")
+        _echo("\n".join(f"  | {line}" for line in e["log_tail"].splitlines()) or "  (empty)")
     for run in e.get("seeds") or []:
-        print(f"seed {run['seed']}: composite {run['composite']}, " + ", ".join(
+        _echo(f"seed {run['seed']}: composite {run['composite']}, " + ", ".join(
             f"{k} {v:g}" for k, v in (run.get("metrics") or {}).items() if k in ("energy_rmse", "force_rmse")))
-    print(e["diff"] or "(no diff)")
+    _echo(e["diff"] or "(no diff)")
     return 0
 
 

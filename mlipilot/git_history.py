@@ -4,10 +4,11 @@ trial is kept under refs/mlipilot/rejected/<n>, and every commit carries MLIPilo
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import git
+
+from mlipilot.sanitize import single_line, strip_controls
 
 REJECTED_PREFIX = "refs/mlipilot/rejected/"
 # metrics worth a trailer (written by the trial, read by the audit); the full scorecard is in the store
@@ -37,17 +38,14 @@ def harden_git_environment() -> None:
 harden_git_environment()
 
 
-def _one_line(text: str, limit: int = 500) -> str:
-    text = re.sub(r"\s+", " ", str(text)).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def format_message(subject: str, body: str, trailers: dict[str, object]) -> str:
-    lines = [_one_line(subject, 72) or "(no hypothesis)"]
-    if body.strip():
-        lines += ["", body.strip()]
+    """A commit message whose subject and trailers are single lines and whose text holds no terminal
+    controls: `mlipilot log` and plain `git log` show what the harness wrote, nothing the agent forged."""
+    lines = [single_line(subject, 72) or "(no hypothesis)"]
+    if body := strip_controls(body).strip():
+        lines += ["", body]
     lines.append("")
-    lines += [f"MLIPilot-{k}: {_one_line(v)}" for k, v in trailers.items() if v is not None]
+    lines += [f"MLIPilot-{k}: {single_line(v, 500)}" for k, v in trailers.items() if v is not None]
     return "\n".join(lines) + "\n"
 
 

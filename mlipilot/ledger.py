@@ -17,8 +17,21 @@ import os
 from pathlib import Path
 
 from mlipilot.records import TrialRecord
+from mlipilot.sanitize import strip_controls
 
 GENESIS = "0" * 64
+
+
+def _clean(value):
+    """Every string of a record without terminal controls: rows quote agents' text and job logs, and
+    `mlipilot status` and agents' history show them."""
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _line_hash(line: str) -> str:
@@ -37,7 +50,7 @@ class Ledger:
     def append(self, record: dict) -> None:
         lines = self._lines()
         prev = _line_hash(lines[-1]) if lines else GENESIS
-        line = json.dumps({**{k: v for k, v in record.items() if k != "prev"}, "prev": prev},
+        line = json.dumps({**{k: _clean(v) for k, v in record.items() if k != "prev"}, "prev": prev},
                           sort_keys=True, default=str)
         with open(self.path, "a", encoding="utf-8") as f:
             if self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):

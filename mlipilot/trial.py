@@ -22,6 +22,7 @@ from mlipilot import jobs
 from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import get_executor
+from mlipilot.executors.base import submitting_from
 from mlipilot.git_history import (
     TRAILER_METRICS,
     RunRepo,
@@ -40,7 +41,7 @@ from mlipilot.records import FailureKind
 from mlipilot.run_lock import run_lock
 from mlipilot.run_config import RunConfig
 from mlipilot.sandbox import NONE_WARNING, SandboxKind, open_sandbox
-from mlipilot.sanitize import sanitize, tail
+from mlipilot.sanitize import sanitize, single_line, strip_controls, tail
 from mlipilot.scorecard.spec import load_spec
 from mlipilot.scorecard.verdict import (
     ACCEPTED,
@@ -201,6 +202,7 @@ class TrialRunner:
         trial_dir = cfg.store / "trials" / f"{n:04d}"
         trial_dir.mkdir(parents=True, exist_ok=True)
         parent = repo.head()
+        agent, model = _text(agent), _text(model)
         base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": agent, "Model": model}
         commit = repo.commit_paths(cfg.editable, format_message(hypothesis, "", base_trailers))
         record = {
@@ -242,6 +244,7 @@ class TrialRunner:
             verdict, confirm = self._confirm(record, candidate, incumbent, noise, verdict)
             record["confirm"] = confirm
             seeds.append(confirm["seed"])
+        verdict = dataclasses.replace(verdict, reason=_text(verdict.reason))  # job errors quote the agent's files
 
         trailers = dict(base_trailers)
         trailers.update({"Verdict": verdict.verdict, "Reason": verdict.reason, "Parent-Trial":
@@ -298,7 +301,7 @@ class TrialRunner:
             return jobs.attach(cfg.executor, folder, attach_ids[stage])
         try:
             # the job process starts in the trial folder: no workspace code in its working directory
-            with contextlib.chdir(record["trial_dir"]):
+            with submitting_from(Path(record["trial_dir"])):
                 job = jobs.make_executor(cfg.executor, folder, timeout_min, cfg.slurm, stage).submit(fn, *args)
         except Exception as e:  # e.g. sbatch refusing the request: the trial fails, the launcher goes on
             raise jobs.JobFailed(f"{stage} job submission failed: {type(e).__name__}: {str(e).strip()[-400:]}",
@@ -321,7 +324,7 @@ class TrialRunner:
             lines = train_log.read_text(errors="replace").splitlines()
             for line in lines[seen[0]:]:
                 if "Epoch" in line and "RMSE" in line:
-                    self.progress("  " + line.split("INFO:")[-1].strip())
+                    self.progress("  " + single_line(line.split("INFO:")[-1]))  # the agent's train.py writes it
             seen[0] = len(lines)
 
         submitted = time.time()
@@ -367,7 +370,7 @@ class TrialRunner:
             out["wall"]["score"] = time.time() - t0
             return out
         for line in scored["log"]:
-            self.progress(line)
+            self.progress(strip_controls(line))
         out["metrics"] = scored["metrics"]
         out["wall"]["score"] = scored["seconds"]
         return out
@@ -506,8 +509,9 @@ def weights_sha256(trial_dir: Path) -> str | None:
 
 
 def _text(s: str) -> str:
-    """Text as git and terminals take it: no lone surrogates or NUL bytes."""
-    return str(s).encode("utf-8", "replace").decode("utf-8").replace("\0", "")
+    """Text as git and terminals take it: no lone surrogates, NUL bytes or terminal controls (a
+    hypothesis with a carriage return or an escape sequence could rewrite what `mlipilot log` shows)."""
+    return strip_controls(s)
 
 
 def _failure(verdict: Verdict, outcome: dict, integrity: str | None) -> str | None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
+import sys
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -10,6 +16,37 @@ if TYPE_CHECKING:
     import submitit
 
 FieldType = type | tuple[type, ...]
+
+_CWD_LOCK = threading.RLock()  # the working directory is the process's: one submission at a time changes it
+
+
+def harness_python() -> str:
+    """The interpreter command of every job: -P keeps the working directory off sys.path (submitit's
+    `python -m submitit.core._submit` unpickles the job, importing modules, before any harness code
+    runs); PYTHONPATH still counts, for users' own plugins."""
+    return f"{shlex.quote(sys.executable)} -P"
+
+
+def job_folder(folder: Path) -> Path:
+    """The part of a submitit folder before any %j: a harness-owned folder that exists at submission."""
+    import submitit
+
+    path = submitit.core.utils.JobPaths.get_first_id_independent_folder(Path(folder)).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def submitting_from(folder: Path) -> Iterator[None]:
+    """Submit with `folder` as the working directory, which the job's processes inherit: never the
+    launcher's (a run's train/, where a planted yaml.py would shadow the real one)."""
+    with _CWD_LOCK:
+        before = os.getcwd()
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(before)
 
 
 class ExecutorKind(ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlipilot.executors.base import ExecutorKind
+from mlipilot.executors.base import ExecutorKind, harness_python, job_folder
 
 TEMPLATE = """\
 # Slurm only (scoring always runs on one CPU, no GPU):
@@ -35,14 +35,16 @@ class SlurmExecutorKind(ExecutorKind):
         slurm = options or {}
         if slurm.get("slurm_conf"):
             os.environ["SLURM_CONF"] = slurm["slurm_conf"]  # the submitting process needs it
-        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_python=harness_python())
         scoring = stage in ("score", "validate")  # harness jobs: one CPU, no GPU
         # submitit signals a job 90 s before Slurm's limit; two minutes of slack keep our own limit first
         params = {"timeout_min": int(timeout_min) + 2, "name": f"mlipilot-{stage}",
                   "cpus_per_task": 1 if scoring else int(slurm.get("cpus_per_task", 1)),
                   "mem_gb": float(slurm.get("score_mem_gb" if scoring else "mem_gb", 2 if scoring else 4)),
                   "slurm_setup": list(slurm.get("setup", [])),
-                  "slurm_additional_parameters": dict(slurm.get("additional", {}))}
+                  # the job starts in its folder, not where the launcher was started (sbatch's default)
+                  "slurm_additional_parameters": {**dict(slurm.get("additional", {})),
+                                                  "chdir": str(job_folder(folder))}}
         if slurm.get("partition"):
             params["slurm_partition"] = slurm["partition"]
         if not scoring and int(slurm.get("gpus_per_node", 0)) > 0:

@@ -17,6 +17,7 @@ import git
 
 from mlipilot import jobs
 from mlipilot.errors import MLIPilotError
+from mlipilot.executors.base import submitting_from
 from mlipilot.git_history import harden_git_environment, write_validation_note
 from mlipilot.integrity import VALIDATION_SPEC, load_seal, sha256_file
 from mlipilot.ledger import Ledger
@@ -136,9 +137,12 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
             with_dir.mkdir(exist_ok=True)
             job = _running_job(with_dir / "submitit", progress, n)  # left by a stopped launcher: waited for, not raced
             if job is None:
-                job = jobs.make_executor(executor, with_dir / "submitit", timeout_min, cfg.slurm, "validate").submit(
-                    jobs.validate_job, str(model), str(spec), str(cfg.store / "scorecard.yaml"),
-                    str(cfg.store / "holdout.xyz"), str(out), str(extra) if extra else None, expected)
+                # started from the store, never from the launcher's working directory (a run's train/ may hold
+                # a yaml.py that the job's unpickling would import); the executor's python is `-P` too
+                with submitting_from(with_dir):
+                    job = jobs.make_executor(executor, with_dir / "submitit", timeout_min, cfg.slurm, "validate").submit(
+                        jobs.validate_job, str(model), str(spec), str(cfg.store / "scorecard.yaml"),
+                        str(cfg.store / "holdout.xyz"), str(out), str(extra) if extra else None, expected)
             try:
                 result = jobs.wait(job)
             except jobs.JobFailed as e:
