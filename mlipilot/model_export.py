@@ -160,6 +160,7 @@ def take_export(out_dir: Path, dest: Path) -> Path:
 def size_problem(config: dict, caps: dict | None = None) -> str | None:
     """Why model.json describes a model larger than the run allows (None when it does not), read from
     the description alone, before anything is built."""
+    import mace  # noqa: F401  -- before e3nn
     from e3nn import o3
 
     caps = {**DEFAULT_CAPS, **(caps or {})}

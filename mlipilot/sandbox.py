@@ -128,8 +128,9 @@ def hidden_paths(cfg: SandboxConfig) -> list[Path]:
     return sorted(p for p in paths if _under(p, exposed) and not any(q in p.parents for q in paths))
 
 
-def _bwrap_flags(cfg: SandboxConfig) -> list[str]:
-    """The filesystem, namespaces and identity of a bwrap job (without src/out and the command)."""
+def _bwrap_flags(cfg: SandboxConfig, mounts: tuple[str, ...] = ()) -> list[str]:
+    """The filesystem (with `mounts`, e.g. the job's src and out), namespaces and identity of a bwrap
+    job; the root is read-only, so a write anywhere but the output folder and /tmp fails loudly."""
     cmd = ["bwrap"]
     for s in SYSTEM:
         p = Path(s)
@@ -148,6 +149,7 @@ def _bwrap_flags(cfg: SandboxConfig) -> list[str]:
     for p in cfg.inputs:
         cmd += ["--ro-bind", str(p), str(p)]
     cmd += ["--dev", "/dev", "--proc", "/proc", "--size", str(int(cfg.limits.tmp_mb) << 20), "--tmpfs", "/tmp",
+            *mounts, "--remount-ro", "/",
             "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--clearenv"]
@@ -213,9 +215,8 @@ class Bubblewrap(_Mounted):
         return None
 
     def command(self, argv, src, out, env):
-        cmd = _bwrap_flags(self.cfg)
-        cmd += ["--ro-bind", str(src), str(JOB / "src"), "--bind", str(out), str(JOB / "out"),
-                "--chdir", str(JOB / "src")]
+        cmd = _bwrap_flags(self.cfg, ("--ro-bind", str(src), str(JOB / "src"), "--bind", str(out), str(JOB / "out")))
+        cmd += ["--chdir", str(JOB / "src")]
         # HOME and caches point at the private /tmp: the launcher's home is not there
         for k, v in {**env, "TMPDIR": "/tmp", "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
                      "USER": "mlipilot", "LOGNAME": "mlipilot"}.items():
@@ -236,6 +237,9 @@ class Apptainer(_Mounted):
         exe = shutil.which("apptainer") or shutil.which("singularity")
         if not exe:
             return "apptainer is not installed here — `module load apptainer`, or set [sandbox] kind = \"bwrap\""
+        if os.geteuid() == 0:
+            return ("apptainer started by root gives the job root's capabilities — run MLIPilot as an unprivileged "
+                    "user, or set [sandbox] kind = \"bwrap\" (it drops them)")
         if not self.cfg.image or not Path(self.cfg.image).exists():
             return (f"[sandbox] image = {self.cfg.image!r} does not exist — point it at a .sif with your Python "
                     "environment (mace-torch and MLIPilot installed)")

@@ -143,10 +143,11 @@ class TrialRunner:
         confirmations), so nothing competes with the next trial for the cores."""
         kind = get_executor(self.cfg.executor)
         if kind.can_reattach and row.get("executor") == self.cfg.executor and row.get("host") in (None, socket.gethostname()):
-            for stage, job_id in (row.get("job_ids") or {}).items():
+            for stage, job_id in (row.get("job_ids") or {}).items() if row.get("trial_dir") else ():
                 with contextlib.suppress(Exception):
                     jobs.attach(self.cfg.executor, Path(row["trial_dir"]) / "submitit", str(job_id)).cancel(check=False)
-        self._stop_local_jobs(Path(row["trial_dir"]))
+        if row.get("trial_dir"):
+            self._stop_local_jobs(Path(row["trial_dir"]))
 
     def _stop_local_jobs(self, folder: Path) -> None:
         from mlipilot.executors.local import kill_tree, live_controllers

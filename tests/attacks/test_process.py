@@ -74,15 +74,21 @@ def test_credentials_are_neither_in_the_environment_nor_in_home(arena, tmp_path,
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-attack-0123456789abcdefghijkl")
     monkeypatch.setenv("HF_TOKEN", "hf_attack0123456789abcdefghijkl")
-    r = arena.attack("""
+    r = arena.attack(f"""
         import os, pathlib
         print("ENV", sorted(k for k in os.environ if "KEY" in k or "TOKEN" in k))
-        try:
-            print("NETRC", repr(pathlib.Path("~/.netrc").expanduser().read_text()))
-        except OSError as e:  # a file is hidden behind an unreadable /dev/null
-            print("NETRC", e.strerror)
-        print("SSH", sorted(os.listdir(os.path.expanduser("~/.ssh"))))
+        for name in ("~/.netrc", {str(home / ".netrc")!r}):  # $HOME inside, and the launcher's home by path
+            try:
+                print("NETRC", repr(pathlib.Path(name).expanduser().read_text()))
+            except OSError as e:
+                print("NETRC", e.strerror)
+        for name in ("~/.ssh", {str(home / ".ssh")!r}):
+            try:
+                print("SSH", sorted(os.listdir(os.path.expanduser(name))))
+            except OSError as e:
+                print("SSH", e.strerror)
     """)
     log = (Path(r["trial_dir"]) / "train.log").read_text()
-    assert "ENV []" in log and ("NETRC ''" in log or "NETRC Permission denied" in log) and "SSH []" in log, log[:500]
+    assert "ENV []" in log and "hunter2" not in log and "id_ed25519" not in log, log[:500]
+    assert log.count("NETRC No such file or directory") == 2 and log.count("SSH No such file or directory") == 2, log
     assert "sk-attack" not in log and "hunter2" not in log
