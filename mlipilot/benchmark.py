@@ -22,7 +22,7 @@ from mlipilot.errors import MLIPilotError, check_keys, config_error
 from mlipilot.resources import cache_dir, project_root
 
 SPLITS = ("train", "valid", "holdout")
-TOP_KEYS = ("name", "description", "scorecard", "workspace", "data", "isolated_atoms", "validation")
+TOP_KEYS = ("name", "description", "scorecard", "workspace", "data", "isolated_atoms", "validation", "foundation_models")
 DATA_FILE_KEYS = SPLITS + ("md_structures",)
 GENERATOR_KEYS = ("generator", "seed")
 GENERIC_WORKSPACE = "generic"  # workspace_template/generic: used when a benchmark names none
@@ -38,6 +38,7 @@ class Benchmark:
     isolated_atoms: dict[str, float] = field(default_factory=dict)  # element -> isolated-atom energy (eV)
     description: str = ""
     validation: Path | None = None  # the private validation spec (mlipilot validate)
+    foundation_models: dict[str, Path] = field(default_factory=dict)  # name -> a MACE model file to fine-tune from
 
     @property
     def spec_file(self) -> Path:
@@ -125,6 +126,18 @@ def _isolated_atoms(value: object, directory: Path, spec_file: Path) -> dict[str
     return out
 
 
+def _foundation_models(value: object, directory: Path, spec_file: Path) -> dict[str, Path]:
+    """`foundation_models: {name: path}` (paths relative to the benchmark folder, or absolute)."""
+    from mlipilot.foundation import parse_specs
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise config_error(spec_file, "foundation_models", f"expected a mapping name: path, got {value!r}",
+                           "write e.g. foundation_models: {mp0: /models/mace-mp-0-medium.model}")
+    return parse_specs({k: str(directory / str(v)) for k, v in value.items()}, f"{spec_file}: foundation_models")
+
+
 def resolve_benchmark(name_or_path: str) -> Benchmark:
     candidate = Path(name_or_path)
     if (candidate / "benchmark.yaml").is_file():
@@ -158,7 +171,8 @@ def resolve_benchmark(name_or_path: str) -> Benchmark:
     bench = Benchmark(d["name"], directory, (directory / d["scorecard"]).resolve(), workspace, data,
                       _isolated_atoms(d["isolated_atoms"], directory, spec_file) if "isolated_atoms" in d else {},
                       d.get("description", ""),
-                      (directory / d["validation"]).resolve() if "validation" in d else None)
+                      (directory / d["validation"]).resolve() if "validation" in d else None,
+                      _foundation_models(d.get("foundation_models"), directory, spec_file))
     if not bench.scorecard.is_file():
         raise config_error(spec_file, "scorecard", f"{bench.scorecard} does not exist", "fix the path")
     if bench.validation is not None and not bench.validation.is_file():

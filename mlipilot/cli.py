@@ -21,7 +21,7 @@ def _cmd_init(a: argparse.Namespace) -> int:
     from mlipilot.rundir import init_run
 
     init_run(a.benchmark, Path(a.dir), store=a.store, executor=a.executor, size=a.size, sandbox=a.sandbox,
-             data_seed=a.data_seed)
+             data_seed=a.data_seed, foundation=a.foundation)
     print(f"next: cd {a.dir} && mlipilot trial -m baseline")
     return 0
 
@@ -163,6 +163,8 @@ def _cmd_show(a: argparse.Namespace) -> int:
     _echo(f"trial {e['trial']}: {e['verdict']} ({e['ref']}, commit {e['commit'][:12]})")
     _echo(f"hypothesis: {e['hypothesis']}")
     _echo(f"agent: {e['agent']} ({e['model']})")
+    if e["trailers"].get("MLIPilot-Foundation"):
+        _echo(f"fine-tuned from: foundation model {e['trailers']['MLIPilot-Foundation']} (name, sha256 prefix)")
     _echo(f"reason: {e['reason']}")
     _echo("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items()))
     if e.get("scorecard_json"):
@@ -258,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where train/train.py runs (default: bwrap if it works here, else none, said loudly)")
     s.add_argument("--data-seed", type=int, help="a generated benchmark's data seed, for a reproducible holdout "
                    "that anyone who knows the seed can regenerate (default: drawn privately, kept in the store)")
+    s.add_argument("--foundation", action="append", metavar="NAME=PATH",
+                   help="a MACE model file to fine-tune from (repeatable); checked, copied into the store and "
+                        "sealed; train/config.yaml's foundation_model: NAME picks it")
     s.set_defaults(func=_cmd_init)
 
     s = sub.add_parser("trial", help="commit the edits under train/, train, score, accept or revert")

@@ -61,7 +61,7 @@ SEAL_FILE = "seal.json"
 SEALED = ("holdout.xyz", "scorecard.yaml", "protected.json")
 VALIDATION_SPEC = "validation.yaml"  # the private validation spec (mlipilot validate)
 DATA_SEED = "data_seed.json"  # a generated benchmark's data seed: whoever knows it can regenerate the holdout
-SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC, DATA_SEED)  # a benchmark's own MD starts; its
+SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC, DATA_SEED, "foundation.json")  # a benchmark's own MD starts; its
 # validation; its data seed
 SEAL_TRAILER = "MLIPilot-Seal-SHA256"
 
@@ -73,6 +73,8 @@ def seal_digest(hashes: dict[str, str]) -> str:
 def seal_store(store: Path, hide: list[str]) -> dict:
     """Hash the files scoring trusts; `hide` lists the paths the training sandbox must not see."""
     names = list(SEALED) + [n for n in SEALED_IF_PRESENT if (store / n).is_file()]
+    # foundation models the user supplied: what training starts from is as sealed as what scores it
+    names += sorted(str(p.relative_to(store)) for p in (store / "foundation").glob("*.model"))
     seal = {"files": {name: sha256_file(store / name) for name in names}, "hide": hide}
     (store / SEAL_FILE).write_text(json.dumps(seal, indent=1, sort_keys=True))
     return seal

@@ -12,6 +12,8 @@ from mlipilot.datacheck import check_data
 from mlipilot.e0s import ISOLATED_ATOMS
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import UnknownExecutor, get_executor
+from mlipilot.foundation import install as install_foundations
+from mlipilot.foundation import knobs_yaml
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import (
     DATA_SEED,
@@ -61,6 +63,34 @@ def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[
                                           composite=composite, md=md, e0s=e0s)
 
 
+def _check_foundations(bench: Benchmark, specs: list[str] | None, data: dict[str, Path], progress) -> list:
+    """The benchmark's and --foundation's models, each loaded and checked against the data's elements."""
+    from ase.io import read
+
+    from mlipilot.foundation import inspect, parse_specs
+
+    named = {**bench.foundation_models, **parse_specs(specs)}
+    if not named:
+        return []
+    elements = {s for split in ("train", "valid", "holdout") for f in read(data[split], index=":", format="extxyz")
+                for s in f.get_chemical_symbols()}
+    models = [inspect(name, path, elements) for name, path in named.items()]
+    for m in models:
+        progress(f"foundation model {m.describe()} — sha256 {m.sha256[:16]}")
+    return models
+
+
+def foundation_brief(models: list) -> str:
+    """program.md's paragraph on the run's foundation models (none: nothing)."""
+    if not models:
+        return ""
+    lines = "\n".join(f"- `{m.describe()}`" for m in models)
+    return ("\n\n## Foundation models\n\nThis run can fine-tune instead of training from scratch: set "
+            "`foundation_model: <name>` in train/config.yaml (`none` trains from scratch). mace-torch then takes "
+            "the foundation's architecture (num_channels, max_L, r_max, ... are its own); `E0s: estimated` "
+            "usually suits fine-tuning. Available:\n\n" + lines + "\n")
+
+
 def default_store(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".mlipilot-store")
 
@@ -68,7 +98,7 @@ def default_store(run_dir: Path) -> Path:
 def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor: str = "local",
              size: str = "default", train_timeout_min: float = 30, score_timeout_min: float = 10,
              progress=print, sandbox: str | None = None, base_seed: int = 1, data_seed: int | None = None,
-             extra_hide: tuple[str, ...] = ()) -> Path:
+             extra_hide: tuple[str, ...] = (), foundation: list[str] | None = None) -> Path:
     """`sandbox` None probes: bwrap where it starts here, else none (said loudly, with the fix).
     `base_seed`: the harness's training seed, [noise] base_seed in mlipilot.toml. `data_seed`: a
     generated benchmark's data seed; None draws a private one (kept in the store only). `extra_hide`: more
@@ -109,6 +139,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
     progress(f"benchmark {bench.name}: preparing data ({size})")
     data = bench.data_files(size=size, seed=seed)
     check_data(bench, spec, data, progress=progress)  # bad data fails here, before anything is created
+    foundations = _check_foundations(bench, foundation, data, progress)
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +165,12 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
             source = bench.template_file(extra)
             if source is not None:
                 text = source.read_text()
-                (run_dir / extra).write_text(render_program(text, bench, spec, data) if extra == "program.md" else text)
+                if extra == "program.md":
+                    text = render_program(text, bench, spec, data) + foundation_brief(foundations)
+                elif foundations:
+                    text += knobs_yaml(foundations)  # the agent chooses one by name
+                (run_dir / extra).write_text(text)
+        install_foundations(store, foundations)
         (run_dir / ".gitignore").write_text(GITIGNORE)
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import mlipilot
-from mlipilot import jobs
+from mlipilot import foundation, jobs
 from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import get_executor
@@ -82,6 +82,7 @@ class TrialRunner:
         self.sandbox_cfg = dataclasses.replace(cfg.sandbox, hide=tuple(dict.fromkeys(hide)))
         self.sandbox = open_sandbox(self.sandbox_cfg)
         self.caps = size_caps(cfg.root / "knobs.yaml")
+        self.foundation = {name: str(foundation.model_path(cfg.store, name)) for name in foundation.load(cfg.store)}
 
     def preflight(self, root: Path) -> None:
         """Everything that refuses a trial before anything is committed or trained: one line each."""
@@ -260,6 +261,9 @@ class TrialRunner:
                     trailers[metric_trailer(m)] = f"{outcome['metrics'][m]:.6g}"
         trailers["Scorecard-SHA256"] = self.spec.sha256[:16]
         trailers["Sandbox"] = str(self.sandbox.kind)
+        if started_from := self._foundation_of(record["commit"]):
+            trailers["Foundation"] = started_from
+            record["foundation"] = started_from
         message = format_message(hypothesis, "", trailers)
         final_commit = repo.amend_message(message)
         rejected_ref = None
@@ -292,6 +296,18 @@ class TrialRunner:
         if outcome.get("fatal"):
             raise MLIPilotError(outcome["fatal"])
         return record
+
+    def _foundation_of(self, commit: str) -> str | None:
+        """`name sha256-prefix` of the foundation model the commit's config.yaml fine-tunes from."""
+        if not self.foundation:
+            return None
+        try:
+            text = self.repo.repo.git.show(f"{commit}:train/config.yaml")
+        except Exception:
+            return None
+        name = foundation.chosen(text)
+        known = foundation.load(self.cfg.store)
+        return f"{name} {known[name].sha256[:16]}" if name in known else None
 
     def _submit_or_attach(self, stage: str, attach_ids: dict, record: dict, timeout_min: float, fn, *args):
         cfg = self.cfg
@@ -392,7 +408,7 @@ class TrialRunner:
             record["prepare_seconds"] = round(time.time() - t0, 4)
         return self._submit_or_attach("train", attach_ids, record, self.cfg.train_timeout_min, jobs.train_job,
                                       str(src), str(trial_dir), self.cfg.train_timeout_min * 60,
-                                      self.sandbox_cfg.to_json(), int(record.get("seed", 1)))
+                                      self.sandbox_cfg.to_json(), int(record.get("seed", 1)), self.foundation)
 
     # -- noise: replicates of one commit with other harness seeds -----------------------------------
     def replicate(self, row: dict, seed: int) -> dict:

@@ -34,9 +34,10 @@ class ExpertAgent(Agent):
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
         done = len([t for t in tools.history.trials() if not interrupted(t)])  # an interrupted step is retried
-        if done >= len(STRATEGIES):
+        strategies = with_fine_tuning(STRATEGIES, tools)
+        if done >= len(strategies):
             return IterationResult("finish", "expert script exhausted")
-        hypothesis, updates = STRATEGIES[done]
+        hypothesis, updates = strategies[done]
         if updates.get("E0s") is E0S_FROM_DATA:
             e0s, source = run_e0s(Path(tools.root))
             updates = {**updates, "E0s": e0s_option(e0s)}
@@ -44,3 +45,18 @@ class ExpertAgent(Agent):
         if updates:
             set_config(tools, updates)
         return IterationResult("experiment", hypothesis)
+
+
+def with_fine_tuning(strategies: list[tuple[str, dict]], tools: WorkspaceTools) -> list[tuple[str, dict]]:
+    """Where the run has foundation models, fine-tuning from the first is tried right after the
+    re-weighting (what most MACE users do first), with E0s estimated as the fine-tuning studies advise."""
+    from mlipilot.foundation import OPTION
+    from mlipilot.knobs import load_knobs
+
+    knobs = load_knobs(Path(tools.root) / "knobs.yaml", with_mace=False) if (Path(tools.root) / "knobs.yaml").is_file() else {}
+    names = [c for c in (knobs[OPTION].choices or ()) if c != "none"] if OPTION in knobs else []
+    if not names:
+        return strategies
+    step = (f"fine-tuning: start from the foundation model {names[0]} (its architecture), E0s estimated",
+            {OPTION: names[0], "E0s": "estimated"})
+    return [*strategies[:2], step, *strategies[2:]]
