@@ -28,6 +28,7 @@ from mlipilot.sandbox import SandboxKind
 from mlipilot.sandbox import probe as probe_sandbox
 from mlipilot.scorecard.evaluate import MD_STRUCTURES
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
+from mlipilot.units import copy_labels
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
 
@@ -114,14 +115,17 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         run_dir.mkdir(parents=True, exist_ok=True)
         store.mkdir(parents=True, exist_ok=True)
         (run_dir / "data").mkdir()
+        if not bench.units.identity:
+            progress(f"converting labels of every split: {bench.units.describe()} (benchmark.yaml energy_unit/"
+                     "force_unit)")
         for split in ("train", "valid"):
-            shutil.copy(data[split], run_dir / "data" / f"{split}.xyz")
-        shutil.copy(data["holdout"], store / "holdout.xyz")
+            copy_labels(data[split], run_dir / "data" / f"{split}.xyz", bench.units)
+        copy_labels(data["holdout"], store / "holdout.xyz", bench.units)
         if bench.generated:  # private: whoever knows the seed can regenerate the holdout
             (store / DATA_SEED).write_text(json.dumps({"generator": bench.data["generator"], "seed": seed,
                                                        "size": size}, indent=1))
         if "md_structures" in data:  # MD starts the scorer uses; private like the holdout
-            shutil.copy(data["md_structures"], store / MD_STRUCTURES)
+            copy_labels(data["md_structures"], store / MD_STRUCTURES, bench.units)
         if bench.isolated_atoms:  # readable by the agent: the expert's (and anyone's) E0s
             (run_dir / "data" / ISOLATED_ATOMS).write_text(json.dumps(bench.isolated_atoms, indent=1))
         shutil.copy(bench.scorecard, store / "scorecard.yaml")
