@@ -260,6 +260,11 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
                 for kind, problem, fix in _label_problems(atoms, need_stress):
                     add(kind, f"{paths[split]}: frame {i}: {problem} — {fix}")
 
+    if spec.stability.kind == "bulk" and elements.get("train") and set(elements["train"]) != {spec.element}:
+        held = ", ".join(sorted(elements["train"]))  # bulk builds pure fcc cells: other elements never see MD
+        add("stability kind", f"{spec.path}: field 'stability.kind': bulk runs MD on pure {spec.element} fcc cells "
+            f"only, but the training data {paths['train']} holds {held} — set stability.kind: structures (MD from "
+            "your own frames; drop element, lattice_a, min_distance_A and supercell)")
     for split in ("holdout", "md_structures"):  # a model can't have learnt an element it never saw
         if split in elements and "train" in elements:
             for el, i in elements[split].items():

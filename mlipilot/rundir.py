@@ -62,6 +62,40 @@ def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[
                                           composite=composite, md=md, e0s=e0s)
 
 
+SEED_LINES = ('if os.environ.get("MLIPILOT_SEED"):', '    cmd += ["--seed", os.environ["MLIPILOT_SEED"]]')
+
+
+def check_train_script(bench: Benchmark) -> None:
+    """A dry check of the workspace's train.py: it must read the harness's MLIPILOT_SEED, else every seed
+    trains the same model and noise margins measure nothing (found at init, not after a noise run)."""
+    script = bench.workspace / "train" / "train.py"
+    if not script.is_file():
+        raise MLIPilotError(f"{script}: missing — the harness runs train/train.py --out-dir DIR --model-out PATH; "
+                            "start from workspace_template/generic/train/train.py")
+    if "MLIPILOT_SEED" not in script.read_text(errors="replace"):
+        raise MLIPilotError(f"{script}: does not read MLIPILOT_SEED, the harness's training seed, so every seed would "
+                            f"train the same model — add, before the training command runs: `{SEED_LINES[0]}` "
+                            f"`{SEED_LINES[1].strip()}` (or pass the seed your trainer takes)")
+
+
+def program_md_warnings(template: str, spec: ScorecardSpec) -> list[str]:
+    """What a benchmark's own program.md says about the MD that the scorecard does not run (a copied
+    program.md describing another system's runs would mislead the agent)."""
+    import re
+
+    temps = {t for r in spec.stability.runs for t in r.temperature_K}
+    named = {float(t) for t in re.findall(r"(\d+(?:\.\d+)?)\s*K\b", template)}
+    names = {r.name for r in spec.stability.runs}
+    quoted = {w for w in re.findall(r"`([A-Za-z][\w]*)`", template) if re.match(r"(md|nvt|npt|ramp)", w)
+              and w not in names and not w.startswith("md_")}
+    out = []
+    if stray := sorted(named - temps):
+        out.append(f"names {', '.join(f'{t:g} K' for t in stray)}")
+    if quoted:
+        out.append(f"names runs {', '.join(sorted(quoted))}")
+    return out
+
+
 def default_store(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".mlipilot-store")
 
@@ -88,6 +122,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         raise MLIPilotError(f"{store}: the private store must be outside the run directory — pass --store elsewhere")
     bench = resolve_benchmark(benchmark)
     spec = load_spec(bench.scorecard)  # validate before writing anything
+    check_train_script(bench)
     if (knobs := bench.template_file("knobs.yaml")) is not None:
         load_knobs(knobs)  # options, types, ranges and metric names: a typo fails here, not mid-run
     if sandbox is None:
@@ -138,7 +173,15 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
             source = bench.template_file(extra)
             if source is not None:
                 text = source.read_text()
-                (run_dir / extra).write_text(render_program(text, bench, spec, data) if extra == "program.md" else text)
+                if extra == "program.md":
+                    if stray := program_md_warnings(text, spec):  # the scorecard's real runs follow it
+                        progress(f"WARNING: {source}: {'; '.join(stray)}, which the scorecard does not run — the "
+                                 "run's program.md gets the scorecard's MD runs appended; write $md and $constraints "
+                                 "where they belong and init fills them in")
+                        text += "\n## The scorecard's MD runs (filled in by mlipilot init)\n\n$md\n" + \
+                            ("\nConstraints:\n$constraints\n" if "$constraints" not in text else "")
+                    text = render_program(text, bench, spec, data)
+                (run_dir / extra).write_text(text)
         (run_dir / ".gitignore").write_text(GITIGNORE)
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
