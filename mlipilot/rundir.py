@@ -30,6 +30,7 @@ from mlipilot.sandbox import SandboxKind
 from mlipilot.sandbox import probe as probe_sandbox
 from mlipilot.scorecard.evaluate import MD_STRUCTURES
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
+from mlipilot.units import copy_labels
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
 
@@ -91,6 +92,40 @@ def foundation_brief(models: list) -> str:
             "usually suits fine-tuning. Available:\n\n" + lines + "\n")
 
 
+SEED_LINES = ('if os.environ.get("MLIPILOT_SEED"):', '    cmd += ["--seed", os.environ["MLIPILOT_SEED"]]')
+
+
+def check_train_script(bench: Benchmark) -> None:
+    """A dry check of the workspace's train.py: it must read the harness's MLIPILOT_SEED, else every seed
+    trains the same model and noise margins measure nothing (found at init, not after a noise run)."""
+    script = bench.workspace / "train" / "train.py"
+    if not script.is_file():
+        raise MLIPilotError(f"{script}: missing — the harness runs train/train.py --out-dir DIR --model-out PATH; "
+                            "start from workspace_template/generic/train/train.py")
+    if "MLIPILOT_SEED" not in script.read_text(errors="replace"):
+        raise MLIPilotError(f"{script}: does not read MLIPILOT_SEED, the harness's training seed, so every seed would "
+                            f"train the same model — add, before the training command runs: `{SEED_LINES[0]}` "
+                            f"`{SEED_LINES[1].strip()}` (or pass the seed your trainer takes)")
+
+
+def program_md_warnings(template: str, spec: ScorecardSpec) -> list[str]:
+    """What a benchmark's own program.md says about the MD that the scorecard does not run (a copied
+    program.md describing another system's runs would mislead the agent)."""
+    import re
+
+    temps = {t for r in spec.stability.runs for t in r.temperature_K}
+    named = {float(t) for t in re.findall(r"(\d+(?:\.\d+)?)\s*K\b", template)}
+    names = {r.name for r in spec.stability.runs}
+    quoted = {w for w in re.findall(r"`([A-Za-z][\w]*)`", template) if re.match(r"(md|nvt|npt|ramp)", w)
+              and w not in names and not w.startswith("md_")}
+    out = []
+    if stray := sorted(named - temps):
+        out.append(f"names {', '.join(f'{t:g} K' for t in stray)}")
+    if quoted:
+        out.append(f"names runs {', '.join(sorted(quoted))}")
+    return out
+
+
 def default_store(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".mlipilot-store")
 
@@ -117,6 +152,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         raise MLIPilotError(f"{store}: the private store must be outside the run directory — pass --store elsewhere")
     bench = resolve_benchmark(benchmark)
     spec = load_spec(bench.scorecard)  # validate before writing anything
+    check_train_script(bench)
     if (knobs := bench.template_file("knobs.yaml")) is not None:
         load_knobs(knobs)  # options, types, ranges and metric names: a typo fails here, not mid-run
     if sandbox is None:
@@ -145,14 +181,17 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         run_dir.mkdir(parents=True, exist_ok=True)
         store.mkdir(parents=True, exist_ok=True)
         (run_dir / "data").mkdir()
+        if not bench.units.identity:
+            progress(f"converting labels of every split: {bench.units.describe()} (benchmark.yaml energy_unit/"
+                     "force_unit)")
         for split in ("train", "valid"):
-            shutil.copy(data[split], run_dir / "data" / f"{split}.xyz")
-        shutil.copy(data["holdout"], store / "holdout.xyz")
+            copy_labels(data[split], run_dir / "data" / f"{split}.xyz", bench.units)
+        copy_labels(data["holdout"], store / "holdout.xyz", bench.units)
         if bench.generated:  # private: whoever knows the seed can regenerate the holdout
             (store / DATA_SEED).write_text(json.dumps({"generator": bench.data["generator"], "seed": seed,
                                                        "size": size}, indent=1))
         if "md_structures" in data:  # MD starts the scorer uses; private like the holdout
-            shutil.copy(data["md_structures"], store / MD_STRUCTURES)
+            copy_labels(data["md_structures"], store / MD_STRUCTURES, bench.units)
         if bench.isolated_atoms:  # readable by the agent: the expert's (and anyone's) E0s
             (run_dir / "data" / ISOLATED_ATOMS).write_text(json.dumps(bench.isolated_atoms, indent=1))
         shutil.copy(bench.scorecard, store / "scorecard.yaml")
@@ -166,6 +205,12 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
             if source is not None:
                 text = source.read_text()
                 if extra == "program.md":
+                    if stray := program_md_warnings(text, spec):  # the scorecard's real runs follow it
+                        progress(f"WARNING: {source}: {'; '.join(stray)}, which the scorecard does not run — the "
+                                 "run's program.md gets the scorecard's MD runs appended; write $md and $constraints "
+                                 "where they belong and init fills them in")
+                        text += "\n## The scorecard's MD runs (filled in by mlipilot init)\n\n$md\n" + \
+                            ("\nConstraints:\n$constraints\n" if "$constraints" not in text else "")
                     text = render_program(text, bench, spec, data) + foundation_brief(foundations)
                 elif foundations:
                     text += knobs_yaml(foundations)  # the agent chooses one by name
