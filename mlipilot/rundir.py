@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from string import Template
 
+from mlipilot import integrity
 from mlipilot.benchmark import Benchmark, resolve_benchmark
 from mlipilot.datacheck import check_data
 from mlipilot.e0s import ISOLATED_ATOMS
@@ -15,11 +16,13 @@ from mlipilot.executors import UnknownExecutor, get_executor
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import (
     DATA_SEED,
+    LARGE_DATA_MANIFEST,
     VALIDATION_SPEC,
     protected_hashes,
     save_hashes,
     seal_digest,
     seal_store,
+    sha256_file,
 )
 from mlipilot.knobs import load_knobs
 from mlipilot.resources import cache_dir
@@ -59,6 +62,23 @@ def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[
     return Template(text).safe_substitute(name=bench.name, elements=", ".join(elements),
                                           description=bench.description, constraints=constraints,
                                           composite=composite, md=md, e0s=e0s)
+
+
+def keep_large_data_out_of_git(run_dir: Path, progress=print) -> list[str]:
+    """Data files above integrity.LARGE_DATA_BYTES stay in the run directory but out of its git (a clone
+    or push would carry them forever): listed with their sha256 in a tracked, protected manifest that
+    every trial checks, and copied into each training job's tree. Returns their paths."""
+    entries = {}
+    for path in sorted((run_dir / "data").iterdir()):
+        size = path.stat().st_size
+        if path.is_file() and size > integrity.LARGE_DATA_BYTES:
+            rel = path.relative_to(run_dir).as_posix()
+            entries[rel] = {"bytes": size, "sha256": sha256_file(path)}
+            progress(f"WARNING: {rel} is {size / 1e6:.0f} MB: kept out of the run's git (git-ignored; its sha256 is in "
+                     f"{LARGE_DATA_MANIFEST}, checked before every trial) — a clone of the run lacks it, back it up")
+    if entries:
+        (run_dir / LARGE_DATA_MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True))
+    return list(entries)
 
 
 def default_store(run_dir: Path) -> Path:
@@ -135,7 +155,8 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
             if source is not None:
                 text = source.read_text()
                 (run_dir / extra).write_text(render_program(text, bench, spec, data) if extra == "program.md" else text)
-        (run_dir / ".gitignore").write_text(GITIGNORE)
+        large = keep_large_data_out_of_git(run_dir, progress)
+        (run_dir / ".gitignore").write_text(GITIGNORE + "".join(f"/{rel}\n" for rel in large))
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
             name=run_dir.name, benchmark=benchmark, branch=branch, store=store, executor=executor,
