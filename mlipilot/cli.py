@@ -234,7 +234,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
     if a.path and a.run:
         raise MLIPilotError(f"mlipilot report: both PATH ({a.path}) and --run ({a.run}) given — pass one")
-    path = Path(a.path or a.run or ".")  # like every other command: the current run by default
+    path = Path(a.path or a.run or Path.cwd())  # like every other command: the current run by default
     print(f"report: {write_report(path, Path(a.out) if a.out else None)}")
     return 0
 

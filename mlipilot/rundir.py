@@ -74,7 +74,7 @@ def keep_large_data_out_of_git(run_dir: Path, progress=print) -> list[str]:
         if path.is_file() and size > integrity.LARGE_DATA_BYTES:
             rel = path.relative_to(run_dir).as_posix()
             entries[rel] = {"bytes": size, "sha256": sha256_file(path)}
-            progress(f"WARNING: {rel} is {size / 1e6:.0f} MB: kept out of the run's git (git-ignored; its sha256 is in "
+            progress(f"WARNING: {rel} is {size / 1e6:.3g} MB: kept out of the run's git (git-ignored; its sha256 is in "
                      f"{LARGE_DATA_MANIFEST}, checked before every trial) — a clone of the run lacks it, back it up")
     if entries:
         (run_dir / LARGE_DATA_MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True))
