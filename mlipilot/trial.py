@@ -393,7 +393,7 @@ class TrialRunner:
                                      capture_output=True, check=True).stdout
             with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
                 tar.extractall(src, filter="data")
-            provide_large_files(self.cfg.root, src)
+            provide_large_files(self.cfg.root, src)  # what git leaves out, checked against the commit's manifest
             record["prepare_seconds"] = round(time.time() - t0, 4)
         return self._submit_or_attach("train", attach_ids, record, self.cfg.train_timeout_min, jobs.train_job,
                                       str(src), str(trial_dir), self.cfg.train_timeout_min * 60,
@@ -503,10 +503,10 @@ class TrialRunner:
 
 
 def provide_large_files(root: Path, src: Path) -> None:
-    """Copy the run's git-ignored large data files into a job's extracted tree, at their paths in the
-    run, and check the copy (what training reads) against the manifest. A copy, not a link: the job
-    must not be able to write the run's own file."""
-    for rel, entry in large_files(root).items():
+    """Copy the run's git-ignored large data files into a job's extracted tree `src`, at their paths in
+    the run, and check each copy (what training reads) against the manifest in `src` (the commit's).
+    A copy, not a link: the job must not be able to write the run's own file."""
+    for rel, entry in large_files(src).items():
         target = src / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if (root / rel).is_file() and not (root / rel).is_symlink():

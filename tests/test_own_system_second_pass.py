@@ -45,6 +45,7 @@ def test_large_data_stays_out_of_git_hashed_and_reaches_the_job(capsys, monkeypa
 
     # the job's tree: git archive's files plus a checked copy of the large file at its path
     src = tmp_path / "src"
+    git.Repo(run).git.worktree("add", "--detach", str(src))  # stands in for the job's `git archive` extract
     provide_large_files(run, src)
     assert (src / "data" / "train.xyz").read_bytes() == train.read_bytes()
 
