@@ -56,6 +56,33 @@ def integrity_problem(root: Path, store: Path, editable: tuple[str, ...]) -> str
     return "; ".join(parts)
 
 
+# -- large data files: kept out of the run's git, hashed in a tracked manifest ----------------------
+LARGE_DATA_BYTES = 50 * 2**20  # above this a data file is git-ignored: every clone and push would carry it
+LARGE_DATA_MANIFEST = "data/large_files.json"  # tracked and protected: {path: {"bytes": n, "sha256": hex}}
+
+
+def large_files(root: Path) -> dict[str, dict]:
+    """The run's git-ignored data files and their recorded size and sha256 (none for most runs)."""
+    path = Path(root) / LARGE_DATA_MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def large_file_problem(path: Path, rel: str, entry: dict) -> str | None:
+    if path.is_symlink() or not path.is_file():
+        return f"{rel}: large data file (kept out of git) is missing — restore the original (sha256 in {LARGE_DATA_MANIFEST})"
+    if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+        return f"{rel}: large data file (kept out of git) changed since init — restore the original (sha256 in {LARGE_DATA_MANIFEST})"
+    return None
+
+
+def large_data_problem(root: Path) -> str | None:
+    """None when every large data file matches the manifest (itself protected), else a one-line description."""
+    for rel, entry in large_files(root).items():
+        if problem := large_file_problem(Path(root) / rel, rel, entry):
+            return problem
+    return None
+
+
 # -- the store's seal: what scoring trusts, hashed at init ------------------------------------------
 SEAL_FILE = "seal.json"
 SEALED = ("holdout.xyz", "scorecard.yaml", "protected.json")

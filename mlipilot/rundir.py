@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from string import Template
 
+from mlipilot import integrity
 from mlipilot.benchmark import Benchmark, resolve_benchmark
 from mlipilot.datacheck import check_data
 from mlipilot.e0s import ISOLATED_ATOMS
@@ -17,11 +18,13 @@ from mlipilot.foundation import knobs_yaml
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import (
     DATA_SEED,
+    LARGE_DATA_MANIFEST,
     VALIDATION_SPEC,
     protected_hashes,
     save_hashes,
     seal_digest,
     seal_store,
+    sha256_file,
 )
 from mlipilot.knobs import load_knobs
 from mlipilot.resources import cache_dir
@@ -126,6 +129,23 @@ def program_md_warnings(template: str, spec: ScorecardSpec) -> list[str]:
     return out
 
 
+def keep_large_data_out_of_git(run_dir: Path, progress=print) -> list[str]:
+    """Data files above integrity.LARGE_DATA_BYTES stay in the run directory but out of its git (a clone
+    or push would carry them forever): listed with their sha256 in a tracked, protected manifest that
+    every trial checks, and copied into each training job's tree. Returns their paths."""
+    entries = {}
+    for path in sorted((run_dir / "data").iterdir()):
+        size = path.stat().st_size
+        if path.is_file() and size > integrity.LARGE_DATA_BYTES:
+            rel = path.relative_to(run_dir).as_posix()
+            entries[rel] = {"bytes": size, "sha256": sha256_file(path)}
+            progress(f"WARNING: {rel} is {size / 1e6:.3g} MB: kept out of the run's git (git-ignored; its sha256 is in "
+                     f"{LARGE_DATA_MANIFEST}, checked before every trial) — a clone of the run lacks it, back it up")
+    if entries:
+        (run_dir / LARGE_DATA_MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True))
+    return list(entries)
+
+
 def default_store(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".mlipilot-store")
 
@@ -216,7 +236,8 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
                     text += knobs_yaml(foundations)  # the agent chooses one by name
                 (run_dir / extra).write_text(text)
         install_foundations(store, foundations)
-        (run_dir / ".gitignore").write_text(GITIGNORE)
+        large = keep_large_data_out_of_git(run_dir, progress)
+        (run_dir / ".gitignore").write_text(GITIGNORE + "".join(f"/{rel}\n" for rel in large))
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
             name=run_dir.name, benchmark=benchmark, branch=branch, store=store, executor=executor,

@@ -32,6 +32,9 @@ from mlipilot.git_history import (
 from mlipilot.integrity import (
     editable_problem,
     integrity_problem,
+    large_data_problem,
+    large_file_problem,
+    large_files,
     load_seal,
     seal_problem,
     sha256_file,
@@ -94,7 +97,7 @@ class TrialRunner:
         if problem:
             raise MLIPilotError(f"{root}: {problem} — only {', '.join(cfg.editable)} may change; restore the "
                                 "rest with `git checkout -- <file>` (and delete added files) before a trial")
-        problem = editable_problem(root, cfg.editable)
+        problem = editable_problem(root, cfg.editable) or large_data_problem(cfg.root)  # large files: the run's own
         if problem:
             raise MLIPilotError(f"{root}: {problem}")
         problem = self.sandbox.problem()
@@ -234,7 +237,8 @@ class TrialRunner:
         repo = RunRepo(workdir) if record.get("workdir") else self.repo
         t_start = time.time()
         outcome = self._train_and_score(trial_dir, record, attach_ids or {})
-        problem = integrity_problem(workdir, cfg.store, cfg.editable)  # the training job may have written outside train/
+        # the training job may have written outside train/
+        problem = integrity_problem(workdir, cfg.store, cfg.editable) or large_data_problem(cfg.root)
         incumbent_row = self.ledger.incumbent()
         incumbent = assess(incumbent_row["metrics"], self.spec) if incumbent_row else None
         candidate = assess(outcome["metrics"], self.spec) if outcome.get("metrics") else None
@@ -405,6 +409,7 @@ class TrialRunner:
                                      capture_output=True, check=True).stdout
             with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
                 tar.extractall(src, filter="data")
+            provide_large_files(self.cfg.root, src)  # what git leaves out, checked against the commit's manifest
             record["prepare_seconds"] = round(time.time() - t0, 4)
         return self._submit_or_attach("train", attach_ids, record, self.cfg.train_timeout_min, jobs.train_job,
                                       str(src), str(trial_dir), self.cfg.train_timeout_min * 60,
@@ -511,6 +516,19 @@ class TrialRunner:
             return Verdict(ACCEPTED, f"{first.reason}; confirmed by the mean over {both}", again.margin), confirm
         return Verdict(REJECTED, f"close call not confirmed: the mean over {both} does not hold ({again.reason})",
                        again.margin), confirm
+
+
+def provide_large_files(root: Path, src: Path) -> None:
+    """Copy the run's git-ignored large data files into a job's extracted tree `src`, at their paths in
+    the run, and check each copy (what training reads) against the manifest in `src` (the commit's).
+    A copy, not a link: the job must not be able to write the run's own file."""
+    for rel, entry in large_files(src).items():
+        target = src / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (root / rel).is_file() and not (root / rel).is_symlink():
+            shutil.copyfile(root / rel, target)
+        if problem := large_file_problem(target, rel, entry):
+            raise jobs.JobFailed(f"integrity: {problem}", kind=FailureKind.INTEGRITY)
 
 
 SEED_IGNORED = ("train/train.py ignores MLIPILOT_SEED, so seeds measure nothing; pass it to mace-torch "

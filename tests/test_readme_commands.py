@@ -406,7 +406,9 @@ README_COMMANDS: dict[str, list | NotRun] = {
     ],
     "mlipilot log": [Run("mlipilot log", expect=(r"validated: (pass|fail)",))],  # the validation notes
     "mlipilot show N": NotRun("a synopsis; run below as `mlipilot show 3 --run runs/cu1`"),
-    "mlipilot report": NotRun("names the subcommand; run below as `mlipilot report bench1`"),
+    "mlipilot report": [  # no argument: the current run's report, in its private store
+        Run("mlipilot report", at="runs/cu1", expect=(r"report: .*runs/cu1\.mlipilot-store/report/report\.html",)),
+    ],
     # --- Comparing agents, reports and the audit (from the top folder)
     "mlipilot bench --benchmark cu_emt --agents expert,random,local:qwen2.5-coder-0.5b --seeds 3 "
     "--iterations 10 --validate --out bench1": [
@@ -427,7 +429,7 @@ README_COMMANDS: dict[str, list | NotRun] = {
     ],
     "mlipilot log runs/cu1 --all": [Run("mlipilot log runs/cu1 --all", check=_check_log_all)],
     "mlipilot show 3 --run runs/cu1": [
-        Run("mlipilot show 3 --run runs/cu1", expect=(r"trial 3: (accepted|rejected)", r"reason: ", r"metrics: ")),
+        Run("mlipilot show 3 --run runs/cu1", expect=(r"trial 3: (accepted|rejected)", r"reason: ", r"metrics: ", r"MD runs:")),
         Run("mlipilot show 3 --run runs/cu1 --json", check=_check_show_json),
     ],
     "git fetch origin 'refs/mlipilot/*:refs/mlipilot/*'": [
