@@ -18,14 +18,15 @@ import git
 import pytest
 from mlipilot_testkit import commit_trainer, copy_trainer
 
+from mlipilot import jobs
 from mlipilot.agent_loop import spent
-from mlipilot.executors.local import controller_folder, kill_tree, live_controllers
+from mlipilot.executors.local import HarnessLocalExecutor, attached_job, controller_folder, kill_tree, live_controllers
 from mlipilot.ledger import Ledger
 from mlipilot.records import FailureKind
 from mlipilot.run_config import load_run_config
 from mlipilot.run_lock import holder
 
-pytestmark = pytest.mark.slow  # whole `mlipilot run`s through local jobs, each trial scored (MD)
+slow = pytest.mark.slow  # whole `mlipilot run`s through local jobs, each trial scored (MD)
 
 SLEEP_S = 25  # the expert's first step trains this long: time to kill its launcher mid-training
 # the expert's first step (loss re-weighting) sets energy_weight 100; the shipped config has 1.0
@@ -114,6 +115,7 @@ def finished_rows_per_trial(store: Path) -> dict[int, int]:
     return counts
 
 
+@slow
 def test_killed_launcher_reattaches_to_the_surviving_job(run, tmp_path):
     """kill -9 the launcher mid-training; the same command again re-attaches to the job that kept
     training, decides the trial from it (the metrics an uninterrupted run gives), charges the budget
@@ -166,6 +168,7 @@ def test_killed_launcher_reattaches_to_the_surviving_job(run, tmp_path):
     print(f"test took {time.time() - t0:.0f} s")
 
 
+@slow
 def test_job_killed_with_its_launcher_is_interrupted_and_retried(run, tmp_path):
     """kill -9 the launcher and its job: the same command again records the trial `interrupted`
     (not a spent iteration), keeps its commit under refs/mlipilot/rejected/, and retries the step."""
@@ -196,6 +199,8 @@ def test_job_killed_with_its_launcher_is_interrupted_and_retried(run, tmp_path):
     baseline, interrupted, retried = trials
     assert interrupted["verdict"] == "failed" and interrupted["failure"] == str(FailureKind.INTERRUPTED), interrupted
     assert interrupted["job_ids"]["train"] == str(job_pid) and not interrupted.get("metrics")
+    assert interrupted["reason"].startswith("interrupted: the launcher stopped before the verdict"), interrupted
+    assert "recorded as interrupted; it does not count against the budget" in log
     assert retried["hypothesis"] == interrupted["hypothesis"] and retried["agent"] == "expert"
     assert retried["status"] == "finished" and retried["verdict"] in ("accepted", "rejected"), retried.get("reason")
     assert retried["failure"] is None and retried["job_ids"]["train"] != str(job_pid)
@@ -214,3 +219,28 @@ def test_job_killed_with_its_launcher_is_interrupted_and_retried(run, tmp_path):
     assert not live_controllers(cfg.store)
     assert ledger.verify() is None
     print(f"test took {time.time() - t0:.0f} s")
+
+
+def test_attached_local_job_follows_the_controller(tmp_path):
+    """What a restarted launcher sees of a local job it did not start: running while its controller
+    serves the folder, then its result; interrupted (and not cancellable) once its process is gone."""
+    folder = tmp_path / "submitit"
+    ex = HarnessLocalExecutor(folder)
+    ex.update_parameters(timeout_min=2)
+    job = ex.submit(subprocess.check_output, ["sh", "-c", "sleep 4; echo trained"])
+    seen = attached_job(folder, job.job_id)
+    assert seen.state == "RUNNING" and not seen.done() and live_controllers(tmp_path) == {int(job.job_id): folder}
+    assert jobs.wait(seen, poll_s=0.2) == b"trained\n"
+    assert attached_job(folder, job.job_id).state == "FINISHED"  # from its result file, the process gone or not
+
+    doomed = ex.submit(subprocess.check_output, ["sleep", "60"])
+    deadline = time.time() + 20
+    while int(doomed.job_id) not in live_controllers(tmp_path) and time.time() < deadline:
+        time.sleep(0.1)
+    attached_job(folder, doomed.job_id).cancel()  # kills the controller and its task
+    doomed.wait()  # reaps the controller: this test started it
+    gone = attached_job(folder, doomed.job_id)
+    assert gone.state == "INTERRUPTED" and not live_controllers(tmp_path)
+    with pytest.raises(jobs.JobFailed) as e:
+        jobs.wait(gone)
+    assert e.value.kind == FailureKind.INTERRUPTED
