@@ -228,6 +228,13 @@ def test_job_killed_with_its_launcher_is_interrupted_and_retried(run, tmp_path):
     print(f"test took {time.time() - t0:.0f} s")
 
 
+def started(job_id: str, under: Path) -> None:
+    """Until the new controller shows its command line (empty for a moment after exec)."""
+    deadline = time.time() + 20
+    while int(job_id) not in live_controllers(under) and time.time() < deadline:
+        time.sleep(0.05)
+
+
 def test_attached_local_job_follows_the_controller(tmp_path):
     """What a restarted launcher sees of a local job it did not start: running while its controller
     serves the folder, then its result; interrupted (and not cancellable) once its process is gone."""
@@ -235,15 +242,14 @@ def test_attached_local_job_follows_the_controller(tmp_path):
     ex = HarnessLocalExecutor(folder)
     ex.update_parameters(timeout_min=2)
     job = ex.submit(subprocess.check_output, ["sh", "-c", "sleep 4; echo trained"])
+    started(job.job_id, tmp_path)
     seen = attached_job(folder, job.job_id)
     assert seen.state == "RUNNING" and not seen.done() and live_controllers(tmp_path) == {int(job.job_id): folder}
     assert jobs.wait(seen, poll_s=0.2) == b"trained\n"
     assert attached_job(folder, job.job_id).state == "FINISHED"  # from its result file, the process gone or not
 
     doomed = ex.submit(subprocess.check_output, ["sleep", "60"])
-    deadline = time.time() + 20
-    while int(doomed.job_id) not in live_controllers(tmp_path) and time.time() < deadline:
-        time.sleep(0.1)
+    started(doomed.job_id, tmp_path)
     attached_job(folder, doomed.job_id).cancel()  # kills the controller and its task
     doomed.wait()  # reaps the controller: this test started it
     gone = attached_job(folder, doomed.job_id)
