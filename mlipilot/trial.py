@@ -143,8 +143,6 @@ class TrialRunner:
     def _stop_leftovers(self, row: dict) -> None:
         """Stop whatever a stopped launcher left running for this trial (its jobs, replicates,
         confirmations), so nothing competes with the next trial for the cores."""
-        if not row.get("trial_dir"):  # a row without a trial folder (hand-written, older): no job to find
-            return
         kind = get_executor(self.cfg.executor)
         if kind.can_reattach and row.get("executor") == self.cfg.executor and row.get("host") in (None, socket.gethostname()):
             for stage, job_id in (row.get("job_ids") or {}).items():
