@@ -501,10 +501,10 @@ class TrialRunner:
                        again.margin), confirm
 
 
-INTERRUPTED_REASON = ("interrupted: the launcher stopped before the verdict and its job did not survive; not "
-                      "counted as an iteration, the experiment may be retried")
 SEED_IGNORED = ("train/train.py ignores MLIPILOT_SEED, so seeds measure nothing; pass it to mace-torch "
                 "(`--seed`, as the shipped train.py does)")
+INTERRUPTED_REASON = ("interrupted: the launcher stopped before the verdict and its job did not survive; not "
+                      "counted as an iteration, the experiment may be retried")
 
 
 def weights_sha256(trial_dir: Path) -> str | None:
