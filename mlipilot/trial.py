@@ -124,8 +124,11 @@ class TrialRunner:
                 head = RunRepo(workdir).head() if (workdir / ".git").exists() else None
                 if cfg_can_attach(self.cfg, row) and head == row["commit"]:
                     self.progress(f"trial {row['trial']}: re-attaching to job(s) {row['job_ids']} of the stopped launcher")
-                    self._finish(row, attach_ids=row["job_ids"])
+                    done = self._finish(row, attach_ids=row["job_ids"])
                     repaired.append(row["trial"])
+                    if done.get("failure") == FailureKind.INTERRUPTED:
+                        self.progress(f"trial {row['trial']}: its job did not survive the launcher, recorded as "
+                                      "interrupted; it does not count against the budget")
                     continue
                 self._stop_leftovers(row)
                 if row.get("workdir"):
@@ -135,8 +138,7 @@ class TrialRunner:
                     self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
                 self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
                                     "failure": str(FailureKind.INTERRUPTED),
-                                    "reason": "interrupted: the launcher stopped before the verdict and its job did "
-                                              "not survive; not counted as an iteration, the experiment may be retried"})
+                                    "reason": INTERRUPTED_REASON})
                 repaired.append(row["trial"])
                 self.progress(f"trial {row['trial']}: interrupted earlier (its job is gone), recorded as interrupted; "
                               "it does not count against the budget")
@@ -245,6 +247,9 @@ class TrialRunner:
         noise = self.noise(incumbent_row)
         verdict = decide(candidate, incumbent, self.spec, integrity_problem=problem, job_error=outcome.get("error"),
                          noise=noise)
+        if outcome.get("failure") == FailureKind.INTERRUPTED and verdict.verdict == FAILED:
+            # a job that ended with its stopped launcher: say so, not "smoke" (agents read the reason)
+            verdict = dataclasses.replace(verdict, reason=f"{INTERRUPTED_REASON} ({outcome['error']})")
         seeds = [record.get("seed", 1)]
         if verdict.close:  # a win inside confirm x sigma: trained again with a second harness seed
             verdict, confirm = self._confirm(record, candidate, incumbent, noise, verdict)
@@ -533,6 +538,8 @@ def provide_large_files(root: Path, src: Path) -> None:
 
 SEED_IGNORED = ("train/train.py ignores MLIPILOT_SEED, so seeds measure nothing; pass it to mace-torch "
                 "(`--seed`, as the shipped train.py does)")
+INTERRUPTED_REASON = ("interrupted: the launcher stopped before the verdict and its job did not survive; not "
+                      "counted as an iteration, the experiment may be retried")
 
 
 def weights_sha256(trial_dir: Path) -> str | None:
