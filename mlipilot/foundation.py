@@ -114,11 +114,13 @@ def model_path(store: Path, name: str) -> Path:
 
 def knobs_yaml(models: list[FoundationModel]) -> str:
     """The knobs.yaml entry `init` appends: the agent chooses by name (typed for set_options)."""
-    names = ", ".join(["none", *(m.name for m in models)])
-    listing = "; ".join(m.describe() for m in models)
-    return (f"\n{OPTION}:\n  choices: [{names}]\n  acts_on: [energy_rmse, force_rmse, md_failed_runs]\n"
-            f"  doc: fine-tune from this run's foundation model (none = from scratch; E0s estimated is "
-            f"recommended with it) — {listing}\n")
+    import yaml
+
+    entry = {OPTION: {"choices": ["none", *(m.name for m in models)],
+                      "acts_on": ["energy_rmse", "force_rmse", "md_failed_runs"],
+                      "doc": "fine-tune from this run's foundation model (none = from scratch; E0s estimated is "
+                             "recommended with it) — " + "; ".join(m.describe() for m in models)}}
+    return "\n" + yaml.safe_dump(entry, allow_unicode=True, sort_keys=False, width=10_000)
 
 
 def chosen(config_text: str) -> str | None:

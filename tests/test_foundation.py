@@ -49,7 +49,7 @@ def test_init_checks_copies_and_seals_it(ft_run):
     sealed = load_seal(store)["files"]
     assert "foundation/tiny.model" in sealed and FOUNDATION_INDEX in sealed
     knobs = (ft_run / "knobs.yaml").read_text()
-    assert "foundation_model:\n  choices: [none, tiny]" in knobs
+    assert "foundation_model:\n  choices:\n  - none\n  - tiny" in knobs
     assert "## Foundation models" in (ft_run / "program.md").read_text()
     # a changed foundation file breaks the seal: training never starts from something else
     (store / "foundation" / "tiny.model").write_bytes(b"x")
