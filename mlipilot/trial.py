@@ -390,7 +390,9 @@ class TrialRunner:
             out["job_ids"]["score"] = str(job.job_id)
             scored = jobs.wait(job)
         except jobs.JobFailed as e:
-            out["error"] = f"scoring failed: {e}"
+            limit = (f" (its limit, score_timeout_min = {cfg.score_timeout_min:g})"
+                     if e.kind == FailureKind.TIMEOUT else "")
+            out["error"] = f"scoring failed{limit}: {e}"
             out["failure"] = e.kind or FailureKind.SCORE_CRASH
             out["log_tail"] = tail(e.detail or (_job_stderr(job) if job else str(e)))
             out["wall"]["score"] = time.time() - t0

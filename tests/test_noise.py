@@ -104,3 +104,18 @@ def test_report_draws_the_noise_band(tmp_path):
     df = pd.DataFrame(rows)
     figs = make_figures(df, tmp_path)
     assert figs["composite_vs_iteration"].stat().st_size > 0 and len(summary(df)) == 1
+
+
+@pytest.mark.slow  # three scorings of the same model
+def test_a_train_py_that_ignores_the_seed_cannot_measure_noise(tiny_run, good_model):
+    """Issue 20: a train.py that never reads MLIPILOT_SEED trains identical weights for every harness seed;
+    `noise` then measured sigma 0 (so no close call was ever confirmed). Now it refuses and says why."""
+    from mlipilot.ledger import Ledger
+    from mlipilot_testkit import copy_trainer
+
+    (tiny_run.root / "train" / "train.py").write_text(copy_trainer(good_model))  # the same model, whatever the seed
+    t = TrialRunner(tiny_run, progress=print)
+    assert t.run("baseline: a trainer deaf to the seed")["verdict"] == "accepted"
+    with pytest.raises(MLIPilotError, match="trained identical weights — train/train.py ignores MLIPILOT_SEED"):
+        t.measure_noise(2)
+    assert not [r for r in Ledger(tiny_run.store / "ledger.jsonl").rows() if r.get("event") == "noise"]
