@@ -167,8 +167,8 @@ def _cmd_show(a: argparse.Namespace) -> int:
     _echo(f"trial {e['trial']}: {e['verdict']} ({e['ref']}, commit {e['commit'][:12]})")
     _echo(f"hypothesis: {e['hypothesis']}")
     _echo(f"agent: {e['agent']} ({e['model']})")
-    if e["trailers"].get("MLIPilot-Foundation"):
-        _echo(f"fine-tuned from: foundation model {e['trailers']['MLIPilot-Foundation']} (name, sha256 prefix)")
+    if e["trailers"].get("Foundation"):
+        _echo(f"fine-tuned from: foundation model {e['trailers']['Foundation']} (name, sha256 prefix)")
     _echo(f"reason: {e['reason']}")
     _echo("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items() if isinstance(v, (int, float))))
     for line in score_tables(e.get("scored") or {}):

@@ -26,6 +26,22 @@ def copy_trainer(src: Path | str, sleep: float = 0) -> str:
             "open(p.parse_args().model_out, 'wb').write(zlib.decompress(base64.b64decode(MODEL)))\n")
 
 
+def surrogate_trainer(good: Path | str, bad: Path | str) -> str:
+    """A train/train.py standing in for training: `energy_weight >= 100` in train/config.yaml (the known
+    fix) writes the `good` model, anything else the `bad` one; both carried in the file (the sandbox shows
+    nothing of the host). It reads MLIPILOT_SEED, as init requires, though a copied model has none to set."""
+    import base64
+    import zlib
+
+    blobs = {k: base64.b64encode(zlib.compress(Path(p).read_bytes(), 9)).decode() for k, p in (("good", good), ("bad", bad))}
+    return ("import argparse, base64, os, zlib, yaml\nseed = os.environ.get('MLIPILOT_SEED')\n"
+            "p = argparse.ArgumentParser(); p.add_argument('--out-dir'); p.add_argument('--model-out'); a = p.parse_args()\n"
+            "cfg = yaml.safe_load(open('train/config.yaml'))\n"
+            f"GOOD, BAD = {blobs['good']!r}, {blobs['bad']!r}\n"
+            "blob = GOOD if float(cfg.get('energy_weight', 1)) >= 100 else BAD\n"
+            "open(a.model_out, 'wb').write(zlib.decompress(base64.b64decode(blob)))\n")
+
+
 def commit_trainer(root: Path, text: str, message: str = "test trainer") -> None:
     """Make `text` the run's train/train.py *as shipped*: committed, so the harness's own baseline
     (which refuses uncommitted edits) trains with it."""

@@ -11,7 +11,7 @@ import time
 
 import git
 import pytest
-from mlipilot_testkit import commit_trainer, copy_trainer
+from mlipilot_testkit import commit_trainer, copy_trainer, surrogate_trainer
 
 from fake_llm_server import FakeLLMServer
 from mlipilot.agent_loop import Budget, run_agent
@@ -232,11 +232,7 @@ def test_budget_cost_with_a_priced_model(cfg):
 def test_parallel_candidates_in_worktrees(cfg, good_model, untrained_model):
     """K=2: each candidate is edited and trained in its own worktree; verdicts are applied in order
     against the incumbent at decision time, and the branch stays a line of accepted states."""
-    surrogate = ("import argparse, shutil, yaml\np = argparse.ArgumentParser(); p.add_argument('--out-dir'); "
-                 "p.add_argument('--model-out'); a = p.parse_args()\ncfg = yaml.safe_load(open('train/config.yaml'))\n"
-                 f"shutil.copy({str(good_model)!r} if float(cfg.get('energy_weight', 1)) >= 100 else "
-                 f"{str(untrained_model)!r}, a.model_out)\n")
-    commit_trainer(cfg.root, surrogate, "surrogate trainer")
+    commit_trainer(cfg.root, surrogate_trainer(good_model, untrained_model), "surrogate trainer")
     repo = git.Repo(cfg.root)
     with open_agent("expert") as agent:
         status = run_agent(cfg, agent, Budget(iterations=4, parallel=2), progress=print)

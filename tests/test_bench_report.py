@@ -10,7 +10,7 @@ import subprocess
 import pandas as pd
 import pytest
 import yaml
-from mlipilot_testkit import assert_figures_render_in_chromium, with_validation
+from mlipilot_testkit import assert_figures_render_in_chromium, surrogate_trainer, with_validation
 
 from fake_llm_server import FakeLLMServer
 from mlipilot.comparison import run_bench
@@ -18,23 +18,16 @@ from mlipilot.report import write_report
 
 pytestmark = pytest.mark.slow  # every test reads one bench of several runs, each with trials and validation
 
-# A stand-in trainer: energy_weight >= 100 (the known fix) yields the trained model, anything else the
-# untrained one. Real training is covered elsewhere; here the bench machinery is under test.
-SURROGATE = """\
-import argparse, os, shutil, yaml
-seed = os.environ.get("MLIPILOT_SEED")  # init requires train.py to read it; a copied model has none to set
-p = argparse.ArgumentParser(); p.add_argument('--out-dir'); p.add_argument('--model-out'); a = p.parse_args()
-cfg = yaml.safe_load(open('train/config.yaml'))
-shutil.copy({good!r} if float(cfg.get('energy_weight', 1)) >= 100 else {bad!r}, a.model_out)
-"""
+# A stand-in trainer (mlipilot_testkit.surrogate_trainer): energy_weight >= 100 (the known fix) yields the
+# trained model, anything else the untrained one. Real training is covered elsewhere; here the bench
+# machinery is under test.
 
 
 @pytest.fixture(scope="module")
 def bench_dir(tmp_path_factory, fast_benchmark, good_model, untrained_model):
     bench = tmp_path_factory.mktemp("bench_def") / "cu_surrogate"
     shutil.copytree(fast_benchmark, bench)
-    (bench / "workspace" / "train" / "train.py").write_text(SURROGATE.format(good=str(good_model),
-                                                                            bad=str(untrained_model)))
+    (bench / "workspace" / "train" / "train.py").write_text(surrogate_trainer(good_model, untrained_model))
     with_validation(bench)  # the tiny spec: a few seconds per model
     out = tmp_path_factory.mktemp("bench_out")
     script = [{"tool": "edit_file", "args": {"path": "train/config.yaml", "old_text": "energy_weight: 1.0",

@@ -80,7 +80,8 @@ def trial_rows(run: Path) -> list[dict]:
 
 @pytest.mark.slow  # two `mlipilot init` of generated benchmarks
 def test_expert_e0s_come_from_the_benchmark_or_a_fit(tmp_path):
-    """Isolated atoms when the benchmark gives them, else a least-squares fit; never copper's."""
+    """A least-squares fit, unless the benchmark's isolated atoms leave less to learn on the validation
+    split (issue 25: EMT's isolated atoms made the alloy 4x worse); never copper's."""
     from mlipilot.agents.base import IterationLimits
     from mlipilot.agents.expert import ExpertAgent
     from mlipilot.run_config import load_run_config
@@ -96,7 +97,9 @@ def test_expert_e0s_come_from_the_benchmark_or_a_fit(tmp_path):
         result = ExpertAgent().run_iteration(tools, "", IterationLimits())
         cfg = yaml.safe_load((tmp_path / f"run-{name}" / "train" / "config.yaml").read_text())
         expected[name] = (result.text, yaml.safe_load(cfg["E0s"]))
-    assert expected["cuau"][1] == {29: 3.51, 79: 3.8} and "isolated atoms" in expected["cuau"][0]
+    # EMT's isolated atoms (3.51, 3.8 eV) leave the whole cohesive energy to learn: the fit wins, said with both numbers
+    assert expected["cuau"][1] != {29: 3.51, 79: 3.8} and set(expected["cuau"][1]) == {29, 79}
+    assert "least-squares fit" in expected["cuau"][0] and "with the isolated atoms" in expected["cuau"][0]
     box_e0s = expected["box"][1]
     assert set(box_e0s) == {1, 6, 7, 8} and "least-squares" in expected["box"][0]
     # the fit reproduces the training energies' composition trend: residual per atom far below the spread
