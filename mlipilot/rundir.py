@@ -26,8 +26,9 @@ from mlipilot.resources import cache_dir
 from mlipilot.run_config import CONFIG_NAME, TEMPLATE, load_run_config
 from mlipilot.sandbox import SandboxKind
 from mlipilot.sandbox import probe as probe_sandbox
-from mlipilot.scorecard.evaluate import MD_STRUCTURES
+from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
+from mlipilot.scorecard.winnable import check_reference
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
 
@@ -109,6 +110,11 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
     progress(f"benchmark {bench.name}: preparing data ({size})")
     data = bench.data_files(size=size, seed=seed)
     check_data(bench, spec, data, progress=progress)  # bad data fails here, before anything is created
+    # an unwinnable scorecard (the reference itself fails an MD run) fails here too, not as N infeasible trials
+    from ase.io import read
+
+    check_reference(spec, md_start_frames(read(data["holdout"], index=":", format="extxyz"), data.get("md_structures")),
+                    bench.validation, progress=progress, cache=cache_dir())
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
