@@ -62,6 +62,14 @@ def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[
                                           composite=composite, md=md, e0s=e0s)
 
 
+def benchmark_ref(given: str, bench: Benchmark) -> str:
+    """What mlipilot.toml records: a shipped benchmark's name, else the folder's absolute path (a path
+    relative to where `init` ran would not resolve from inside the run directory)."""
+    from mlipilot.resources import project_root
+
+    return given if bench.directory == project_root() / "benchmarks" / given else str(bench.directory)
+
+
 def default_store(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".mlipilot-store")
 
@@ -144,7 +152,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         (run_dir / ".gitignore").write_text(GITIGNORE)
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
-            name=run_dir.name, benchmark=benchmark, branch=branch, store=store, executor=executor,
+            name=run_dir.name, benchmark=benchmark_ref(benchmark, bench), branch=branch, store=store, executor=executor,
             train_timeout_min=train_timeout_min, score_timeout_min=score_timeout_min, sandbox=sandbox,
             base_seed=int(base_seed)))
         cfg = load_run_config(run_dir)

@@ -60,11 +60,12 @@ def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdo
     extra = read(extra_path, index=":", format="extxyz") if extra_path and Path(extra_path).is_file() else []
     ctx = context(vspec, Path(scorecard_path), holdout, extra, progress,
                   md_start_frames(holdout, Path(holdout_path).with_name(MD_STRUCTURES)))
-    for check in vspec.checks:
+    for i, check in enumerate(vspec.checks, 1):
         if check.name in partial["checks"]:
             progress(f"  {check.name}: done earlier (resumed)")
             continue
         kind = CHECK_KINDS[check.kind]
+        progress(f"  [{i}/{len(vspec.checks)}] {check.name} ({check.kind}) ...")
         t0 = time.perf_counter()
         try:
             measurements = kind.load()(calc, ctx, dict(check.params))
