@@ -62,9 +62,9 @@ def spec_path(cfg: RunConfig, reseal: bool = False, progress: Callable[[str], No
                                     "(see scorecards/cu_emt.validation.yaml), name it there, then " + RESEAL_FIX)
             raise MLIPilotError(f"{bench.validation}: validation spec added after `mlipilot init`, so not sealed "
                                 f"with the run — {RESEAL_FIX}")
-    if not path.is_file() or sha256_file(path) != sha:
-        raise MLIPilotError(f"{path}: changed since it was sealed — restore it, or {RESEAL_FIX}")
     load_validation_spec(path)  # a typo fails here, before any job
+    if sha256_file(path) != sha:
+        raise MLIPilotError(f"{path}: changed since it was sealed — restore it, or {RESEAL_FIX}")
     return path, sha
 
 

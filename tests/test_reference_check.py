@@ -1,0 +1,127 @@
+"""A user's own system, second pass (issue 25), through the console script: `init` proves the
+scorecard winnable by running its MD (and the validation spec's MD, briefly) with the reference
+calculator; `validate` works from inside the run directory, refuses a spec added after init unless
+re-sealed, streams a progress line per check, and checks the alloy example's own structures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from mlipilot_testkit import copy_trainer, untrained_mace
+
+from mlipilot.datasets.alloy_emt import write_benchmark
+
+
+def mlipilot(*args: str, cwd: Path, rc: int = 0, timeout: int = 900) -> str:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.run(["mlipilot", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert p.returncode == rc, p.stdout[-3000:] + p.stderr[-3000:]
+    return p.stdout + p.stderr
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory) -> Path:
+    return write_benchmark(tmp_path_factory.mktemp("alloy") / "mybench", size="small")
+
+
+def edited(example: Path, tmp_path: Path, edit, file: str = "scorecard.yaml") -> Path:
+    bench = tmp_path / "mybench"
+    shutil.copytree(example, bench)
+    d = yaml.safe_load((bench / file).read_text())
+    edit(d)
+    (bench / file).write_text(yaml.safe_dump(d, allow_unicode=True))
+    return bench
+
+
+def cold_start_on_hot_snapshot(d: dict) -> None:
+    """The issue's unwinnable run: MD from a 1200 K snapshot thermostatted far below it."""
+    d["stability"]["structures"] = {"config_types": ["md1200"], "max_structures": 1, "min_atoms": 32}
+    d["stability"]["runs"] = [{"name": "cold100", "temperature_K": [100, 300], "steps": 60}]
+    d["stability"]["max_temperature_factor"] = 2.0
+
+
+def test_init_refuses_a_scorecard_its_own_reference_fails(example, tmp_path):
+    bench = edited(example, tmp_path, cold_start_on_hot_snapshot)
+    err = mlipilot("init", "mybench", "runs/cuau", "--sandbox", "none", cwd=tmp_path, rc=2)
+    assert "scorecard.yaml: stability run 'cold100_0_" in err and "own reference emt" in err
+    assert "temperature runaway" in err and "start the run at the structures' temperature" in err
+    assert len(err.strip().splitlines()) == 1 or "error:" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "runs").exists() and bench.is_dir()
+
+
+def test_init_refuses_a_validation_md_check_its_reference_fails(example, tmp_path):
+    def cold(d: dict) -> None:
+        d["checks"].append({"name": "md_cold", "kind": "structure_md", "min": 1.0, "params": {
+            "config_types": ["md1200"], "max_structures": 1, "temperature_K": 100, "steps": 500}})
+
+    edited(example, tmp_path, cold, "validation.yaml")
+    err = mlipilot("init", "mybench", "run", "--sandbox", "none", cwd=tmp_path, rc=2)
+    assert "validation.yaml: check 'md_cold'" in err and "temperature runaway" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_init_without_a_reference_says_the_scorecard_is_unverified(example, tmp_path):
+    def no_reference(d: dict) -> None:
+        d["stability"].pop("reference")
+        d["stability"].pop("reference_force_rmse_meV_A")
+
+    edited(example, tmp_path, no_reference)
+    out = mlipilot("init", "mybench", "run", "--sandbox", "none", cwd=tmp_path)
+    assert "scorecard unverified" in out and "names no stability.reference" in out
+
+
+def test_example_passes_init_records_its_folder_and_validate_refuses_an_unsealed_spec(example, tmp_path):
+    bench = tmp_path / "mybench"
+    shutil.copytree(example, bench)
+    meta = yaml.safe_load((bench / "benchmark.yaml").read_text())
+    meta.pop("validation")  # a benchmark without a spec at init ...
+    (bench / "benchmark.yaml").write_text(yaml.safe_dump(meta))
+    out = mlipilot("init", "mybench", "runs/cuau", "--sandbox", "none", cwd=tmp_path)
+    assert "reference emt: passes the scorecard's 4 MD run(s)" in out
+    run = tmp_path / "runs" / "cuau"
+    cfg = tomllib.loads((run / "mlipilot.toml").read_text())
+    assert cfg["run"]["benchmark"] == str(bench.resolve())  # resolvable from inside the run directory
+    # ... and one added later: refused, from inside the run directory, with the fix
+    (bench / "benchmark.yaml").write_text(yaml.safe_dump({**meta, "validation": "validation.yaml"}))
+    err = mlipilot("validate", "--best", cwd=run, rc=2)
+    assert "validation.yaml: validation spec added after `mlipilot init`" in err and "--reseal-spec" in err
+    out = mlipilot("validate", "--best", "--reseal-spec", cwd=run, rc=2)  # sealed; no trial to validate yet
+    assert "sealed into" in out and "no accepted, scored trial yet" in out
+    store = run.with_name("cuau.mlipilot-store")
+    assert json.loads((store / "validation.resealed.json").read_text())["sha256"]
+    err = mlipilot("validate", "--best", cwd=run, rc=2)  # the resealed spec is used from now on
+    assert "no accepted, scored trial yet" in err
+    (store / "validation.resealed.yaml").write_text((store / "validation.resealed.yaml").read_text() + "\n# edited\n")
+    assert "changed since it was sealed" in mlipilot("validate", "--best", cwd=run, rc=2)
+
+
+@pytest.mark.slow  # init + one scored trial (a copied random-weight model) + the example's validation
+def test_alloy_example_validates_on_its_own_structures_with_progress_lines(example, tmp_path):
+    shutil.copytree(example, tmp_path / "mybench")
+    mlipilot("init", "mybench", "runs/cuau", "--sandbox", "none", "--executor", "local", cwd=tmp_path)
+    run = tmp_path / "runs" / "cuau"
+    model = untrained_mace(tmp_path / "alloy.model", [29, 79], [-0.1, -0.2])
+    (run / "train" / "train.py").write_text(copy_trainer(model))
+    mlipilot("trial", "-m", "baseline: a random-weight alloy model", cwd=run)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen(["mlipilot", "validate", "--trial", "1"], cwd=run, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env)
+    lines, streamed = [], False
+    for line in p.stdout:
+        lines.append(line)
+        if "[2/5] bulk_modulus" in line:
+            streamed = p.poll() is None  # shown while the job still runs, not at the end
+    p.wait(timeout=900)
+    out = "".join(lines)
+    assert p.returncode in (0, 3), out[-3000:]
+    assert streamed and "[1/5] volume (structure_volume)" in out and "[5/5] rdf_density_npt" in out
+    for quantity in ("V0_bulk_strain", "B_vacancy", "completed_0_", "rdf_md1200"):
+        assert quantity in out, out[-3000:]
+    assert "validation PASSED" in out or "validation FAILED" in out
