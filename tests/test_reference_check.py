@@ -56,6 +56,7 @@ def test_init_refuses_a_scorecard_its_own_reference_fails(example, tmp_path):
     assert not (tmp_path / "runs").exists() and bench.is_dir()
 
 
+@pytest.mark.slow  # init runs the reference through the scorecard and the validation MD
 def test_init_refuses_a_validation_md_check_its_reference_fails(example, tmp_path):
     def cold(d: dict) -> None:
         d["checks"].append({"name": "md_cold", "kind": "structure_md", "min": 1.0, "params": {
@@ -77,6 +78,7 @@ def test_init_without_a_reference_says_the_scorecard_is_unverified(example, tmp_
     assert "scorecard unverified" in out and "names no stability.reference" in out
 
 
+@pytest.mark.slow  # a full init, the reference check included, then three `validate` calls
 def test_example_passes_init_records_its_folder_and_validate_refuses_an_unsealed_spec(example, tmp_path):
     bench = tmp_path / "mybench"
     shutil.copytree(example, bench)
