@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from string import Template
 
@@ -29,6 +30,7 @@ from mlipilot.sandbox import probe as probe_sandbox
 from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
 from mlipilot.scorecard.winnable import check_reference
+from mlipilot.validation.spec import load_validation_spec
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
 
@@ -60,6 +62,15 @@ def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[
     return Template(text).safe_substitute(name=bench.name, elements=", ".join(elements),
                                           description=bench.description, constraints=constraints,
                                           composite=composite, md=md, e0s=e0s)
+
+
+def default_validation_text(spec: ScorecardSpec) -> str:
+    import yaml
+
+    from mlipilot.validation.default import HEADER, STEPS_FACTOR, default_validation
+
+    return (HEADER.format(card=spec.path.name, factor=STEPS_FACTOR)
+            + yaml.safe_dump(default_validation(spec), sort_keys=False, allow_unicode=True))
 
 
 def benchmark_ref(given: str, bench: Benchmark) -> str:
@@ -121,8 +132,15 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
     # an unwinnable scorecard (the reference itself fails an MD run) fails here too, not as N infeasible trials
     from ase.io import read
 
-    check_reference(spec, md_start_frames(read(data["holdout"], index=":", format="extxyz"), data.get("md_structures")),
-                    bench.validation, progress=progress, cache=cache_dir())
+    derived = None if bench.validation is not None else default_validation_text(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        vpath = bench.validation
+        if derived is not None:  # the spec init derives: checked (loads, winnable) like a benchmark's own
+            vpath = Path(tmp) / VALIDATION_SPEC
+            vpath.write_text(derived)
+            load_validation_spec(vpath)
+        check_reference(spec, md_start_frames(read(data["holdout"], index=":", format="extxyz"),
+                                              data.get("md_structures")), vpath, progress=progress, cache=cache_dir())
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,6 +159,10 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         shutil.copy(bench.scorecard, store / "scorecard.yaml")
         if bench.validation is not None:  # private: `mlipilot validate` reads it, the agent never sees it
             shutil.copy(bench.validation, store / VALIDATION_SPEC)
+        else:
+            (store / VALIDATION_SPEC).write_text(derived)
+            progress(f"validation spec: {bench.spec_file} names none, so one is derived from the scorecard (its MD "
+                     f"longer and larger, properties vs its reference) and sealed in {store / VALIDATION_SPEC}")
         shutil.copy(bench.scorecard, run_dir / "scorecard.yaml")  # readable by the agent, hash-protected
         shutil.copytree(bench.workspace / "train", run_dir / "train",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -86,17 +86,23 @@ def test_example_passes_init_records_its_folder_and_validate_refuses_an_unsealed
     meta.pop("validation")  # a benchmark without a spec at init ...
     (bench / "benchmark.yaml").write_text(yaml.safe_dump(meta))
     out = mlipilot("init", "mybench", "runs/cuau", "--sandbox", "none", cwd=tmp_path)
-    assert "reference emt: passes the scorecard's 4 MD run(s)" in out
+    assert "reference emt: passes the scorecard's 4 MD run(s) and the validation spec's MD (briefly)" in out
+    assert "one is derived from the scorecard" in out  # ... gets one derived from the scorecard, sealed
     run = tmp_path / "runs" / "cuau"
+    store = run.with_name("cuau.mlipilot-store")
+    derived = yaml.safe_load((store / "validation.yaml").read_text())
+    assert {c["kind"] for c in derived["checks"]} == {"structure_md", "structure_volume", "structure_bulk_modulus",
+                                                      "structure_rdf"}
+    assert [c["params"]["steps"] for c in derived["checks"][:2]] == [300, 300]  # 5x the scorecard's 60
     cfg = tomllib.loads((run / "mlipilot.toml").read_text())
     assert cfg["run"]["benchmark"] == str(bench.resolve())  # resolvable from inside the run directory
-    # ... and one added later: refused, from inside the run directory, with the fix
+    # ... and one named later: refused, from inside the run directory, with the fix
     (bench / "benchmark.yaml").write_text(yaml.safe_dump({**meta, "validation": "validation.yaml"}))
     err = mlipilot("validate", "--best", cwd=run, rc=2)
-    assert "validation.yaml: validation spec added after `mlipilot init`" in err and "--reseal-spec" in err
+    assert "mybench/validation.yaml: differs from the validation spec this run sealed" in err
+    assert "--reseal-spec" in err and len(err.strip().splitlines()) == 1
     out = mlipilot("validate", "--best", "--reseal-spec", cwd=run, rc=2)  # sealed; no trial to validate yet
     assert "sealed into" in out and "no accepted, scored trial yet" in out
-    store = run.with_name("cuau.mlipilot-store")
     assert json.loads((store / "validation.resealed.json").read_text())["sha256"]
     err = mlipilot("validate", "--best", cwd=run, rc=2)  # the resealed spec is used from now on
     assert "no accepted, scored trial yet" in err

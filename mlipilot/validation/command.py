@@ -65,6 +65,13 @@ def spec_path(cfg: RunConfig, reseal: bool = False, progress: Callable[[str], No
     load_validation_spec(path)  # a typo fails here, before any job
     if sha256_file(path) != sha:
         raise MLIPilotError(f"{path}: changed since it was sealed — restore it, or {RESEAL_FIX}")
+    try:  # the benchmark's spec edited (or named) after the run sealed its own: never ignored without a word
+        named = resolve_benchmark(cfg.benchmark).validation
+    except MLIPilotError:
+        named = None  # the benchmark folder moved: the sealed spec is all there is
+    if named is not None and sha256_file(named) != sha:
+        raise MLIPilotError(f"{named}: differs from the validation spec this run sealed ({path.name}) — "
+                            f"restore it to validate with the sealed one, or {RESEAL_FIX}")
     return path, sha
 
 
