@@ -155,7 +155,7 @@ def validate_run(cfg: RunConfig, trial: int | None = None, accepted: bool = Fals
 
 
 def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: str | None,
-                  timeout_min: float, progress: Callable[[str], None], reseal: bool = False) -> list[dict]:
+                  timeout_min: float, progress: Callable[[str], None], reseal: bool) -> list[dict]:
     harden_git_environment()
     ledger = Ledger(cfg.store / "ledger.jsonl")
     if problem := ledger.verify():
@@ -165,7 +165,7 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
     extra = extra_frames(cfg)
     executor = executor or cfg.executor
     repo = git.Repo(cfg.root)
-    # the job refuses files that differ from their hash sealed at init (a spec copied later is not sealed)
+    # the job refuses files that differ from their hash sealed at init (the spec: or by --reseal-spec)
     sealed = load_seal(cfg.store)["files"]
     expected = {"validation": spec_sealed, **({"holdout": sealed["holdout.xyz"]} if "holdout.xyz" in sealed else {})}
     spec_sha = sha256_file(spec)  # = the spec's sha256 recorded in each validation.json
