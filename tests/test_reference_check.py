@@ -119,7 +119,7 @@ def test_alloy_example_validates_on_its_own_structures_with_progress_lines(examp
     (run / "train" / "train.py").write_text(copy_trainer(model))
     mlipilot("trial", "-m", "baseline: a random-weight alloy model", cwd=run)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    p = subprocess.Popen(["mlipilot", "validate", "--trial", "1"], cwd=run, stdout=subprocess.PIPE,
+    p = subprocess.Popen(["mlipilot", "validate", "--best"], cwd=run, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, env=env)
     lines, streamed = [], False
     for line in p.stdout:
@@ -133,3 +133,21 @@ def test_alloy_example_validates_on_its_own_structures_with_progress_lines(examp
     for quantity in ("V0_bulk_strain", "B_vacancy", "completed_0_", "rdf_md1200"):
         assert quantity in out, out[-3000:]
     assert "validation PASSED" in out or "validation FAILED" in out
+
+
+@pytest.mark.slow  # the example's whole validation with EMT as the model (~40 s on one core)
+def test_the_reference_passes_the_alloy_examples_own_validation(example):
+    """What init checks only briefly, in full: no check of the example's spec is unwinnable."""
+    from ase.calculators.emt import EMT
+    from ase.io import read
+
+    from mlipilot.validation.checks import CHECK_KINDS
+    from mlipilot.validation.runner import context
+    from mlipilot.validation.spec import load_validation_spec
+
+    spec = load_validation_spec(example / "validation.yaml")
+    holdout = read(example / "holdout.xyz", index=":", format="extxyz")
+    ctx = context(spec, example / "scorecard.yaml", holdout, [], lambda s: None)
+    for check in spec.checks:
+        for m in CHECK_KINDS[check.kind].load()(EMT(), ctx, dict(check.params)):
+            assert check.bound_for(m.quantity).ok(m.error), (check.name, m)
