@@ -151,3 +151,18 @@ def test_the_reference_passes_the_alloy_examples_own_validation(example):
     for check in spec.checks:
         for m in CHECK_KINDS[check.kind].load()(EMT(), ctx, dict(check.params)):
             assert check.bound_for(m.quantity).ok(m.error), (check.name, m)
+
+
+@pytest.mark.parametrize("card", ["scorecards/cu_emt.yaml", "scorecards/qm7_b3lyp.yaml", "alloy"])
+def test_a_derived_validation_spec_loads_for_every_kind(card, example, tmp_path):
+    """bulk, molecules and structures: init's derived spec is a valid spec with longer MD."""
+    from mlipilot.rundir import default_validation_text
+    from mlipilot.scorecard.spec import load_spec
+    from mlipilot.validation.spec import load_validation_spec
+
+    path = example / "scorecard.yaml" if card == "alloy" else Path(__file__).resolve().parent.parent / card
+    spec = load_spec(path)
+    (tmp_path / "v.yaml").write_text(default_validation_text(spec))
+    derived = load_validation_spec(tmp_path / "v.yaml")
+    md = [dict(c.params)["steps"] for c in derived.checks if c.name.startswith("md_")]
+    assert md == [5 * r.steps for r in spec.stability.runs]
