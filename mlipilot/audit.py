@@ -105,6 +105,8 @@ def show(path: Path, trial: int, store: Path | None = None) -> dict:
                 from mlipilot.ledger import Ledger
 
                 row = next((r for r in Ledger(store / "ledger.jsonl").trials() if r["trial"] == trial), {})
+                if isinstance(row.get("metrics"), dict):  # the full scorecard: per element, group and MD run
+                    e["scored"] = row["metrics"]
                 if row.get("confirm"):
                     e["seeds"] = [{"seed": row.get("seed", 1), "composite": row.get("composite"),
                                    "metrics": row.get("metrics")}, row["confirm"]]

@@ -20,9 +20,11 @@ from ase.data import atomic_numbers
 
 from mlipilot.errors import MLIPilotError, check_keys, config_error
 from mlipilot.resources import cache_dir, project_root
+from mlipilot.units import ENERGY_UNITS, FORCE_UNITS, LabelUnits, parse_unit
 
 SPLITS = ("train", "valid", "holdout")
-TOP_KEYS = ("name", "description", "scorecard", "workspace", "data", "isolated_atoms", "validation")
+TOP_KEYS = ("name", "description", "scorecard", "workspace", "data", "isolated_atoms", "validation", "energy_unit",
+            "force_unit", "foundation_models")
 DATA_FILE_KEYS = SPLITS + ("md_structures",)
 GENERATOR_KEYS = ("generator", "seed")
 GENERIC_WORKSPACE = "generic"  # workspace_template/generic: used when a benchmark names none
@@ -38,6 +40,8 @@ class Benchmark:
     isolated_atoms: dict[str, float] = field(default_factory=dict)  # element -> isolated-atom energy (eV)
     description: str = ""
     validation: Path | None = None  # the private validation spec (mlipilot validate)
+    units: LabelUnits = LabelUnits()  # what the data files' labels are in; init converts to eV, eV/Å
+    foundation_models: dict[str, Path] = field(default_factory=dict)  # name -> a MACE model file to fine-tune from
 
     @property
     def spec_file(self) -> Path:
@@ -125,6 +129,18 @@ def _isolated_atoms(value: object, directory: Path, spec_file: Path) -> dict[str
     return out
 
 
+def _foundation_models(value: object, directory: Path, spec_file: Path) -> dict[str, Path]:
+    """`foundation_models: {name: path}` (paths relative to the benchmark folder, or absolute)."""
+    from mlipilot.foundation import parse_specs
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise config_error(spec_file, "foundation_models", f"expected a mapping name: path, got {value!r}",
+                           "write e.g. foundation_models: {mp0: /models/mace-mp-0-medium.model}")
+    return parse_specs({k: str(directory / str(v)) for k, v in value.items()}, f"{spec_file}: foundation_models")
+
+
 def resolve_benchmark(name_or_path: str) -> Benchmark:
     candidate = Path(name_or_path)
     if (candidate / "benchmark.yaml").is_file():
@@ -153,12 +169,22 @@ def resolve_benchmark(name_or_path: str) -> Benchmark:
         raise config_error(spec_file, "data", "needs 'generator' or all of train/valid/holdout",
                            "list the three extxyz files")
     check_keys(data, GENERATOR_KEYS if "generator" in data else DATA_FILE_KEYS, spec_file, "data.")
+    units = {}
+    for key, kind, table in (("energy_unit", "energy", ENERGY_UNITS), ("force_unit", "force", FORCE_UNITS)):
+        if key in d:
+            if (unit := parse_unit(d[key], kind)) is None:
+                raise config_error(spec_file, key, f"unknown unit {d[key]!r}", f"use one of {', '.join(table)}")
+            units[kind] = unit
+    if units and "generator" in data:
+        raise config_error(spec_file, "energy_unit" if "energy" in units else "force_unit",
+                           "a generated benchmark's data is already in eV and eV/Å", "leave it out")
     workspace = ((directory / d["workspace"]).resolve() if "workspace" in d
                  else project_root() / "workspace_template" / GENERIC_WORKSPACE)
     bench = Benchmark(d["name"], directory, (directory / d["scorecard"]).resolve(), workspace, data,
                       _isolated_atoms(d["isolated_atoms"], directory, spec_file) if "isolated_atoms" in d else {},
                       d.get("description", ""),
-                      (directory / d["validation"]).resolve() if "validation" in d else None)
+                      (directory / d["validation"]).resolve() if "validation" in d else None, LabelUnits(**units),
+                      _foundation_models(d.get("foundation_models"), directory, spec_file))
     if not bench.scorecard.is_file():
         raise config_error(spec_file, "scorecard", f"{bench.scorecard} does not exist", "fix the path")
     if bench.validation is not None and not bench.validation.is_file():

@@ -20,8 +20,12 @@ EXECUTOR_CHOICES = executor_names()  # --executor overrides: the registered name
 def _cmd_init(a: argparse.Namespace) -> int:
     from mlipilot.rundir import init_run
 
+    for flag, value in (("--train-timeout-min", a.train_timeout_min), ("--score-timeout-min", a.score_timeout_min)):
+        if not value > 0:  # also refuses nan; mlipilot.toml is protected once the run exists
+            raise MLIPilotError(f"{flag}: expected minutes > 0, got {value:g}")
     init_run(a.benchmark, Path(a.dir), store=a.store, executor=a.executor, size=a.size, sandbox=a.sandbox,
-             data_seed=a.data_seed)
+             data_seed=a.data_seed, train_timeout_min=a.train_timeout_min, score_timeout_min=a.score_timeout_min,
+             foundation=a.foundation)
     print(f"next: cd {a.dir} && mlipilot trial -m baseline")
     return 0
 
@@ -163,8 +167,12 @@ def _cmd_show(a: argparse.Namespace) -> int:
     _echo(f"trial {e['trial']}: {e['verdict']} ({e['ref']}, commit {e['commit'][:12]})")
     _echo(f"hypothesis: {e['hypothesis']}")
     _echo(f"agent: {e['agent']} ({e['model']})")
+    if e["trailers"].get("MLIPilot-Foundation"):
+        _echo(f"fine-tuned from: foundation model {e['trailers']['MLIPilot-Foundation']} (name, sha256 prefix)")
     _echo(f"reason: {e['reason']}")
-    _echo("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items()))
+    _echo("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items() if isinstance(v, (int, float))))
+    for line in score_tables(e.get("scored") or {}):
+        _echo(line)
     if e.get("scorecard_json"):
         _echo(f"full scorecard: {e['scorecard_json']}")
     if e.get("train_log"):
@@ -175,6 +183,39 @@ def _cmd_show(a: argparse.Namespace) -> int:
             f"{k} {v:g}" for k, v in (run.get("metrics") or {}).items() if k in ("energy_rmse", "force_rmse")))
     _echo(e["diff"] or "(no diff)")
     return 0
+
+
+def score_tables(metrics: dict) -> list[str]:
+    """`show`'s tables from a scored trial's metrics: force errors per element, errors per config_type
+    (and the worst one), one line per MD run: what a constraint on one of them failed on."""
+    from mlipilot.scorecard.metrics import MetricKind, parse_metric
+
+    num = lambda v: format(v, ".4g") if isinstance(v, (int, float)) else "-"  # noqa: E731
+    tables: dict[MetricKind, dict[str, dict[str, float]]] = {MetricKind.ELEMENT: {}, MetricKind.GROUP: {}}
+    for name, value in metrics.items():
+        ref = parse_metric(name) if isinstance(value, (int, float)) and not name.endswith("_max_group") else None
+        if ref is not None and ref.kind in tables:
+            tables[ref.kind].setdefault(ref.selector, {})[ref.quantity] = value
+    lines = []
+    for kind, title in ((MetricKind.ELEMENT, "per element (meV/Å)"), (MetricKind.GROUP, "per config_type "
+                                                                      "(energy meV/atom, force meV/Å)")):
+        if not (rows := tables[kind]):
+            continue
+        cols = [q for q in ("energy_rmse", "energy_mae", "force_rmse", "force_mae") if any(q in r for r in rows.values())]
+        width = max(len(k) for k in rows) + 2
+        lines += [f"{title}:", "  " + "".ljust(width) + "".join(f"{c:>12}" for c in cols)]
+        lines += ["  " + k.ljust(width) + "".join(f"{num(r.get(c)):>12}" for c in cols) for k, r in sorted(rows.items())]
+    if worst := [f"{k} {num(metrics[k])}" for k in ("energy_rmse_max_group", "force_rmse_max_group") if k in metrics]:
+        lines.append("worst config_type: " + ", ".join(worst))
+    if isinstance(runs := metrics.get("md_runs"), dict) and runs:
+        width = max(len(str(k)) for k in runs) + 2
+        lines.append("MD runs:")
+        for name, r in runs.items():
+            r = r if isinstance(r, dict) else {}
+            state = "skipped" if r.get("skipped") else "ok" if r.get("ok") else "FAILED"
+            why = r.get("skipped") or r.get("reason") or ""
+            lines.append(f"  {str(name).ljust(width)}{state:8} {r.get('steps', '-')!s:>6} steps  {why}".rstrip())
+    return lines
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
@@ -194,7 +235,10 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 def _cmd_report(a: argparse.Namespace) -> int:
     from mlipilot.report import write_report
 
-    print(f"report: {write_report(Path(a.path), Path(a.out) if a.out else None)}")
+    if a.path and a.run:
+        raise MLIPilotError(f"mlipilot report: both PATH ({a.path}) and --run ({a.run}) given — pass one")
+    path = Path(a.path or a.run or Path.cwd())  # like every other command: the current run by default
+    print(f"report: {write_report(path, Path(a.out) if a.out else None)}")
     return 0
 
 
@@ -259,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where train/train.py runs (default: bwrap if it works here, else none, said loudly)")
     s.add_argument("--data-seed", type=int, help="a generated benchmark's data seed, for a reproducible holdout "
                    "that anyone who knows the seed can regenerate (default: drawn privately, kept in the store)")
+    s.add_argument("--foundation", action="append", metavar="NAME=PATH",
+                   help="a MACE model file to fine-tune from (repeatable); checked, copied into the store and "
+                        "sealed; train/config.yaml's foundation_model: NAME picks it")
+    s.add_argument("--train-timeout-min", type=float, default=30.0,
+                   help="time limit of each training job in minutes (default 30; mlipilot.toml, fixed after init)")
+    s.add_argument("--score-timeout-min", type=float, default=10.0,
+                   help="time limit of each scoring job in minutes (default 10; mlipilot.toml, fixed after init)")
     s.set_defaults(func=_cmd_init)
 
     s = sub.add_parser("trial", help="commit the edits under train/, train, score, accept or revert")
@@ -315,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_bench)
 
     s = sub.add_parser("report", help="figures + report.html for a bench or a run directory")
-    s.add_argument("path")
+    s.add_argument("path", nargs="?", help="bench directory or run directory (default: the current run)")
+    s.add_argument("--run", help="run directory (the same as PATH)")
     s.add_argument("--out", help="output folder (default: PATH/report for a bench, the run's private store/report "
                    "for a run directory; never inside a run directory, whose next trial would refuse it)")
     s.set_defaults(func=_cmd_report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from mlipilot.benchmark import Benchmark
 from mlipilot.errors import MLIPilotError
 from mlipilot.scorecard.metrics import MetricKind, parse_metric
 from mlipilot.scorecard.spec import ScorecardSpec
+from mlipilot.units import ENERGY_UNITS, FORCE_UNITS, PAIRED, LabelUnits, convert_frames
 
 LABELLED = ("train", "valid", "holdout")  # md_structures only seeds MD: positions suffice
 MAX_PER_KIND = 5  # one mistake repeated over 10 000 frames is one mistake: show a few, count the rest
@@ -95,6 +97,136 @@ def _label_problems(atoms: Atoms, need_stress: bool) -> list[tuple[str, str, str
     return out
 
 
+# Unit check. Positions are Å whatever the labels are in, so two frames of the same atoms and cell a
+# small displacement dx apart tie the energy unit to the force unit: ΔE ≈ -½ (F1 + F2)·dx (trapezoid
+# rule along the straight path). The ratio of the two sides is f_unit/e_unit (23.06 for kcal/mol
+# energies with eV/Å forces, 1.89 for Hartree with Hartree/Bohr). Labels in one consistent foreign unit
+# keep the ratio at 1 and scale the typical force and the stiffness -ΔF·dx/|dx|² instead.
+PAIR_MAX_RMS_DX = 0.4  # Å: farther apart, the trapezoid rule is too rough to read a unit from
+MIN_PAIRS = 4  # fewer pairs: too noisy for a verdict on the ratio (measured: 0.85-1.6 over 2-8 EMT pairs)
+MAX_PAIRS = 400
+F_RANGE = (0.002, 15.0)  # eV/Å: median per-frame RMS force of real training sets (EMT Cu 0.7, QM7 B3LYP 3.4)
+K_RANGE = (0.2, 100.0)  # eV/Å²: median stiffness along the pair displacements (EMT Cu 6.9, QM7 B3LYP 23)
+UNCOMMON = {"eV": 0.0, "eV/Å": 0.0, "eV/Bohr": 0.5, "Ry": 0.4, "Ry/Bohr": 0.4}  # prior cost of a reading; others 0.3
+DECISIVE = 1.0  # how much better (in cost) another reading must explain the labels than eV, eV/Å
+
+
+@dataclass(frozen=True)
+class UnitEvidence:
+    """What the labels say about their units (all in the labels' own numbers; positions in Å)."""
+    ratio: float | None  # median over pairs of ΔE / (-½ (F1 + F2)·dx)
+    pairs: list[tuple[str, int, str, int]]  # (split, frame, split, frame) of the pairs used
+    force_rms: float | None  # median over frames of the per-atom RMS force
+    stiffness: float | None  # median over pairs of -ΔF·dx / |dx|²
+
+
+def _displacement(a: Atoms, b: Atoms) -> np.ndarray:
+    """b - a, wrapped to the nearest periodic image along periodic axes."""
+    d = b.positions - a.positions
+    if a.pbc.any() and a.cell.rank == 3:
+        frac = np.linalg.solve(a.cell.array.T, d.T).T
+        frac[:, a.pbc] -= np.round(frac[:, a.pbc])
+        d = frac @ a.cell.array
+    return d
+
+
+def unit_evidence(frames: dict[str, list[Atoms]]) -> UnitEvidence:
+    """Pair each labelled frame with its nearest later frame of the same atoms and cell, over all splits
+    (the units are the benchmark's: the example's MD snapshot pairs are spread over train and holdout)."""
+    labelled, rms = [], []
+    for split in LABELLED:
+        for i, a in enumerate(frames.get(split, [])):
+            e, f = a.info.get("REF_energy"), a.arrays.get("REF_forces")
+            if e is None or f is None or _finite(e, ()) or _finite(f, (len(a), 3)) or not len(a):
+                continue
+            f = np.asarray(f, float)
+            labelled.append((split, i, a, float(e), f))
+            rms.append(float(np.sqrt((f ** 2).sum(1).mean())))
+    groups: dict[bytes, list[int]] = {}
+    for n, (_, _, a, _, _) in enumerate(labelled):
+        key = a.numbers.astype(np.int64).tobytes() + np.rint(a.cell.array * 1e3).astype(np.int64).tobytes() \
+            + a.pbc.tobytes()
+        groups.setdefault(key, []).append(n)
+    ratios, stiff, used, found = [], [], [], []
+    for members in groups.values():
+        for k, n in enumerate(members):
+            best = None
+            for m in members[k + 1:k + 51]:  # the next 50: consecutive snapshots are the close ones
+                d = _displacement(labelled[n][2], labelled[m][2])
+                dx = float(np.sqrt((d ** 2).sum(1).mean()))
+                if 1e-4 < dx <= PAIR_MAX_RMS_DX and (best is None or dx < best[0]):
+                    best = (dx, m, d)
+            if best is not None:
+                found.append((n, best[1], best[2]))
+        if len(found) >= MAX_PAIRS:
+            break
+    if found:
+        work = [-0.5 * float(((labelled[n][4] + labelled[m][4]) * d).sum()) for n, m, d in found]
+        floor = 0.05 * float(np.median(np.abs(work)))  # a pair along which the forces do ~no work says nothing
+        for (n, m, d), w in zip(found, work):
+            if abs(w) > floor and w != 0:
+                ratios.append((labelled[m][3] - labelled[n][3]) / w)
+                stiff.append(-float(((labelled[m][4] - labelled[n][4]) * d).sum()) / float((d ** 2).sum()))
+                used.append((labelled[n][0], labelled[n][1], labelled[m][0], labelled[m][1]))
+    return UnitEvidence(float(np.median(ratios)) if len(ratios) >= MIN_PAIRS else None, used,
+                        float(np.median(rms)) if rms else None, float(np.median(stiff)) if len(stiff) >= MIN_PAIRS
+                        else None)
+
+
+def _outside(x: float, lo: float, hi: float) -> float:
+    return max(0.0, np.log(lo / x), np.log(x / hi)) / 0.3 if x > 0 else 10.0
+
+
+def _cost(ev: UnitEvidence, e_unit: str, f_unit: str) -> float:
+    """How badly reading the labels as (e_unit, f_unit) explains them; plus a prior for leaving eV."""
+    ef, ff = ENERGY_UNITS[e_unit], FORCE_UNITS[f_unit]
+    cost = UNCOMMON.get(e_unit, 0.3) + UNCOMMON.get(f_unit, 0.3) - (PAIRED.get(e_unit) == f_unit != "eV/Å") * 0.3
+    if ev.ratio is not None:
+        sigma = 0.15 + 0.8 / np.sqrt(len(ev.pairs))  # measured spread of the pooled median over n pairs
+        cost += (np.log(abs(ev.ratio) * ef / ff) / sigma) ** 2 if ev.ratio > 0 else 100.0
+    # hard: outside what real sets hold; soft: nearer the typical values (1 eV/Å, 10 eV/Å²) is likelier,
+    # which separates readings the ratio can't (kcal/mol vs meV, both self-consistent)
+    if ev.force_rms is not None and ev.force_rms > 0:
+        cost += _outside(ev.force_rms * ff, *F_RANGE) ** 2 + (np.log(ev.force_rms * ff) / np.log(30)) ** 2
+    if ev.stiffness is not None and ev.stiffness > 0:
+        cost += _outside(ev.stiffness * ff, *K_RANGE) ** 2 + (np.log(ev.stiffness * ff / 10) / np.log(30)) ** 2
+    return float(cost)
+
+
+def unit_problem(ev: UnitEvidence, paths: dict[str, Path], units: LabelUnits) -> str | None:
+    """One line naming the files, a few frame pairs, the evidence and the benchmark.yaml keys that fix it,
+    when the (converted) labels read better in other units than eV and eV/Å; None otherwise."""
+    if ev.ratio is None and ev.force_rms is None:
+        return None
+    here = _cost(ev, "eV", "eV/Å")
+    best = min(((e, f) for e in ENERGY_UNITS for f in FORCE_UNITS), key=lambda ef: _cost(ev, *ef))
+    if best == ("eV", "eV/Å") or here - _cost(ev, *best) < DECISIVE:
+        return None
+    # the fix is relative to what benchmark.yaml already declares (the labels here are converted)
+    e_total = ENERGY_UNITS[best[0]] * units.energy_factor
+    f_total = FORCE_UNITS[best[1]] * units.force_factor
+    e_name = next((k for k, v in ENERGY_UNITS.items() if np.isclose(v, e_total, rtol=1e-3)), None)
+    f_name = next((k for k, v in FORCE_UNITS.items() if np.isclose(v, f_total, rtol=1e-3)), None)
+    keys = [f"`energy_unit: {e_name}`" if e_name != units.energy else "",
+            f"`force_unit: {f_name}`" if f_name != units.force else ""]
+    fix = (" and ".join(k for k in keys if k) + " to benchmark.yaml (init then converts the labels to eV, eV/Å)"
+           if e_name and f_name else "convert REF_energy to eV and REF_forces to eV/Å")
+    files = ", ".join(dict.fromkeys(str(paths[s]) for p in ev.pairs for s in (p[0], p[2]))) or \
+        ", ".join(str(paths[s]) for s in LABELLED if s in paths)
+    shown = "; ".join(f"{s1} {i1}/{s2} {i2}" if s1 != s2 else f"{s1} {i1}/{i2}" for s1, i1, s2, i2 in ev.pairs[:3])
+    facts = []
+    if ev.ratio is not None:
+        facts.append(f"ΔE/∫F·dx = {ev.ratio:.3g} over {len(ev.pairs)} pairs of nearby frames (frames {shown}"
+                     f"{', …' if len(ev.pairs) > 3 else ''}; 1 when energies and forces share a unit)")
+    if ev.force_rms is not None:
+        facts.append(f"typical |F| {ev.force_rms:.3g} eV/Å")
+    if ev.stiffness is not None:
+        facts.append(f"stiffness {ev.stiffness:.3g} eV/Å²")
+    declared = "" if units.identity else f" after the declared {units.energy}, {units.force}"
+    return (f"{files}: the labels{declared} do not look like eV and eV/Å ({', '.join(facts)}); they read as "
+            f"energies in {e_name or best[0]}, forces in {f_name or best[1]} — add {fix}")
+
+
 def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
                progress: Callable[[str], object] = print) -> None:
     """Raise MLIPilotError listing every problem in the benchmark's data; print one summary line per split."""
@@ -106,7 +238,7 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
     frames: dict[str, list[Atoms]] = {}
     for split, path in paths.items():
         try:
-            frames[split] = list(read(path, index=":", format="extxyz"))
+            frames[split] = convert_frames(list(read(path, index=":", format="extxyz")), bench.units)
         except Exception as e:  # noqa: BLE001 -- any parser failure is the user's file, reported as such
             add("unreadable", f"{path}: not a readable extxyz file ({type(e).__name__}: {' '.join(str(e).split())})"
                 f" — fix the file (ase.io.read(path, index=':', format='extxyz') must load it)")
@@ -128,6 +260,11 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
                 for kind, problem, fix in _label_problems(atoms, need_stress):
                     add(kind, f"{paths[split]}: frame {i}: {problem} — {fix}")
 
+    if spec.stability.kind == "bulk" and elements.get("train") and set(elements["train"]) != {spec.element}:
+        held = ", ".join(sorted(elements["train"]))  # bulk builds pure fcc cells: other elements never see MD
+        add("stability kind", f"{spec.path}: field 'stability.kind': bulk runs MD on pure {spec.element} fcc cells "
+            f"only, but the training data {paths['train']} holds {held} — set stability.kind: structures (MD from "
+            "your own frames; drop element, lattice_a, min_distance_A and supercell)")
     for split in ("holdout", "md_structures"):  # a model can't have learnt an element it never saw
         if split in elements and "train" in elements:
             for el, i in elements[split].items():
@@ -166,15 +303,15 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
                 e_atom.append(float(e) / len(atoms))
                 if abs(e_atom[-1]) > _e_limit(atoms.numbers):
                     add("energy units", f"{paths[split]}: frame {i}: |REF_energy|/atom = {abs(e_atom[-1]):.3g} eV, "
-                        "not plausible in eV — REF_energy must be the total energy in eV (from kcal/mol multiply by "
-                        "0.043364, from kJ/mol by 0.010364)")
+                        "not plausible in eV — REF_energy must be the total energy in eV, or name its unit in benchmark.yaml "
+                        "(`energy_unit: kcal/mol`, kJ/mol, Hartree, Ry, meV)")
             if split in LABELLED and f is not None and not _finite(f, (len(atoms), 3)) and len(atoms):
                 fi = float(np.linalg.norm(np.asarray(f, float), axis=1).max())
                 f_max, worst = max(f_max, fi), max(worst, (i, fi), key=lambda t: t[1])
                 if fi > F_ERROR:
                     add("force units", f"{paths[split]}: frame {i}: max |REF_forces| = {fi:.3g} eV/Å, not plausible "
-                        "in eV/Å — REF_forces must be eV/Å (from Hartree/Bohr multiply by 51.422, from "
-                        "kcal/mol/Å by 0.043364)")
+                        "in eV/Å — REF_forces must be eV/Å, or name their unit in benchmark.yaml "
+                        "(`force_unit: Hartree/Bohr`, kcal/mol/Å, meV/Å, eV/Bohr, Ry/Bohr)")
         els = ",".join(sorted(elements.get(split, {})))
         line = f"{bench.name} data {split}: {len(fs)} frames, {sum(map(len, fs))} atoms, elements {els}"
         if e_atom:
@@ -183,6 +320,13 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
         if F_WARN < worst[1] <= F_ERROR:
             progress(f"WARNING: {paths[split]}: frame {worst[0]}: max |F| = {worst[1]:.3g} eV/Å (> {F_WARN:g}): "
                      "a very high-energy structure, or forces not in eV/Å")
+
+    ev = unit_evidence(frames)
+    if (line := unit_problem(ev, paths, bench.units)) is not None:
+        add("units", line)
+    elif ev.ratio is not None:
+        progress(f"{bench.name} units: ΔE/∫F·dx = {ev.ratio:.3g} over {len(ev.pairs)} pairs of nearby frames "
+                 "(1 for eV with eV/Å)")
 
     lines = []
     for kind, ls in problems.items():

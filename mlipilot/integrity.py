@@ -56,12 +56,39 @@ def integrity_problem(root: Path, store: Path, editable: tuple[str, ...]) -> str
     return "; ".join(parts)
 
 
+# -- large data files: kept out of the run's git, hashed in a tracked manifest ----------------------
+LARGE_DATA_BYTES = 50 * 2**20  # above this a data file is git-ignored: every clone and push would carry it
+LARGE_DATA_MANIFEST = "data/large_files.json"  # tracked and protected: {path: {"bytes": n, "sha256": hex}}
+
+
+def large_files(root: Path) -> dict[str, dict]:
+    """The run's git-ignored data files and their recorded size and sha256 (none for most runs)."""
+    path = Path(root) / LARGE_DATA_MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def large_file_problem(path: Path, rel: str, entry: dict) -> str | None:
+    if path.is_symlink() or not path.is_file():
+        return f"{rel}: large data file (kept out of git) is missing — restore the original (sha256 in {LARGE_DATA_MANIFEST})"
+    if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+        return f"{rel}: large data file (kept out of git) changed since init — restore the original (sha256 in {LARGE_DATA_MANIFEST})"
+    return None
+
+
+def large_data_problem(root: Path) -> str | None:
+    """None when every large data file matches the manifest (itself protected), else a one-line description."""
+    for rel, entry in large_files(root).items():
+        if problem := large_file_problem(Path(root) / rel, rel, entry):
+            return problem
+    return None
+
+
 # -- the store's seal: what scoring trusts, hashed at init ------------------------------------------
 SEAL_FILE = "seal.json"
 SEALED = ("holdout.xyz", "scorecard.yaml", "protected.json")
 VALIDATION_SPEC = "validation.yaml"  # the private validation spec (mlipilot validate)
 DATA_SEED = "data_seed.json"  # a generated benchmark's data seed: whoever knows it can regenerate the holdout
-SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC, DATA_SEED)  # a benchmark's own MD starts; its
+SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC, DATA_SEED, "foundation.json")  # a benchmark's own MD starts; its
 # validation; its data seed
 SEAL_TRAILER = "MLIPilot-Seal-SHA256"
 
@@ -73,6 +100,8 @@ def seal_digest(hashes: dict[str, str]) -> str:
 def seal_store(store: Path, hide: list[str]) -> dict:
     """Hash the files scoring trusts; `hide` lists the paths the training sandbox must not see."""
     names = list(SEALED) + [n for n in SEALED_IF_PRESENT if (store / n).is_file()]
+    # foundation models the user supplied: what training starts from is as sealed as what scores it
+    names += sorted(str(p.relative_to(store)) for p in (store / "foundation").glob("*.model"))
     seal = {"files": {name: sha256_file(store / name) for name in names}, "hide": hide}
     (store / SEAL_FILE).write_text(json.dumps(seal, indent=1, sort_keys=True))
     return seal

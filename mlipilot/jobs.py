@@ -88,6 +88,32 @@ def _limit_hint(rc: int, log: Path, limits) -> str:
     return ""
 
 
+def keep_logs(out: Path, dest: Path, max_files: int = 20, max_bytes: int = 10 << 20) -> None:
+    """Copy the job's `*.log` files (regular files, links not followed, size-capped) out of its output
+    folder before it is removed: the training's own record, for `mlipilot show` and people."""
+    import shutil
+    import stat
+
+    if not out.is_dir() or out.is_symlink():
+        return
+    n = 0
+    for dirpath, _, filenames in os.walk(out, followlinks=False):
+        for name in sorted(f for f in filenames if f.endswith(".log")):
+            path = Path(dirpath) / name
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes or n >= max_files:
+                    continue
+                dest.mkdir(exist_ok=True)
+                with open(dest / name, "wb") as g:
+                    shutil.copyfileobj(f, g)
+                n += 1
+
+
 def tree_bytes(root: Path) -> int:
     """Bytes under `root`, links not followed (a link to a large file costs its own few bytes)."""
     total = 0
@@ -101,15 +127,21 @@ def tree_bytes(root: Path) -> int:
 
 
 @_as_result
-def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: int = 1) -> dict:
+def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: int = 1,
+              foundation: dict[str, str] | None = None) -> dict:
     """Run the committed tree's train/train.py inside the sandbox, then the harness's export step
     (same sandbox) that turns the trained model into data: model.json + weights.pt, copied to the
     trial's `model/` folder; the output folder is measured against its limit and then removed.
-    `seed` is the harness's training seed (MLIPILOT_SEED; the shipped train.py passes it to mace-torch)."""
+    `seed` is the harness's training seed (MLIPILOT_SEED; the shipped train.py passes it to mace-torch).
+    `foundation`: {name: file in the store} of the run's foundation models, shown read-only (their
+    paths inside the job in MLIPILOT_FOUNDATION_MODELS)."""
+    import dataclasses
     import shutil
 
+    from mlipilot.foundation import ENV as FOUNDATION_ENV
     from mlipilot.model_export import CONFIG_FILE, ExportError, take_export
     from mlipilot.sandbox import (
+        INPUTS,
         SandboxConfig,
         SandboxError,
         clean_env,
@@ -123,13 +155,17 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     shutil.rmtree(dest, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     box_cfg = SandboxConfig.from_json(sandbox)
+    inside = {name: path if box_cfg.kind == "none" else str(INPUTS / f"{name}.model")
+              for name, path in (foundation or {}).items()}
+    box_cfg = dataclasses.replace(box_cfg, inputs=tuple((foundation[n], inside[n]) for n in inside))
     limits = box_cfg.limits
     box = open_sandbox(box_cfg)
     if problem := box.problem():
         raise SandboxError(f"sandbox {box.kind} cannot start: {problem}")
     log = trial / "train.log"
     log.write_bytes(b"")
-    env = clean_env({**ONE_THREAD, "PYTHONUNBUFFERED": "1", "MLIPILOT_SEED": str(int(seed))})
+    env = clean_env({**ONE_THREAD, "PYTHONUNBUFFERED": "1", "MLIPILOT_SEED": str(int(seed)),
+                     FOUNDATION_ENV: json.dumps(inside)})
     inner = lambda p: str(box.inside(p, src_dir, out))  # noqa: E731
     model, export_dir = out / "model.model", out / "export"
     train = [sys.executable, "train/train.py", "--out-dir", inner(out / "train"), "--model-out", inner(model)]
@@ -169,7 +205,8 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
             shutil.rmtree(dest, ignore_errors=True)
             raise JobFailed(f"the exported model cannot be taken out of the sandbox: {e}", kind=FailureKind.SMOKE) from None
     finally:
-        shutil.rmtree(out, ignore_errors=True)  # only the copied export leaves the sandbox's folder
+        keep_logs(out, trial / "logs")  # mace-torch's own logs, as plain text
+        shutil.rmtree(out, ignore_errors=True)  # only the copied export (and logs) leave the sandbox's folder
     done = time.time()
     return {"started": started, "seconds": done - started, "host": socket.gethostname(),
             "model": str(dest), "sandbox": str(box.kind),

@@ -272,7 +272,10 @@ def trial_table(df: pd.DataFrame) -> pd.DataFrame:
     """A single run's trials, each with the agent that ran it (a run can change hands)."""
     t = df[df["trial"].notna()] if "trial" in df else df.iloc[:0]
     cols = {"trial": "trial", "trial_agent": "agent", "verdict": "verdict", "composite": "composite",
-            "feasible": "feasible", "metric_md_failed_runs": "MD failed", "hypothesis": "hypothesis"}
+            "feasible": "feasible", "metric_md_failed_runs": "MD failed", "foundation": "fine-tuned from",
+            "hypothesis": "hypothesis"}
+    if "foundation" in t and t["foundation"].isna().all():
+        t = t.drop(columns="foundation")  # a run without foundation models: no empty column
     t = t[[c for c in cols if c in t]].rename(columns=cols)
     return t.assign(trial=t["trial"].astype(int), hypothesis=t["hypothesis"].fillna("").str.slice(0, 100))
 

@@ -49,6 +49,7 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
                "harness_hash": (r.get("hashes") or {}).get("harness"),
                "scorecard_hash": (r.get("hashes") or {}).get("scorecard"),
                "validated": None, "validation_failed": None,  # None: never validated
+               "foundation": r.get("foundation"),  # `name sha256-prefix` of the model it fine-tuned from
                "hypothesis": r.get("hypothesis") or r.get("text")}
         if (v := validation.get(r.get("trial"))) is not None:
             row.update(validated=bool(v["passed"]), validation_failed=",".join(v.get("failed_checks") or []))

@@ -8,19 +8,24 @@ import tempfile
 from pathlib import Path
 from string import Template
 
+from mlipilot import integrity
 from mlipilot.benchmark import Benchmark, resolve_benchmark
 from mlipilot.datacheck import check_data
 from mlipilot.e0s import ISOLATED_ATOMS
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import UnknownExecutor, get_executor
+from mlipilot.foundation import install as install_foundations
+from mlipilot.foundation import knobs_yaml
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import (
     DATA_SEED,
+    LARGE_DATA_MANIFEST,
     VALIDATION_SPEC,
     protected_hashes,
     save_hashes,
     seal_digest,
     seal_store,
+    sha256_file,
 )
 from mlipilot.knobs import load_knobs
 from mlipilot.resources import cache_dir
@@ -31,6 +36,7 @@ from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
 from mlipilot.scorecard.winnable import check_reference
 from mlipilot.validation.spec import load_validation_spec
+from mlipilot.units import copy_labels
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
 
@@ -81,6 +87,85 @@ def benchmark_ref(given: str, bench: Benchmark) -> str:
     return given if bench.directory == project_root() / "benchmarks" / given else str(bench.directory)
 
 
+def _check_foundations(bench: Benchmark, specs: list[str] | None, data: dict[str, Path], progress) -> list:
+    """The benchmark's and --foundation's models, each loaded and checked against the data's elements."""
+    from ase.io import read
+
+    from mlipilot.foundation import inspect, parse_specs
+
+    named = {**bench.foundation_models, **parse_specs(specs)}
+    if not named:
+        return []
+    elements = {s for split in ("train", "valid", "holdout") for f in read(data[split], index=":", format="extxyz")
+                for s in f.get_chemical_symbols()}
+    models = [inspect(name, path, elements) for name, path in named.items()]
+    for m in models:
+        progress(f"foundation model {m.describe()} — sha256 {m.sha256[:16]}")
+    return models
+
+
+def foundation_brief(models: list) -> str:
+    """program.md's paragraph on the run's foundation models (none: nothing)."""
+    if not models:
+        return ""
+    lines = "\n".join(f"- `{m.describe()}`" for m in models)
+    return ("\n\n## Foundation models\n\nThis run can fine-tune instead of training from scratch: set "
+            "`foundation_model: <name>` in train/config.yaml (`none` trains from scratch). mace-torch then takes "
+            "the foundation's architecture (num_channels, max_L, r_max, ... are its own); `E0s: estimated` "
+            "usually suits fine-tuning. Available:\n\n" + lines + "\n")
+
+
+SEED_LINES = ('if os.environ.get("MLIPILOT_SEED"):', '    cmd += ["--seed", os.environ["MLIPILOT_SEED"]]')
+
+
+def check_train_script(bench: Benchmark) -> None:
+    """A dry check of the workspace's train.py: it must read the harness's MLIPILOT_SEED, else every seed
+    trains the same model and noise margins measure nothing (found at init, not after a noise run)."""
+    script = bench.workspace / "train" / "train.py"
+    if not script.is_file():
+        raise MLIPilotError(f"{script}: missing — the harness runs train/train.py --out-dir DIR --model-out PATH; "
+                            "start from workspace_template/generic/train/train.py")
+    if "MLIPILOT_SEED" not in script.read_text(errors="replace"):
+        raise MLIPilotError(f"{script}: does not read MLIPILOT_SEED, the harness's training seed, so every seed would "
+                            f"train the same model — add, before the training command runs: `{SEED_LINES[0]}` "
+                            f"`{SEED_LINES[1].strip()}` (or pass the seed your trainer takes)")
+
+
+def program_md_warnings(template: str, spec: ScorecardSpec) -> list[str]:
+    """What a benchmark's own program.md says about the MD that the scorecard does not run (a copied
+    program.md describing another system's runs would mislead the agent)."""
+    import re
+
+    temps = {t for r in spec.stability.runs for t in r.temperature_K}
+    named = {float(t) for t in re.findall(r"(\d+(?:\.\d+)?)\s*K\b", template)}
+    names = {r.name for r in spec.stability.runs}
+    quoted = {w for w in re.findall(r"`([A-Za-z][\w]*)`", template) if re.match(r"(md|nvt|npt|ramp)", w)
+              and w not in names and not w.startswith("md_")}
+    out = []
+    if stray := sorted(named - temps):
+        out.append(f"names {', '.join(f'{t:g} K' for t in stray)}")
+    if quoted:
+        out.append(f"names runs {', '.join(sorted(quoted))}")
+    return out
+
+
+def keep_large_data_out_of_git(run_dir: Path, progress=print) -> list[str]:
+    """Data files above integrity.LARGE_DATA_BYTES stay in the run directory but out of its git (a clone
+    or push would carry them forever): listed with their sha256 in a tracked, protected manifest that
+    every trial checks, and copied into each training job's tree. Returns their paths."""
+    entries = {}
+    for path in sorted((run_dir / "data").iterdir()):
+        size = path.stat().st_size
+        if path.is_file() and size > integrity.LARGE_DATA_BYTES:
+            rel = path.relative_to(run_dir).as_posix()
+            entries[rel] = {"bytes": size, "sha256": sha256_file(path)}
+            progress(f"WARNING: {rel} is {size / 1e6:.3g} MB: kept out of the run's git (git-ignored; its sha256 is in "
+                     f"{LARGE_DATA_MANIFEST}, checked before every trial) — a clone of the run lacks it, back it up")
+    if entries:
+        (run_dir / LARGE_DATA_MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True))
+    return list(entries)
+
+
 def default_store(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".mlipilot-store")
 
@@ -88,7 +173,7 @@ def default_store(run_dir: Path) -> Path:
 def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor: str = "local",
              size: str = "default", train_timeout_min: float = 30, score_timeout_min: float = 10,
              progress=print, sandbox: str | None = None, base_seed: int = 1, data_seed: int | None = None,
-             extra_hide: tuple[str, ...] = ()) -> Path:
+             extra_hide: tuple[str, ...] = (), foundation: list[str] | None = None) -> Path:
     """`sandbox` None probes: bwrap where it starts here, else none (said loudly, with the fix).
     `base_seed`: the harness's training seed, [noise] base_seed in mlipilot.toml. `data_seed`: a
     generated benchmark's data seed; None draws a private one (kept in the store only). `extra_hide`: more
@@ -107,6 +192,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         raise MLIPilotError(f"{store}: the private store must be outside the run directory — pass --store elsewhere")
     bench = resolve_benchmark(benchmark)
     spec = load_spec(bench.scorecard)  # validate before writing anything
+    check_train_script(bench)
     if (knobs := bench.template_file("knobs.yaml")) is not None:
         load_knobs(knobs)  # options, types, ranges and metric names: a typo fails here, not mid-run
     if sandbox is None:
@@ -141,19 +227,23 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
             load_validation_spec(vpath)
         check_reference(spec, md_start_frames(read(data["holdout"], index=":", format="extxyz"),
                                               data.get("md_structures")), vpath, progress=progress, cache=cache_dir())
+    foundations = _check_foundations(bench, foundation, data, progress)
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         store.mkdir(parents=True, exist_ok=True)
         (run_dir / "data").mkdir()
+        if not bench.units.identity:
+            progress(f"converting labels of every split: {bench.units.describe()} (benchmark.yaml energy_unit/"
+                     "force_unit)")
         for split in ("train", "valid"):
-            shutil.copy(data[split], run_dir / "data" / f"{split}.xyz")
-        shutil.copy(data["holdout"], store / "holdout.xyz")
+            copy_labels(data[split], run_dir / "data" / f"{split}.xyz", bench.units)
+        copy_labels(data["holdout"], store / "holdout.xyz", bench.units)
         if bench.generated:  # private: whoever knows the seed can regenerate the holdout
             (store / DATA_SEED).write_text(json.dumps({"generator": bench.data["generator"], "seed": seed,
                                                        "size": size}, indent=1))
         if "md_structures" in data:  # MD starts the scorer uses; private like the holdout
-            shutil.copy(data["md_structures"], store / MD_STRUCTURES)
+            copy_labels(data["md_structures"], store / MD_STRUCTURES, bench.units)
         if bench.isolated_atoms:  # readable by the agent: the expert's (and anyone's) E0s
             (run_dir / "data" / ISOLATED_ATOMS).write_text(json.dumps(bench.isolated_atoms, indent=1))
         shutil.copy(bench.scorecard, store / "scorecard.yaml")
@@ -170,8 +260,20 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
             source = bench.template_file(extra)
             if source is not None:
                 text = source.read_text()
-                (run_dir / extra).write_text(render_program(text, bench, spec, data) if extra == "program.md" else text)
-        (run_dir / ".gitignore").write_text(GITIGNORE)
+                if extra == "program.md":
+                    if stray := program_md_warnings(text, spec):  # the scorecard's real runs follow it
+                        progress(f"WARNING: {source}: {'; '.join(stray)}, which the scorecard does not run — the "
+                                 "run's program.md gets the scorecard's MD runs appended; write $md and $constraints "
+                                 "where they belong and init fills them in")
+                        text += "\n## The scorecard's MD runs (filled in by mlipilot init)\n\n$md\n" + \
+                            ("\nConstraints:\n$constraints\n" if "$constraints" not in text else "")
+                    text = render_program(text, bench, spec, data) + foundation_brief(foundations)
+                elif foundations:
+                    text += knobs_yaml(foundations)  # the agent chooses one by name
+                (run_dir / extra).write_text(text)
+        install_foundations(store, foundations)
+        large = keep_large_data_out_of_git(run_dir, progress)
+        (run_dir / ".gitignore").write_text(GITIGNORE + "".join(f"/{rel}\n" for rel in large))
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
             name=run_dir.name, benchmark=benchmark_ref(benchmark, bench), branch=branch, store=store, executor=executor,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 JOB = Path("/tmp/mlipilot-job")
+INPUTS = JOB / "inputs"  # where declared read-only inputs (foundation models) appear inside the job
 # a user's secrets, relative to $HOME: hidden inside the sandbox
 SECRETS = (".ssh", ".netrc", ".aws", ".azure", ".config/gcloud", ".kube", ".docker", ".git-credentials",
            ".config/gh", ".pypirc", ".npmrc", ".gnupg", ".cache/huggingface/token")
@@ -68,7 +69,7 @@ class SandboxConfig:
     image: str | None = None  # apptainer only: the .sif (or sandbox folder) holding the Python environment
     hide: tuple[str, ...] = field(default_factory=tuple)
     limits: Limits = Limits()
-    inputs: tuple[str, ...] = ()  # declared read-only inputs, visible at their own path
+    inputs: tuple[tuple[str, str], ...] = ()  # declared read-only inputs: (host path, path inside the job)
 
     def to_json(self) -> dict:
         return {"kind": str(self.kind), "image": self.image, "hide": list(self.hide),
@@ -77,7 +78,7 @@ class SandboxConfig:
     @classmethod
     def from_json(cls, d: dict) -> "SandboxConfig":
         return cls(SandboxKind(d.get("kind", "bwrap")), d.get("image"), tuple(d.get("hide", ())),
-                   Limits(**d.get("limits", {})), tuple(d.get("inputs", ())))
+                   Limits(**d.get("limits", {})), tuple(tuple(x) for x in d.get("inputs", ())))
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -91,7 +92,7 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 # (where they are links, as on merged-/usr systems, the link) and the /etc files the loader, Python
 # and mace-torch read — never all of /etc (/etc/shadow is readable to a job whose host uid is root)
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "passwd", "group", "nsswitch.conf",
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "passwd", "group", "nsswitch.conf", "fonts",
        "localtime", "os-release", "mime.types")
 SANDBOX_UID = 1000  # the job's uid inside its user namespace (any but 0: bwrap then drops every capability)
 
@@ -146,10 +147,8 @@ def _bwrap_flags(cfg: SandboxConfig, mounts: tuple[str, ...] = ()) -> list[str]:
     for p in hidden_paths(cfg):
         # an empty read-only folder: a write fails loudly instead of vanishing into a tmpfs
         cmd += ["--tmpfs", str(p), "--remount-ro", str(p)] if p.is_dir() else ["--ro-bind", "/dev/null", str(p)]
-    for p in cfg.inputs:
-        cmd += ["--ro-bind", str(p), str(p)]
     cmd += ["--dev", "/dev", "--proc", "/proc", "--size", str(int(cfg.limits.tmp_mb) << 20), "--tmpfs", "/tmp",
-            *mounts, "--remount-ro", "/",
+            *mounts, *(a for host, inner in cfg.inputs for a in ("--ro-bind", host, inner)), "--remount-ro", "/",
             "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--clearenv"]
@@ -249,6 +248,8 @@ class Apptainer(_Mounted):
         exe = shutil.which("apptainer") or shutil.which("singularity")
         cmd = [exe, "exec", "--contain", "--cleanenv", "--no-home", "--net", "--network", "none",
                "-B", f"{src}:{JOB / 'src'}:ro", "-B", f"{out}:{JOB / 'out'}", "--pwd", str(JOB / "src")]
+        for host, inner in self.cfg.inputs:
+            cmd += ["-B", f"{host}:{inner}:ro"]
         for k, v in env.items():
             cmd += ["--env", f"{k}={v}"]
         return cmd + [str(self.cfg.image), *argv], None, Path("/")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import mlipilot
-from mlipilot import jobs
+from mlipilot import foundation, jobs
 from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import get_executor
@@ -32,6 +32,9 @@ from mlipilot.git_history import (
 from mlipilot.integrity import (
     editable_problem,
     integrity_problem,
+    large_data_problem,
+    large_file_problem,
+    large_files,
     load_seal,
     seal_problem,
     sha256_file,
@@ -82,6 +85,7 @@ class TrialRunner:
         self.sandbox_cfg = dataclasses.replace(cfg.sandbox, hide=tuple(dict.fromkeys(hide)))
         self.sandbox = open_sandbox(self.sandbox_cfg)
         self.caps = size_caps(cfg.root / "knobs.yaml")
+        self.foundation = {name: str(foundation.model_path(cfg.store, name)) for name in foundation.load(cfg.store)}
 
     def preflight(self, root: Path) -> None:
         """Everything that refuses a trial before anything is committed or trained: one line each."""
@@ -93,7 +97,7 @@ class TrialRunner:
         if problem:
             raise MLIPilotError(f"{root}: {problem} — only {', '.join(cfg.editable)} may change; restore the "
                                 "rest with `git checkout -- <file>` (and delete added files) before a trial")
-        problem = editable_problem(root, cfg.editable)
+        problem = editable_problem(root, cfg.editable) or large_data_problem(cfg.root)  # large files: the run's own
         if problem:
             raise MLIPilotError(f"{root}: {problem}")
         problem = self.sandbox.problem()
@@ -120,8 +124,11 @@ class TrialRunner:
                 head = RunRepo(workdir).head() if (workdir / ".git").exists() else None
                 if cfg_can_attach(self.cfg, row) and head == row["commit"]:
                     self.progress(f"trial {row['trial']}: re-attaching to job(s) {row['job_ids']} of the stopped launcher")
-                    self._finish(row, attach_ids=row["job_ids"])
+                    done = self._finish(row, attach_ids=row["job_ids"])
                     repaired.append(row["trial"])
+                    if done.get("failure") == FailureKind.INTERRUPTED:
+                        self.progress(f"trial {row['trial']}: its job did not survive the launcher, recorded as "
+                                      "interrupted; it does not count against the budget")
                     continue
                 self._stop_leftovers(row)
                 if row.get("workdir"):
@@ -131,8 +138,7 @@ class TrialRunner:
                     self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
                 self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
                                     "failure": str(FailureKind.INTERRUPTED),
-                                    "reason": "interrupted: the launcher stopped before the verdict and its job did "
-                                              "not survive; not counted as an iteration, the experiment may be retried"})
+                                    "reason": INTERRUPTED_REASON})
                 repaired.append(row["trial"])
                 self.progress(f"trial {row['trial']}: interrupted earlier (its job is gone), recorded as interrupted; "
                               "it does not count against the budget")
@@ -233,13 +239,17 @@ class TrialRunner:
         repo = RunRepo(workdir) if record.get("workdir") else self.repo
         t_start = time.time()
         outcome = self._train_and_score(trial_dir, record, attach_ids or {})
-        problem = integrity_problem(workdir, cfg.store, cfg.editable)  # the training job may have written outside train/
+        # the training job may have written outside train/
+        problem = integrity_problem(workdir, cfg.store, cfg.editable) or large_data_problem(cfg.root)
         incumbent_row = self.ledger.incumbent()
         incumbent = assess(incumbent_row["metrics"], self.spec) if incumbent_row else None
         candidate = assess(outcome["metrics"], self.spec) if outcome.get("metrics") else None
         noise = self.noise(incumbent_row)
         verdict = decide(candidate, incumbent, self.spec, integrity_problem=problem, job_error=outcome.get("error"),
                          noise=noise)
+        if outcome.get("failure") == FailureKind.INTERRUPTED and verdict.verdict == FAILED:
+            # a job that ended with its stopped launcher: say so, not "smoke" (agents read the reason)
+            verdict = dataclasses.replace(verdict, reason=f"{INTERRUPTED_REASON} ({outcome['error']})")
         seeds = [record.get("seed", 1)]
         if verdict.close:  # a win inside confirm x sigma: trained again with a second harness seed
             verdict, confirm = self._confirm(record, candidate, incumbent, noise, verdict)
@@ -260,6 +270,9 @@ class TrialRunner:
                     trailers[metric_trailer(m)] = f"{outcome['metrics'][m]:.6g}"
         trailers["Scorecard-SHA256"] = self.spec.sha256[:16]
         trailers["Sandbox"] = str(self.sandbox.kind)
+        if started_from := self._foundation_of(record["commit"]):
+            trailers["Foundation"] = started_from
+            record["foundation"] = started_from
         message = format_message(hypothesis, "", trailers)
         final_commit = repo.amend_message(message)
         rejected_ref = None
@@ -292,6 +305,18 @@ class TrialRunner:
         if outcome.get("fatal"):
             raise MLIPilotError(outcome["fatal"])
         return record
+
+    def _foundation_of(self, commit: str) -> str | None:
+        """`name sha256-prefix` of the foundation model the commit's config.yaml fine-tunes from."""
+        if not self.foundation:
+            return None
+        try:
+            text = self.repo.repo.git.show(f"{commit}:train/config.yaml")
+        except Exception:
+            return None
+        name = foundation.chosen(text)
+        known = foundation.load(self.cfg.store)
+        return f"{name} {known[name].sha256[:16]}" if name in known else None
 
     def _submit_or_attach(self, stage: str, attach_ids: dict, record: dict, timeout_min: float, fn, *args):
         cfg = self.cfg
@@ -365,7 +390,9 @@ class TrialRunner:
             out["job_ids"]["score"] = str(job.job_id)
             scored = jobs.wait(job)
         except jobs.JobFailed as e:
-            out["error"] = f"scoring failed: {e}"
+            limit = (f" (its limit, score_timeout_min = {cfg.score_timeout_min:g})"
+                     if e.kind == FailureKind.TIMEOUT else "")
+            out["error"] = f"scoring failed{limit}: {e}"
             out["failure"] = e.kind or FailureKind.SCORE_CRASH
             out["log_tail"] = tail(e.detail or (_job_stderr(job) if job else str(e)))
             out["wall"]["score"] = time.time() - t0
@@ -389,10 +416,11 @@ class TrialRunner:
                                      capture_output=True, check=True).stdout
             with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
                 tar.extractall(src, filter="data")
+            provide_large_files(self.cfg.root, src)  # what git leaves out, checked against the commit's manifest
             record["prepare_seconds"] = round(time.time() - t0, 4)
         return self._submit_or_attach("train", attach_ids, record, self.cfg.train_timeout_min, jobs.train_job,
                                       str(src), str(trial_dir), self.cfg.train_timeout_min * 60,
-                                      self.sandbox_cfg.to_json(), int(record.get("seed", 1)))
+                                      self.sandbox_cfg.to_json(), int(record.get("seed", 1)), self.foundation)
 
     # -- noise: replicates of one commit with other harness seeds -----------------------------------
     def replicate(self, row: dict, seed: int) -> dict:
@@ -497,8 +525,23 @@ class TrialRunner:
                        again.margin), confirm
 
 
+def provide_large_files(root: Path, src: Path) -> None:
+    """Copy the run's git-ignored large data files into a job's extracted tree `src`, at their paths in
+    the run, and check each copy (what training reads) against the manifest in `src` (the commit's).
+    A copy, not a link: the job must not be able to write the run's own file."""
+    for rel, entry in large_files(src).items():
+        target = src / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (root / rel).is_file() and not (root / rel).is_symlink():
+            shutil.copyfile(root / rel, target)
+        if problem := large_file_problem(target, rel, entry):
+            raise jobs.JobFailed(f"integrity: {problem}", kind=FailureKind.INTEGRITY)
+
+
 SEED_IGNORED = ("train/train.py ignores MLIPILOT_SEED, so seeds measure nothing; pass it to mace-torch "
                 "(`--seed`, as the shipped train.py does)")
+INTERRUPTED_REASON = ("interrupted: the launcher stopped before the verdict and its job did not survive; not "
+                      "counted as an iteration, the experiment may be retried")
 
 
 def weights_sha256(trial_dir: Path) -> str | None:

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow  # every test reads one bench of several runs, eac
 # A stand-in trainer: energy_weight >= 100 (the known fix) yields the trained model, anything else the
 # untrained one. Real training is covered elsewhere; here the bench machinery is under test.
 SURROGATE = """\
-import argparse, shutil, yaml
+import argparse, os, shutil, yaml
+seed = os.environ.get("MLIPILOT_SEED")  # init requires train.py to read it; a copied model has none to set
 p = argparse.ArgumentParser(); p.add_argument('--out-dir'); p.add_argument('--model-out'); a = p.parse_args()
 cfg = yaml.safe_load(open('train/config.yaml'))
 shutil.copy({good!r} if float(cfg.get('energy_weight', 1)) >= 100 else {bad!r}, a.model_out)

@@ -105,7 +105,8 @@ def test_good_data_passes_and_summarises(tmp_path, how):
     b = resolve_benchmark(str(bench))
     lines: list[str] = []
     check_data(b, load_spec(b.scorecard), b.data_files(), progress=lines.append)
-    assert [x.split(":")[0] for x in lines] == ["tiny data train", "tiny data valid", "tiny data holdout"]
+    assert [x.split(":")[0] for x in lines] == ["tiny data train", "tiny data valid", "tiny data holdout",
+                                                "tiny units"]
     assert "6 frames" in lines[0] and "elements Cu" in lines[0] and "E/atom" in lines[0] and "max |F|" in lines[0]
     if how == "init_run":  # what the command calls (the fast lane)
         init_run(str(bench), tmp_path / "run", size="small", sandbox="none", progress=lambda s: None)
@@ -184,3 +185,68 @@ def test_units_way_off(tmp_path):
     b = resolve_benchmark(str(make_bench(tmp_path / "bench", data)))
     with pytest.raises(MLIPilotError, match=r"train\.xyz: frame 0: max \|REF_forces\| = .* eV/Å"):
         check_data(b, load_spec(b.scorecard), b.data_files(), progress=lambda _: None)
+
+
+def scaled(energy: float = 1.0, forces: float = 1.0) -> dict[str, list]:
+    """good_data with its labels divided by a unit's value in eV (eV/Å): as written in that unit."""
+    data = good_data()
+    for frames in data.values():
+        for a in frames:
+            a.info["REF_energy"] /= energy
+            a.arrays["REF_forces"] = a.arrays["REF_forces"] / forces
+    return data
+
+
+KCAL = 0.0433641  # eV per kcal/mol
+
+
+@pytest.mark.parametrize("energy, forces, needle", [
+    (KCAL, 1.0, "add `energy_unit: kcal/mol` to benchmark.yaml"),
+    (27.211386, 1.0, "add `energy_unit: Hartree` to benchmark.yaml"),
+    (1e-3, 1.0, "add `energy_unit: meV` to benchmark.yaml"),
+    (1.0, KCAL, "add `force_unit: kcal/mol/Å` to benchmark.yaml"),
+    (1e-3, 1e-3, "add `energy_unit: meV` and `force_unit: meV/Å` to benchmark.yaml"),
+])
+def test_labels_in_other_units_refused_with_the_key_that_converts_them(refused, energy, forces, needle):
+    line = refused(scaled(energy, forces), "train.xyz", needle, "ΔE/∫F·dx")
+    assert "frames train 0/" in line and "\n" not in line, line
+
+
+def test_declared_units_are_converted_into_the_run(tmp_path):
+    bench = make_bench(tmp_path / "bench", scaled(KCAL))
+    spec = yaml.safe_load((bench / "benchmark.yaml").read_text())
+    (bench / "benchmark.yaml").write_text(yaml.safe_dump({**spec, "energy_unit": "kcal/mol"}))
+    lines: list[str] = []
+    run = init_run(str(bench), tmp_path / "run", size="small", sandbox="none", progress=lines.append)
+    assert any("converting labels of every split: energies kcal/mol → eV" in x for x in lines), lines
+    assert any("units: ΔE/∫F·dx = " in x for x in lines), lines
+    from ase.io import read
+
+    want = good_data()
+    for path, split in ((run / "data" / "train.xyz", "train"),
+                        (run.with_name("run.mlipilot-store") / "holdout.xyz", "holdout")):
+        got = read(path, index=":")
+        assert np.allclose([a.info["REF_energy"] for a in got], [a.info["REF_energy"] for a in want[split]],
+                           rtol=1e-6)
+        assert np.allclose(got[0].arrays["REF_forces"], want[split][0].arrays["REF_forces"])
+
+
+def test_unknown_unit_refused(tmp_path):
+    bench = make_bench(tmp_path / "bench", good_data())
+    spec = yaml.safe_load((bench / "benchmark.yaml").read_text())
+    (bench / "benchmark.yaml").write_text(yaml.safe_dump({**spec, "force_unit": "kcal/A"}))
+    with pytest.raises(MLIPilotError, match=r"field 'force_unit': unknown unit 'kcal/A' — use one of eV/Å"):
+        resolve_benchmark(str(bench))
+
+
+def test_shipped_alloy_example_and_cu_emt_pass_the_unit_check(tmp_path, small_data):
+    from mlipilot.datasets.alloy_emt import write_benchmark
+
+    for b, paths in ((resolve_benchmark(str(write_benchmark(tmp_path / "alloy", seed=0, size="small"))), None),
+                     (resolve_benchmark("cu_emt"), small_data)):
+        lines: list[str] = []
+        paths = paths or b.data_files()
+        check_data(b, load_spec(b.scorecard), {s: paths[s] for s in ("train", "valid", "holdout")},
+                   progress=lines.append)
+        ratio = float(next(x for x in lines if "units: ΔE/∫F·dx" in x).split("= ")[1].split()[0])
+        assert 0.8 < ratio < 1.25, lines

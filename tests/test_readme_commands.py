@@ -346,6 +346,23 @@ README_COMMANDS: dict[str, list | NotRun] = {
             expect=(r"cuau_emt data holdout: \d+ frames, \d+ atoms, elements Au,Cu", r"run directory .*runs/cuau")),
         Cd("runs/cu1"),
     ],
+    # --- Fine-tune a foundation model: the shipped tiny one, on the fast Cu benchmark; back to runs/cu1 after
+    "mlipilot init cu_emt runs/ft --foundation tiny=benchmarks/foundation/tiny_emt_fcc.model": [
+        Run(f"mlipilot init {{tiny}} runs/ft {SMALL} --foundation tiny={ROOT}/benchmarks/foundation/tiny_emt_fcc.model",
+            at=".", expect=(r"foundation model tiny: .* elements Al Ni Cu Pd Ag Pt Au", r"run directory .*runs/ft")),
+    ],
+    "cd runs/ft": [Cd("runs/ft")],
+    'mlipilot trial -m "from scratch"': [Run('mlipilot trial -m "from scratch"', expect=(r"trial 1: ACCEPTED",))],
+    'mlipilot trial -m "fine-tune from the tiny foundation model"': [
+        Do("the comment's edit", lambda ctx: (ctx.cwd / "train" / "config.yaml").write_text(
+            (ctx.cwd / "train" / "config.yaml").read_text().replace("E0s: average", "E0s: estimated")
+            + "foundation_model: tiny\n")),
+        Run('mlipilot trial -m "fine-tune from the tiny foundation model"', expect=(r"trial 2: (ACCEPTED|REJECTED)",)),
+    ],
+    "mlipilot show 2": [
+        Run("mlipilot show 2", expect=(r"fine-tuned from: foundation model tiny [0-9a-f]{16}",)),
+        Cd("runs/cu1"),
+    ],
     # --- Agents (still in runs/cu1); --iterations counts the run's earlier iterations: {next} = one more
     "mlipilot run": NotRun("names the subcommand; its uses are run below, resume after a kill in "
                            "tests/test_agent_loop.py::test_resume_after_kill_mid_trial"),
@@ -409,7 +426,9 @@ README_COMMANDS: dict[str, list | NotRun] = {
     "python -P": NotRun("how the harness starts its jobs (threat model), not a command to run"),
     "mlipilot log": [Run("mlipilot log", expect=(r"validated: (pass|fail)",))],  # the validation notes
     "mlipilot show N": NotRun("a synopsis; run below as `mlipilot show 3 --run runs/cu1`"),
-    "mlipilot report": NotRun("names the subcommand; run below as `mlipilot report bench1`"),
+    "mlipilot report": [  # no argument: the current run's report, in its private store
+        Run("mlipilot report", at="runs/cu1", expect=(r"report: .*runs/cu1\.mlipilot-store/report/report\.html",)),
+    ],
     # --- Comparing agents, reports and the audit (from the top folder)
     "mlipilot bench --benchmark cu_emt --agents expert,random,local:qwen2.5-coder-0.5b --seeds 3 "
     "--iterations 10 --validate --out bench1": [
@@ -430,7 +449,7 @@ README_COMMANDS: dict[str, list | NotRun] = {
     ],
     "mlipilot log runs/cu1 --all": [Run("mlipilot log runs/cu1 --all", check=_check_log_all)],
     "mlipilot show 3 --run runs/cu1": [
-        Run("mlipilot show 3 --run runs/cu1", expect=(r"trial 3: (accepted|rejected)", r"reason: ", r"metrics: ")),
+        Run("mlipilot show 3 --run runs/cu1", expect=(r"trial 3: (accepted|rejected)", r"reason: ", r"metrics: ", r"MD runs:")),
         Run("mlipilot show 3 --run runs/cu1 --json", check=_check_show_json),
     ],
     "git fetch origin 'refs/mlipilot/*:refs/mlipilot/*'": [

@@ -88,16 +88,18 @@ def kill_tree(pid: int) -> None:
 
 def attached_job(folder: Path, job_id: str):
     """A LocalJob for a controller this launcher did not start: running while that pid still serves
-    `folder`, finished when its result file exists, interrupted otherwise."""
+    `folder`, then finished when its result file exists, interrupted otherwise."""
     import submitit
     from submitit.core.utils import UncompletedJobError
 
     class AttachedLocalJob(submitit.LocalJob):
         def get_info(self, mode: str = "force") -> dict[str, str]:
-            if self.paths.result_pickle.exists():
-                return {"jobState": "FINISHED"}
+            # running until its controller ends, as for the launcher that started it (submitit's LocalJob
+            # polls the process): the next job never starts beside one still winding down
             if controller_folder(int(self.job_id)) == Path(self.paths.folder).resolve():
                 return {"jobState": "RUNNING"}
+            if self.paths.result_pickle.exists():
+                return {"jobState": "FINISHED"}
             return {"jobState": "INTERRUPTED"}
 
         def result(self):

@@ -207,6 +207,43 @@ def read_yaml_mapping(path: Path, keys: tuple[str, ...], missing: str, example: 
     return d, raw
 
 
+# keys only one stability kind reads: under another kind they would be ignored without a word
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "bulk": ("element", "lattice_a", "stability.min_distance_A", "stability.runs[].supercell", "throughput.supercell"),
+    "molecules": ("stability.molecules", "stability.max_bond_deviation_A", "stability.h_detach_A"),
+    "structures": ("stability.structures", "stability.min_distance_factor", "stability.max_volume_factor"),
+}
+# wall-clock metrics move with the machine's load: reported, never gated (README "Noise")
+INFORMATION_METRICS = {"steps_per_second": "steps_per_cpu_second", "ns_per_day": "us_per_atom_step"}
+
+
+def _refuse_other_kinds_keys(d: dict, st: dict, kind: str, path: Path) -> None:
+    """A key another stability kind reads is refused, naming that kind (a silently ignored bound reads as
+    checked when it is not)."""
+    def present(key: str) -> list[str]:
+        parts = key.split(".")
+        if parts[-1:] == ["supercell"] and parts[0] == "stability":
+            return [f"stability.runs[{i}].supercell" for i, r in enumerate(st.get("runs") or [])
+                    if isinstance(r, dict) and "supercell" in r]
+        node: object = d
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                return []
+            node = node[part]
+        return [key]
+
+    for other, keys in KIND_KEYS.items():
+        if other == kind:
+            continue
+        for key in keys:
+            for where in present(key):
+                alt = {"stability.min_distance_A": " (structures: min_distance_factor)",
+                       "element": " (structures: MD starts from your frames)"}.get(key, "")
+                raise config_error(path, where, f"only kind {other} reads it, and this scorecard's stability.kind "
+                                   f"is {kind}", f"remove it{alt if kind == 'structures' else ''}, or set "
+                                   f"stability.kind: {other}")
+
+
 def load_spec(path: Path) -> ScorecardSpec:
     path = Path(path)
     d, raw = read_yaml_mapping(path, TOP_KEYS, "scorecard spec not found — check the path or the benchmark's "
@@ -262,6 +299,7 @@ def load_spec(path: Path) -> ScorecardSpec:
     kind = _get(st, "kind", path, "stability.", str, "bulk")
     if kind not in STABILITY_KINDS:
         raise config_error(path, "stability.kind", f"unknown kind {kind!r}", f"use one of {', '.join(STABILITY_KINDS)}")
+    _refuse_other_kinds_keys(d, st, kind, path)
     if kind != "structures" and any(r.ensemble == Ensemble.NPT for r in runs):
         raise config_error(path, "stability.runs", "ensemble npt needs kind: structures", "set stability.kind: structures")
     pick = _mapping(_get(st, "structures", path, "stability.", dict, {}), path, "stability.structures", PICK_KEYS)
@@ -312,4 +350,8 @@ def load_spec(path: Path) -> ScorecardSpec:
                        [(f"composite.terms[{i}].metric", t.metric) for i, t in enumerate(terms)]:
         if parse_metric(name) is None:
             raise config_error(path, where, f"unknown metric {name!r}", unknown_metric_fix(name))
+        if name in INFORMATION_METRICS:
+            raise config_error(path, where, f"{name} is wall-clock information (it moves with the machine's load), "
+                               "not a metric to gate or rank on", f"use {INFORMATION_METRICS[name]} (CPU time), "
+                               "or drop it: every trial reports it anyway")
     return spec

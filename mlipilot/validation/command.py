@@ -21,7 +21,7 @@ from mlipilot.executors.base import submitting_from
 from mlipilot.git_history import harden_git_environment, write_validation_note
 from mlipilot.integrity import VALIDATION_SPEC, load_seal, sha256_file
 from mlipilot.ledger import Ledger
-from mlipilot.records import ValidationEvent
+from mlipilot.records import FailureKind, ValidationEvent
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
 from mlipilot.validation.runner import table
@@ -200,7 +200,8 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
             try:
                 result = jobs.wait(job, poll_s=2.0, on_poll=shown)
             except jobs.JobFailed as e:
-                raise MLIPilotError(f"trial {n}: validation job failed: {e} — rerun `mlipilot validate` to resume "
+                limit = f" (its limit, --timeout-min {timeout_min:g})" if e.kind == FailureKind.TIMEOUT else ""
+                raise MLIPilotError(f"trial {n}: validation job failed{limit}: {e} — rerun `mlipilot validate` to resume "
                                     f"(finished checks are kept in {trial_dir / 'validation.partial.json'})") from None
             for line in result["log"][shown.count:]:  # what the polls did not show (a local job that ran inline)
                 progress(line)

@@ -72,6 +72,8 @@ atexit.register(lambda: {action})
 @pytest.mark.parametrize("action,needle", [
     # a model.json naming a class that is not a mace-torch block (any callable by name would do)
     ("rewrite('RealAgnosticResidualInteractionBlock', 'Popen')", "interaction_cls = 'Popen' is not allowed"),
+    # a model too large to build (100,000 channels kept the scorer busy for 11 minutes): refused from model.json
+    ("rewrite('x0e', '000x0e')", "exceeds the largest num_channels this run allows (128"),
     # a 'model' that is the reference calculator
     ("rewrite('\"class\": \"ScaleShiftMACE\"', '\"class\": \"EMT\"')", "class 'EMT' is not one of"),
     # weights that are a full pickle (the scorer would run it if it unpickled)

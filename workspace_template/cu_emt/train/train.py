@@ -3,9 +3,12 @@
 The harness runs:  python train/train.py --out-dir DIR --model-out PATH
 and scores whatever model file ends up at PATH. Options come from train/config.yaml; the training
 seed comes from the harness (MLIPILOT_SEED), so repeated trials measure noise honestly.
+`foundation_model: NAME` fine-tunes from one of the run's foundation models: the harness shows them
+read-only and names their paths in MLIPILOT_FOUNDATION_MODELS (nothing is downloaded).
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -26,9 +29,24 @@ def main() -> None:
 
     config = yaml.safe_load((HERE / "config.yaml").read_text())
     out = args.out_dir.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    config_file = HERE / "config.yaml"
+    name = config.get("foundation_model")
+    if name in (None, "none", False):
+        config.pop("foundation_model", None)
+    else:  # a name of the run's foundation models -> its file; offline: no replay data unless pt_train_file
+        models = json.loads(os.environ.get("MLIPILOT_FOUNDATION_MODELS") or "{}")
+        if name not in models:
+            sys.exit(f"train/config.yaml: foundation_model {name!r} is not one of this run's foundation models "
+                     f"({', '.join(['none', *models])})")
+        config["foundation_model"] = models[name]
+        config.setdefault("multiheads_finetuning", bool(config.get("pt_train_file")))
+    if config != yaml.safe_load(config_file.read_text()):
+        config_file = out / "config.resolved.yaml"
+        config_file.write_text(yaml.safe_dump(config))
     cmd = [
         sys.executable, "-m", "mace.cli.run_train",
-        "--config", str(HERE / "config.yaml"),
+        "--config", str(config_file),
         "--name", "model",
         "--train_file", str(DATA / "train.xyz"),
         "--valid_file", str(DATA / "valid.xyz"),
