@@ -247,7 +247,8 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     from mlipilot.validation.command import validate_run
 
     cfg = load_run_config(Path(a.run))
-    done = validate_run(cfg, trial=a.trial, accepted=a.accepted, executor=a.executor, timeout_min=a.timeout_min)
+    done = validate_run(cfg, trial=a.trial, accepted=a.accepted, executor=a.executor, timeout_min=a.timeout_min,
+                        reseal=a.reseal_spec)
     if a.json:
         print(json.dumps(done, indent=1))
     return 0 if all(v["passed"] for v in done) else 3
@@ -380,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--trial", type=int, help="one scored trial")
     s.add_argument("--executor", choices=EXECUTOR_CHOICES, help="default: the run's executor")
     s.add_argument("--timeout-min", type=float, default=30.0, help="time limit per validation job")
+    s.add_argument("--reseal-spec", action="store_true", help="seal the benchmark's current validation spec into "
+                   "the run's store and use it (one added or edited after init; without this it is refused)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_validate)
 

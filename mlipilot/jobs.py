@@ -247,15 +247,23 @@ def score_job(model_dir: str, spec_path: str, holdout_path: str, out_json: str,
 
 @_as_result
 def validate_job(model_dir: str, spec_path: str, scorecard_path: str, holdout_path: str, out_json: str,
-                 extra_path: str | None = None, expected: dict | None = None) -> dict:
+                 extra_path: str | None = None, expected: dict | None = None, progress_path: str | None = None) -> dict:
     """Validate a model against the private validation spec (harness code only, one thread);
-    resumable: the checks a killed job finished are read back from the partial file."""
+    resumable: the checks a killed job finished are read back from the partial file. Each progress line
+    is also appended to `progress_path` as it comes, for the launcher to show while the job runs."""
     started = _harness_job(out_json, expected, {"holdout": holdout_path, "validation": spec_path})
     from mlipilot.validation.runner import validate_model
 
     lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if progress_path:
+            with open(progress_path, "a") as f:
+                f.write(line.replace("\n", " ") + "\n")
+
     summary = validate_model(Path(model_dir), Path(spec_path), Path(scorecard_path), Path(holdout_path),
-                             Path(out_json), Path(extra_path) if extra_path else None, progress=lines.append)
+                             Path(out_json), Path(extra_path) if extra_path else None, progress=say)
     return {"started": started, "seconds": time.time() - started, "summary": summary, "log": lines}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from string import Template
 
@@ -31,8 +32,10 @@ from mlipilot.resources import cache_dir
 from mlipilot.run_config import CONFIG_NAME, TEMPLATE, load_run_config
 from mlipilot.sandbox import SandboxKind
 from mlipilot.sandbox import probe as probe_sandbox
-from mlipilot.scorecard.evaluate import MD_STRUCTURES
+from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
+from mlipilot.scorecard.winnable import check_reference
+from mlipilot.validation.spec import load_validation_spec
 from mlipilot.units import copy_labels
 
 GITIGNORE = "__pycache__/\n*.pyc\n"
@@ -65,6 +68,23 @@ def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[
     return Template(text).safe_substitute(name=bench.name, elements=", ".join(elements),
                                           description=bench.description, constraints=constraints,
                                           composite=composite, md=md, e0s=e0s)
+
+
+def default_validation_text(spec: ScorecardSpec) -> str:
+    import yaml
+
+    from mlipilot.validation.default import HEADER, STEPS_FACTOR, default_validation
+
+    return (HEADER.format(card=spec.path.name, factor=STEPS_FACTOR)
+            + yaml.safe_dump(default_validation(spec), sort_keys=False, allow_unicode=True))
+
+
+def benchmark_ref(given: str, bench: Benchmark) -> str:
+    """What mlipilot.toml records: a shipped benchmark's name, else the folder's absolute path (a path
+    relative to where `init` ran would not resolve from inside the run directory)."""
+    from mlipilot.resources import project_root
+
+    return given if bench.directory == project_root() / "benchmarks" / given else str(bench.directory)
 
 
 def _check_foundations(bench: Benchmark, specs: list[str] | None, data: dict[str, Path], progress) -> list:
@@ -195,6 +215,18 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
     progress(f"benchmark {bench.name}: preparing data ({size})")
     data = bench.data_files(size=size, seed=seed)
     check_data(bench, spec, data, progress=progress)  # bad data fails here, before anything is created
+    # an unwinnable scorecard (the reference itself fails an MD run) fails here too, not as N infeasible trials
+    from ase.io import read
+
+    derived = None if bench.validation is not None else default_validation_text(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        vpath = bench.validation
+        if derived is not None:  # the spec init derives: checked (loads, winnable) like a benchmark's own
+            vpath = Path(tmp) / VALIDATION_SPEC
+            vpath.write_text(derived)
+            load_validation_spec(vpath)
+        check_reference(spec, md_start_frames(read(data["holdout"], index=":", format="extxyz"),
+                                              data.get("md_structures")), vpath, progress=progress, cache=cache_dir())
     foundations = _check_foundations(bench, foundation, data, progress)
 
     try:
@@ -217,6 +249,10 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         shutil.copy(bench.scorecard, store / "scorecard.yaml")
         if bench.validation is not None:  # private: `mlipilot validate` reads it, the agent never sees it
             shutil.copy(bench.validation, store / VALIDATION_SPEC)
+        else:
+            (store / VALIDATION_SPEC).write_text(derived)
+            progress(f"validation spec: {bench.spec_file} names none, so one is derived from the scorecard (its MD "
+                     f"longer and larger, properties vs its reference) and sealed in {store / VALIDATION_SPEC}")
         shutil.copy(bench.scorecard, run_dir / "scorecard.yaml")  # readable by the agent, hash-protected
         shutil.copytree(bench.workspace / "train", run_dir / "train",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -240,7 +276,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         (run_dir / ".gitignore").write_text(GITIGNORE + "".join(f"/{rel}\n" for rel in large))
         branch = f"mlipilot/{run_dir.name}"
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
-            name=run_dir.name, benchmark=benchmark, branch=branch, store=store, executor=executor,
+            name=run_dir.name, benchmark=benchmark_ref(benchmark, bench), branch=branch, store=store, executor=executor,
             train_timeout_min=train_timeout_min, score_timeout_min=score_timeout_min, sandbox=sandbox,
             base_seed=int(base_seed)))
         cfg = load_run_config(run_dir)

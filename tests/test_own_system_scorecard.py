@@ -121,6 +121,8 @@ def test_readme_examples_are_what_the_example_writes_and_load(alloy, tmp_path):
     check_keys(bench_doc, TOP_KEYS, "README")
     check_keys(bench_doc["data"], DATA_FILE_KEYS, "README")
     assert card_doc == yaml.safe_load((alloy / "scorecard.yaml").read_text())
+    validation_doc = next(b for b in blocks if "checks" in b and b["name"] == written["name"] + "_validation")
+    assert validation_doc == yaml.safe_load((alloy / "validation.yaml").read_text())
     (tmp_path / "scorecard.yaml").write_text(yaml.safe_dump(card_doc, allow_unicode=True))
     assert load_spec(tmp_path / "scorecard.yaml").stability.kind == "structures"
     assert resolve_benchmark(str(alloy)).isolated_atoms == {"Cu": 3.51, "Au": 3.8}

@@ -1,5 +1,5 @@
 """A two-element fcc alloy labelled with ASE's EMT, written as a *user's own* benchmark folder
-(extxyz files + benchmark.yaml + scorecard.yaml): the worked example of README "Bring your own
+(extxyz files + benchmark.yaml + scorecard.yaml + validation.yaml): the worked example of README "Bring your own
 system", and the periodic multi-element case the tests run.
 
     python -m mlipilot.datasets.alloy_emt OUT_DIR [--elements Cu Au] [--size small|default]
@@ -53,6 +53,30 @@ SCORECARD = {
         "sample_every": 30,
     },
     "throughput": {"steps": 10, "warmup_steps": 2, "repeats": 3},
+}
+
+# Private like the holdout (`mlipilot validate`): longer, larger and broader than the scorecard, on the
+# benchmark's own structures. MD starts at the snapshots' own temperatures (a cold start on a hot frame
+# runs away with any calculator, EMT included: `init` checks the reference passes every run).
+VALIDATION = {
+    "name": "{name}_validation",
+    "reference": {"name": "emt"},
+    "checks": [
+        {"name": "volume", "kind": "structure_volume", "max": 3.0,
+         "params": {"config_types": ["bulk*", "vacancy"], "max_structures": 2}},
+        {"name": "bulk_modulus", "kind": "structure_bulk_modulus", "max": 20.0,
+         "params": {"config_types": ["bulk*", "vacancy"], "max_structures": 2}},
+        # MD: 8x the scorecard's steps on 2x its atoms (EMT itself needs ~2 min for all three on one core)
+        {"name": "md_nvt_hot", "kind": "structure_md", "min": 1.0,
+         "params": {"config_types": ["md*"], "max_structures": 2, "min_atoms": 64, "temperature_K": 1200,
+                    "steps": 500}},
+        {"name": "md_npt", "kind": "structure_md", "min": 1.0,
+         "params": {"config_types": ["md600"], "max_structures": 1, "min_atoms": 64, "ensemble": "npt",
+                    "temperature_K": 900, "steps": 500}},
+        {"name": "rdf_density_npt", "kind": "structure_rdf", "max": 0.15, "bounds": {"density_md1200": {"max": 3.0}},
+         "params": {"config_types": ["md1200"], "max_structures": 1, "min_atoms": 64, "ensemble": "npt",
+                    "temperature_K": 1200, "steps": 150, "equilibrate_steps": 50}},
+    ],
 }
 
 
@@ -117,7 +141,10 @@ def write_benchmark(out_dir: Path, elements: tuple[str, str] = ("Cu", "Au"), see
         "scorecard": "scorecard.yaml",
         "data": {"train": "train.xyz", "valid": "valid.xyz", "holdout": "holdout.xyz"},
         "isolated_atoms": isolated,
+        "validation": "validation.yaml",
     }, sort_keys=False, allow_unicode=True))
+    (out_dir / "validation.yaml").write_text(
+        yaml.safe_dump({**VALIDATION, "name": f"{name}_validation"}, sort_keys=False, allow_unicode=True))
     card = yaml.safe_dump({**SCORECARD, "name": name}, sort_keys=False, allow_unicode=True)
     (out_dir / "scorecard.yaml").write_text(card)
     return out_dir

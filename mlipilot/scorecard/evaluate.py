@@ -45,6 +45,19 @@ def load_model(model_dir: Path, caps: dict | None = None):
         raise SmokeError(f"model does not load: {type(e).__name__}: {e}") from None
 
 
+def md_start_frames(holdout: list, md_file: Path | None) -> list:
+    """Where the scorecard's MD starts: the benchmark's own md_structures (flagged, so every frame
+    is used) when it has them, else the holdout frames."""
+    if md_file is None or not Path(md_file).is_file():
+        return holdout
+    from mlipilot.scorecard.structure_stability import EXPLICIT
+
+    frames = read(md_file, index=":", format="extxyz")
+    for f in frames:
+        f.info[EXPLICIT] = True
+    return frames
+
+
 def smoke_check(calc, frame) -> None:
     probe = frame.copy()
     probe.calc = calc
@@ -72,14 +85,7 @@ def score_model(model_dir: Path, spec: ScorecardSpec, holdout_path: Path,
              f" on {len(frames)} holdout frames")
     t2 = time.perf_counter()
     kind = STABILITY_KINDS[spec.stability.kind]
-    md_file = Path(holdout_path).with_name(MD_STRUCTURES)  # the benchmark's own MD starts, beside the holdout
-    md_frames = frames
-    if md_file.is_file():
-        from mlipilot.scorecard.structure_stability import EXPLICIT
-
-        md_frames = read(md_file, index=":", format="extxyz")
-        for f in md_frames:
-            f.info[EXPLICIT] = True
+    md_frames = md_start_frames(frames, Path(holdout_path).with_name(MD_STRUCTURES))
     metrics.update(kind.metrics(calc, spec, md_frames, progress))
     t3 = time.perf_counter()
     metrics.update(throughput_metrics(calc, spec, kind.throughput_structure(spec, md_frames)))

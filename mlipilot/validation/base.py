@@ -31,6 +31,8 @@ class ValidationContext:
     scorecard_molecules: tuple[str, ...] = ()  # molecules the scorecard's MD used (validation takes others)
     reference_molecules: list[Atoms] = field(default_factory=list)  # molecules with labels beyond the holdout
     progress: Callable[[str], None] = lambda s: None
+    md_frames: list[Atoms] = field(default_factory=list)  # where the scorecard's MD starts (md_structures or holdout)
+    scorecard: Any = None  # the run's ScorecardSpec: its stability checks and bounds for MD on the user's structures
 
 
 class CheckFn(Protocol):

@@ -41,9 +41,12 @@ def _cubic(element: str, a: float) -> Atoms:
 
 
 def _fit_eos(calc: Calculator, element: str, a0: float) -> tuple[float, float]:
-    def energy(a: float) -> float:
-        return _energy(_cubic(element, a), calc)
+    return eos_fit(lambda a: _energy(_cubic(element, a), calc), a0)
 
+
+def eos_fit(energy: Callable[[float], float], a0: float) -> tuple[float, float]:
+    """(a, B in GPa) at the minimum of energy(a), a cell whose volume is a**3 (a cubic cell's lattice
+    constant, or the cube root of any cell's volume under isotropic scaling)."""
     # The model's minimum may be far from a0: a coarse scan (±12 % in a), the parabola through the
     # three points around its minimum, then the EOS on ±3 % volume around that (recentred once if the
     # fitted minimum lands off-centre, so the fit never extrapolates far).

@@ -28,6 +28,10 @@ class CheckKind:
 BULK = "mlipilot.validation.bulk_properties"
 DYN = "mlipilot.validation.dynamics"
 MOL = "mlipilot.validation.molecules"
+STR = "mlipilot.validation.structures"
+PICK = {"config_types": ["*"], "per_config_type": 1, "max_structures": 3}  # as structures.PICK (no import:
+MD = {"temperature_K": 1200.0, "steps": 1000, "timestep_fs": 2.0, "friction": 0.02, "ensemble": "nvt",  # the
+      "pressure_GPa": 0.0, "seed": 0}  # registry stays light until a check runs)
 
 CHECK_KINDS: dict[str, CheckKind] = {
     # --- dynamics (any bulk fcc element; the RDF against the reference calculator's own trajectory)
@@ -53,6 +57,17 @@ CHECK_KINDS: dict[str, CheckKind] = {
                                 "(111)/(100) surface energies of unrelaxed slabs"),
     "phonons": CheckKind(f"{BULK}:phonons", "%", {"supercell": 3, "points": ["X", "L"], "displacement_A": 0.01},
                          "phonon frequencies at high-symmetry points (phonopy)"),
+    # --- the benchmark's own structures (any elements; picked by config_type glob like the scorecard's MD)
+    "structure_volume": CheckKind(f"{STR}:structure_volume", "%", dict(PICK),
+                                  "equilibrium volume per atom of each chosen holdout structure (isotropic EOS)"),
+    "structure_bulk_modulus": CheckKind(f"{STR}:structure_bulk_modulus", "%", dict(PICK),
+                                        "bulk modulus of each chosen holdout structure (isotropic EOS)"),
+    "structure_md": CheckKind(f"{STR}:structure_md", "fraction", {**PICK, **MD, "min_atoms": 108},
+                              "the scorecard's MD checks, longer and larger, on md_structures (or holdout picks); "
+                              "fraction completed"),
+    "structure_rdf": CheckKind(f"{STR}:structure_rdf", "1", {**PICK, **MD, "min_atoms": 108, "steps": 300,
+                               "equilibrate_steps": 100, "every": 10, "rmax_A": 6.0, "nbins": 60},
+                               "g(r) (and the NPT density, %) vs the reference's own MD from the same start"),
     # --- molecules (the molecular benchmark)
     "molecular_md": CheckKind(f"{MOL}:molecular_md", "fraction", {
         "molecules": 4, "temperature_K": 500.0, "steps": 2000, "timestep_fs": 0.5, "friction": 0.02,

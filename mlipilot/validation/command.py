@@ -30,20 +30,49 @@ from mlipilot.validation.spec import load_validation_spec
 EXTRA = "validation_frames.xyz"  # labelled frames beyond the holdout (e.g. larger molecules), in the store
 
 
-def spec_path(cfg: RunConfig) -> Path:
-    """The run's private validation spec: the store's copy, made from the benchmark's on first use
-    for runs initialised before validation existed."""
-    path = cfg.store / VALIDATION_SPEC
-    if not path.is_file():
-        from mlipilot.benchmark import resolve_benchmark
+RESEALED_SPEC = "validation.resealed.yaml"  # a spec sealed after init (`validate --reseal-spec`); the one sealed at
+RESEAL_RECORD = "validation.resealed.json"  # init stays as it was, so the store's seal (trials check it) holds
+RESEAL_FIX = "run `mlipilot validate --reseal-spec` to seal the benchmark's current spec into the run's store"
 
+
+def spec_path(cfg: RunConfig, reseal: bool = False, progress: Callable[[str], None] = print) -> tuple[Path, str]:
+    """The run's private validation spec and the sha256 it was sealed with: the copy sealed at init, or the
+    one `--reseal-spec` sealed later. A spec that is neither (added after init, or edited) is refused."""
+    from mlipilot.benchmark import resolve_benchmark
+
+    record = cfg.store / RESEAL_RECORD
+    if reseal:
         bench = resolve_benchmark(cfg.benchmark)
         if bench.validation is None:
             raise MLIPilotError(f"{bench.spec_file}: field 'validation': none given — write a validation spec "
                                 "(see scorecards/cu_emt.validation.yaml) and name it there")
-        shutil.copy(bench.validation, path)
+        load_validation_spec(bench.validation)  # a typo fails before anything is sealed
+        shutil.copy(bench.validation, cfg.store / RESEALED_SPEC)
+        sha = sha256_file(cfg.store / RESEALED_SPEC)
+        record.write_text(json.dumps({"sha256": sha, "source": str(bench.validation), "time": time.time()}))
+        progress(f"validation spec {bench.validation} sealed into {cfg.store / RESEALED_SPEC} (sha256 {sha[:12]})")
+    if record.is_file():
+        path, sha = cfg.store / RESEALED_SPEC, json.loads(record.read_text())["sha256"]
+    else:
+        path, sha = cfg.store / VALIDATION_SPEC, load_seal(cfg.store)["files"].get(VALIDATION_SPEC)
+        if sha is None:  # no spec at init: the benchmark's may have been added since — never used unsealed
+            bench = resolve_benchmark(cfg.benchmark)
+            if bench.validation is None:
+                raise MLIPilotError(f"{bench.spec_file}: field 'validation': none given — write a validation spec "
+                                    "(see scorecards/cu_emt.validation.yaml), name it there, then " + RESEAL_FIX)
+            raise MLIPilotError(f"{bench.validation}: validation spec added after `mlipilot init`, so not sealed "
+                                f"with the run — {RESEAL_FIX}")
     load_validation_spec(path)  # a typo fails here, before any job
-    return path
+    if sha256_file(path) != sha:
+        raise MLIPilotError(f"{path}: changed since it was sealed — restore it, or {RESEAL_FIX}")
+    try:  # the benchmark's spec edited (or named) after the run sealed its own: never ignored without a word
+        named = resolve_benchmark(cfg.benchmark).validation
+    except MLIPilotError:
+        named = None  # the benchmark folder moved: the sealed spec is all there is
+    if named is not None and sha256_file(named) != sha:
+        raise MLIPilotError(f"{named}: differs from the validation spec this run sealed ({path.name}) — "
+                            f"restore it to validate with the sealed one, or {RESEAL_FIX}")
+    return path, sha
 
 
 def extra_frames(cfg: RunConfig) -> Path | None:
@@ -65,6 +94,29 @@ def extra_frames(cfg: RunConfig) -> Path | None:
         return None
     write(path, frames, format="extxyz")
     return path
+
+
+PROGRESS = "progress.log"  # the job's progress lines, in trials/<n>/validate/, shown while it runs
+
+
+class _LogTail:
+    """Called at each poll of the job: prints the lines the job appended to its progress log since the
+    last call, so a validation that takes minutes says which check it is on."""
+
+    def __init__(self, path: Path, progress: Callable[[str], None]):
+        self.path, self.progress, self.offset, self.count = path, progress, 0, 0
+
+    def __call__(self) -> None:
+        if not self.path.is_file():
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        complete = data[:data.rfind(b"\n") + 1]  # a line being written waits for the next poll
+        self.offset += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            self.count += 1
+            self.progress(line)
 
 
 def select(ledger: Ledger, trial: int | None, accepted: bool) -> list[dict]:
@@ -97,26 +149,25 @@ def _running_job(folder: Path, progress: Callable[[str], None], n: int):
 
 
 def validate_run(cfg: RunConfig, trial: int | None = None, accepted: bool = False, executor: str | None = None,
-                 timeout_min: float = 30.0, progress: Callable[[str], None] = print) -> list[dict]:
+                 timeout_min: float = 30.0, progress: Callable[[str], None] = print, reseal: bool = False) -> list[dict]:
     with run_lock(cfg.store):
-        return _validate_run(cfg, trial, accepted, executor, timeout_min, progress)
+        return _validate_run(cfg, trial, accepted, executor, timeout_min, progress, reseal)
 
 
 def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: str | None,
-                  timeout_min: float, progress: Callable[[str], None]) -> list[dict]:
+                  timeout_min: float, progress: Callable[[str], None], reseal: bool) -> list[dict]:
     harden_git_environment()
     ledger = Ledger(cfg.store / "ledger.jsonl")
     if problem := ledger.verify():
         raise MLIPilotError(problem)
-    spec = spec_path(cfg)  # a typo in the spec fails here, before anything else
+    spec, spec_sealed = spec_path(cfg, reseal, progress)  # unsealed or a typo: fails here, before anything else
     rows = select(ledger, trial, accepted)
     extra = extra_frames(cfg)
     executor = executor or cfg.executor
     repo = git.Repo(cfg.root)
-    # the job refuses files that differ from their hash sealed at init (a spec copied later is not sealed)
+    # the job refuses files that differ from their hash sealed at init (the spec: or by --reseal-spec)
     sealed = load_seal(cfg.store)["files"]
-    expected = {key: sealed[name] for key, name in (("holdout", "holdout.xyz"), ("validation", VALIDATION_SPEC))
-                if name in sealed}
+    expected = {"validation": spec_sealed, **({"holdout": sealed["holdout.xyz"]} if "holdout.xyz" in sealed else {})}
     spec_sha = sha256_file(spec)  # = the spec's sha256 recorded in each validation.json
     summaries = []
     for row in rows:
@@ -136,20 +187,23 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
             with_dir = trial_dir / "validate"
             with_dir.mkdir(exist_ok=True)
             job = _running_job(with_dir / "submitit", progress, n)  # left by a stopped launcher: waited for, not raced
+            log = with_dir / PROGRESS
             if job is None:
+                log.unlink(missing_ok=True)
                 # started from the store, never from the launcher's working directory (a run's train/ may hold
                 # a yaml.py that the job's unpickling would import); the executor's python is `-P` too
                 with submitting_from(with_dir):
                     job = jobs.make_executor(executor, with_dir / "submitit", timeout_min, cfg.slurm, "validate").submit(
                         jobs.validate_job, str(model), str(spec), str(cfg.store / "scorecard.yaml"),
-                        str(cfg.store / "holdout.xyz"), str(out), str(extra) if extra else None, expected)
+                        str(cfg.store / "holdout.xyz"), str(out), str(extra) if extra else None, expected, str(log))
+            shown = _LogTail(log, progress)
             try:
-                result = jobs.wait(job)
+                result = jobs.wait(job, poll_s=2.0, on_poll=shown)
             except jobs.JobFailed as e:
                 limit = f" (its limit, --timeout-min {timeout_min:g})" if e.kind == FailureKind.TIMEOUT else ""
                 raise MLIPilotError(f"trial {n}: validation job failed{limit}: {e} — rerun `mlipilot validate` to resume "
                                     f"(finished checks are kept in {trial_dir / 'validation.partial.json'})") from None
-            for line in result["log"]:
+            for line in result["log"][shown.count:]:  # what the polls did not show (a local job that ran inline)
                 progress(line)
             summary = result["summary"]
             ledger.append(ValidationEvent(n, row.get("commit"), summary["passed"], summary["failed_checks"],

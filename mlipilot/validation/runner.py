@@ -26,7 +26,7 @@ def _write_atomic(path: Path, data: dict) -> None:
 
 
 def context(vspec: ValidationSpec, scorecard_path: Path, holdout: list, extra: list,
-            progress: Callable[[str], None]) -> ValidationContext:
+            progress: Callable[[str], None], md_frames: list | None = None) -> ValidationContext:
     from mlipilot.scorecard.spec import load_spec
 
     card = load_spec(scorecard_path)
@@ -40,13 +40,14 @@ def context(vspec: ValidationSpec, scorecard_path: Path, holdout: list, extra: l
     reference = vspec.reference or card.stability.reference
     return ValidationContext(element=vspec.element or card.element, lattice_a=vspec.lattice_a or card.lattice_a,
                              reference=reference.make if reference else None, holdout=holdout,
-                             scorecard_molecules=used, reference_molecules=extra, progress=progress)
+                             scorecard_molecules=used, reference_molecules=extra, progress=progress,
+                             md_frames=holdout if md_frames is None else md_frames, scorecard=card)
 
 
 def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdout_path: Path, out_json: Path,
                    extra_path: Path | None = None, progress: Callable[[str], None] = print) -> dict:
     """Run (or resume) the validation of one exported model; return and write the result."""
-    from mlipilot.scorecard.evaluate import load_model
+    from mlipilot.scorecard.evaluate import MD_STRUCTURES, load_model, md_start_frames
 
     out_json = Path(out_json)
     vspec = load_validation_spec(spec_path)
@@ -57,12 +58,14 @@ def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdo
     calc = load_model(Path(model_dir))
     holdout = read(holdout_path, index=":", format="extxyz")
     extra = read(extra_path, index=":", format="extxyz") if extra_path and Path(extra_path).is_file() else []
-    ctx = context(vspec, Path(scorecard_path), holdout, extra, progress)
-    for check in vspec.checks:
+    ctx = context(vspec, Path(scorecard_path), holdout, extra, progress,
+                  md_start_frames(holdout, Path(holdout_path).with_name(MD_STRUCTURES)))
+    for i, check in enumerate(vspec.checks, 1):
         if check.name in partial["checks"]:
             progress(f"  {check.name}: done earlier (resumed)")
             continue
         kind = CHECK_KINDS[check.kind]
+        progress(f"  [{i}/{len(vspec.checks)}] {check.name} ({check.kind}) ...")
         t0 = time.perf_counter()
         try:
             measurements = kind.load()(calc, ctx, dict(check.params))
