@@ -423,7 +423,6 @@ README_COMMANDS: dict[str, list | NotRun] = {
     ],
     "mlipilot validate --reseal-spec": NotRun("run on a spec named after init in "
                                               "tests/test_reference_check.py (here the spec is sealed at init)"),
-    "python -P": NotRun("how the harness starts its jobs (threat model), not a command to run"),
     "mlipilot log": [Run("mlipilot log", expect=(r"validated: (pass|fail)",))],  # the validation notes
     "mlipilot show N": NotRun("a synopsis; run below as `mlipilot show 3 --run runs/cu1`"),
     "mlipilot report": [  # no argument: the current run's report, in its private store
