@@ -21,7 +21,9 @@ def copy_trainer(src: Path | str, sleep: float = 0) -> str:
     import zlib
 
     blob = base64.b64encode(zlib.compress(Path(src).read_bytes(), 9)).decode()
-    return ("import argparse, base64, time, zlib\np = argparse.ArgumentParser(); p.add_argument('--out-dir'); "
+    return ("import argparse, base64, os, time, zlib\n"
+            "seed = os.environ.get('MLIPILOT_SEED')  # init requires train.py to read it; a copied model has none to set\n"
+            "p = argparse.ArgumentParser(); p.add_argument('--out-dir'); "
             f"p.add_argument('--model-out')\ntime.sleep({sleep})\nMODEL = {blob!r}\n"
             "open(p.parse_args().model_out, 'wb').write(zlib.decompress(base64.b64decode(MODEL)))\n")
 

@@ -361,7 +361,7 @@ README_COMMANDS: dict[str, list | NotRun] = {
     ],
     "mlipilot show 2": [
         Run("mlipilot show 2", expect=(r"fine-tuned from: foundation model tiny [0-9a-f]{16}",)),
-        Cd("runs/cu1"),
+        Cd("../cu1"),
     ],
     # --- Agents (still in runs/cu1); --iterations counts the run's earlier iterations: {next} = one more
     "mlipilot run": NotRun("names the subcommand; its uses are run below, resume after a kill in "
