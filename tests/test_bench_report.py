@@ -9,7 +9,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-import yaml
 from mlipilot_testkit import assert_figures_render_in_chromium, surrogate_trainer, with_validation
 
 from fake_llm_server import FakeLLMServer
