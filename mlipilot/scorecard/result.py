@@ -1,0 +1,56 @@
+"""What one scoring job returns, typed: scalar metrics (what scorecards gate and tables show), the
+MD runs (one per stability run, with why it stopped) and the timings by phase, kept apart so no
+reader has to filter a mixed dict. `to_json`/`from_json` keep the flat shape older ledgers and
+score files hold (`md_runs` and `score_seconds` beside the scalars)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MD_RUNS_KEY = "md_runs"
+TIMINGS_KEY = "score_seconds"
+
+
+@dataclass(frozen=True)
+class MDRun:
+    """One checked MD run: did it finish, how far it got, and the first check that stopped it."""
+    ok: bool
+    steps: int
+    reason: str | None = None
+    extra: dict = field(default_factory=dict)  # per-run figures a kind adds (atoms, cpu_seconds, ...)
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "steps": self.steps, "reason": self.reason, **self.extra}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "MDRun":
+        d = dict(d or {})
+        return cls(bool(d.pop("ok", False)), int(d.pop("steps", 0) or 0), d.pop("reason", None), d)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    md_runs: dict[str, MDRun] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out: dict = dict(self.metrics)
+        out[MD_RUNS_KEY] = {name: run.to_json() for name, run in self.md_runs.items()}
+        if self.timings:
+            out[TIMINGS_KEY] = dict(self.timings)
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "ScoreResult":
+        d = dict(d or {})
+        runs = d.pop(MD_RUNS_KEY, None) or {}
+        timings = d.pop(TIMINGS_KEY, None) or {}
+        metrics = {k: v for k, v in d.items() if v is None or isinstance(v, (int, float))}
+        return cls(metrics, {k: MDRun.from_json(v) for k, v in runs.items() if isinstance(v, dict)},
+                   {k: float(v) for k, v in timings.items()})
+
+    def failed_runs(self) -> list[tuple[str, str | None]]:
+        return [(name, run.reason) for name, run in self.md_runs.items() if not run.ok]
+
+
