@@ -239,8 +239,9 @@ def score_job(model_dir: str, spec_path: str, holdout_path: str, out_json: str,
     from mlipilot.scorecard.spec import load_spec
 
     lines: list[str] = []
-    metrics = score_model(Path(model_dir), load_spec(Path(spec_path)), Path(holdout_path),
-                          progress=lines.append, caps=caps)  # the launcher prints the lines (once, whatever the executor)
+    result = score_model(Path(model_dir), load_spec(Path(spec_path)), Path(holdout_path),
+                         progress=lines.append, caps=caps)  # the launcher prints the lines (once, whatever the executor)
+    metrics = result.to_json()  # the flat shape score files and ledgers hold
     Path(out_json).write_text(json.dumps(metrics, indent=1, sort_keys=True))
     return {"started": started, "seconds": time.time() - started, "metrics": metrics, "log": lines}
 

@@ -23,7 +23,7 @@ from mace import modules  # noqa: E402
 from mace.calculators import MACECalculator  # noqa: E402
 
 from mlipilot.resources import project_root  # noqa: E402
-from mlipilot.scorecard.md_driver import fcc_cell  # noqa: E402
+from mlipilot.md import fcc_cell  # noqa: E402
 from mlipilot.scorecard.spec import load_spec  # noqa: E402
 from mlipilot.scorecard.throughput import throughput_metrics  # noqa: E402
 

@@ -4,6 +4,7 @@ per element, the worst config_type, and any config_type glob the scorecard names
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -25,21 +26,42 @@ def _voigt(stress: object) -> np.ndarray:
     return full_3x3_to_voigt_6_stress(s.reshape(3, 3)) if s.size == 9 else s.reshape(6)
 
 
-def accuracy_metrics(calc: Calculator, frames: list[Atoms], metric_names: Iterable[str] = (),
-                     energy_key: str = "REF_energy", forces_key: str = "REF_forces",
-                     stress_key: str = "REF_stress") -> dict[str, float]:
-    """RMSE/MAE of energy per atom (meV/atom), force components (meV/Å) and, where every periodic
-    frame has a reference stress, stress components (meV/Å³)."""
-    per_frame = []  # (config_type, energy error, force errors (n,3), numbers)
-    stress_err = []
+@dataclass(frozen=True)
+class Predictions:
+    """The model's predictions on the holdout, made once and shared by every accuracy metric and
+    metric plug-in (`stress[i]` is None where frame i has no reference stress or is not periodic)."""
+    frames: list[Atoms]
+    energy: list[float]  # eV
+    forces: list[np.ndarray]  # eV/Å
+    stress: list[np.ndarray | None]  # Voigt 6, eV/Å³
+
+
+def predict(calc: Calculator, frames: list[Atoms], stress_key: str = "REF_stress") -> Predictions:
+    energy, forces, stress = [], [], []
     for atoms in frames:
         probe = atoms.copy()
         probe.calc = calc
-        e_err = (probe.get_potential_energy() - atoms.info[energy_key]) / len(atoms) * 1000.0
-        f_err = (probe.get_forces() - atoms.arrays[forces_key]) * 1000.0
+        energy.append(float(probe.get_potential_energy()))
+        forces.append(probe.get_forces())
+        stress.append(probe.get_stress(voigt=True) if stress_key in atoms.info and atoms.pbc.all() else None)
+    return Predictions(list(frames), energy, forces, stress)
+
+
+def accuracy_metrics(calc: Calculator | Predictions, frames: list[Atoms], metric_names: Iterable[str] = (),
+                     energy_key: str = "REF_energy", forces_key: str = "REF_forces",
+                     stress_key: str = "REF_stress") -> dict[str, float]:
+    """RMSE/MAE of energy per atom (meV/atom), force components (meV/Å) and, where every periodic
+    frame has a reference stress, stress components (meV/Å³). `calc` may be the Predictions already
+    made on `frames` (the scorer predicts the holdout once)."""
+    pred = calc if isinstance(calc, Predictions) else predict(calc, frames, stress_key)
+    per_frame = []  # (config_type, energy error, force errors (n,3), numbers)
+    stress_err = []
+    for atoms, e, f, st in zip(frames, pred.energy, pred.forces, pred.stress):
+        e_err = (e - atoms.info[energy_key]) / len(atoms) * 1000.0
+        f_err = (f - atoms.arrays[forces_key]) * 1000.0
         per_frame.append((str(atoms.info.get("config_type", "default")), e_err, f_err, atoms.numbers))
-        if stress_key in atoms.info and atoms.pbc.all():
-            stress_err.append((probe.get_stress(voigt=True) - _voigt(atoms.info[stress_key])) * 1000.0)
+        if st is not None:
+            stress_err.append((st - _voigt(atoms.info[stress_key])) * 1000.0)
 
     def errors(rows) -> dict[str, float]:
         e = np.asarray([r[1] for r in rows])
@@ -67,7 +89,7 @@ def accuracy_metrics(calc: Calculator, frames: list[Atoms], metric_names: Iterab
         if ref is not None and ref.kind == MetricKind.PLUGIN:
             from mlipilot.scorecard.metric_plugins import plugin
 
-            out[name] = float(plugin(name).compute(calc, frames))
+            out[name] = float(plugin(name).compute(pred))
         if ref is not None and ref.kind == MetricKind.GROUP and name not in out:
             rows = [r for r in per_frame if fnmatch.fnmatchcase(r[0], ref.selector)]
             if rows:

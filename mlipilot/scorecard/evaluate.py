@@ -14,6 +14,7 @@ from typing import Callable
 
 from ase.io import read
 
+from mlipilot.scorecard.result import ScoreResult
 from mlipilot.scorecard.spec import ScorecardSpec
 
 MD_STRUCTURES = "md_structures.xyz"  # in the private store when the benchmark names md_structures
@@ -67,32 +68,46 @@ def smoke_check(calc, frame) -> None:
 
 
 def score_model(model_dir: Path, spec: ScorecardSpec, holdout_path: Path,
-                progress: Callable[[str], None] = print, caps: dict | None = None) -> dict:
-    """Return every metric plus timings; raises SmokeError when the model is unusable (or larger
-    than `caps`, the run's size limits, allow)."""
+                progress: Callable[[str], None] = print, caps: dict | None = None,
+                cores: int | None = None) -> ScoreResult:
+    """Every metric, the MD runs and the timings by phase; raises SmokeError when the model is unusable
+    (or larger than `caps`, the run's size limits, allow). The independent MD runs go to `cores`
+    forked workers at once (None: every core the job was given), one thread each."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from mlipilot.scorecard.accuracy import accuracy_metrics
+    from mlipilot.scorecard.accuracy import accuracy_metrics, predict
     from mlipilot.scorecard.stability_kinds import STABILITY_KINDS
-    from mlipilot.scorecard.throughput import throughput_metrics
+    from mlipilot.scorecard.throughput import from_run, reference_rate, throughput_metrics
 
     t0 = time.perf_counter()
     calc = load_model(model_dir, caps)
     frames = read(holdout_path, index=":", format="extxyz")
     smoke_check(calc, frames[0])
     t1 = time.perf_counter()
-    metrics: dict = accuracy_metrics(calc, frames, spec.metric_names())
+    metrics: dict = accuracy_metrics(predict(calc, frames), frames, spec.metric_names())
     progress(f"  accuracy: E {metrics['energy_rmse']:.2f} meV/atom, F {metrics['force_rmse']:.1f} meV/Å"
              f" on {len(frames)} holdout frames")
     t2 = time.perf_counter()
     kind = STABILITY_KINDS[spec.stability.kind]
     md_frames = md_start_frames(frames, Path(holdout_path).with_name(MD_STRUCTURES))
-    metrics.update(kind.metrics(calc, spec, md_frames, progress))
+    md_metrics, runs, tasks = kind.run(calc, spec, md_frames, progress, cores)
+    metrics.update(md_metrics)
     t3 = time.perf_counter()
-    metrics.update(throughput_metrics(calc, spec, kind.throughput_structure(spec, md_frames)))
+    tp = spec.throughput
+    timed = [(t, runs[t.name]) for t in tasks if t.throughput and runs[t.name].ok]
+    figures = next((f for t, r in timed if (f := from_run(r, len(t.start), t.protocol.timestep_fs, tp.steps))), None)
+    source = "from the stability MD run"
+    structure = kind.throughput_structure(spec, md_frames)
+    if figures is None:  # no finished MD run on the throughput structure: time one of its own
+        figures, source = throughput_metrics(calc, spec, structure), "separate run"
+    metrics.update(figures)
     progress(f"  throughput: {metrics['steps_per_cpu_second']:.1f} steps/CPU-s, {metrics['steps_per_second']:.1f} steps/s"
              f" ({metrics['ns_per_day']:.2f} ns/day)"
-             f" for {int(metrics['throughput_atoms'])} atoms, {metrics['us_per_atom_step']:.0f} µs/atom/step")
+             f" for {int(metrics['throughput_atoms'])} atoms, {metrics['us_per_atom_step']:.0f} µs/atom/step ({source})")
+    if "throughput_ratio" in spec.metric_names():
+        ref = reference_rate(spec, structure)
+        metrics["throughput_ratio"] = metrics["steps_per_cpu_second"] / ref
+        progress(f"  throughput_ratio: {metrics['throughput_ratio']:.2f} of the reference MACE's {ref:.1f} steps/CPU-s")
     t4 = time.perf_counter()
-    metrics["score_seconds"] = {"load_smoke": t1 - t0, "accuracy": t2 - t1, "stability": t3 - t2,
-                                "throughput": t4 - t3, "total": t4 - t0}
-    return metrics
+    timings = {"load_smoke": t1 - t0, "accuracy": t2 - t1, "stability": t3 - t2, "throughput": t4 - t3,
+               "total": t4 - t0}
+    return ScoreResult(metrics, runs, timings)

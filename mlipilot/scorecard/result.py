@@ -18,6 +18,14 @@ class MDRun:
     steps: int
     reason: str | None = None
     extra: dict = field(default_factory=dict)  # per-run figures a kind adds (atoms, cpu_seconds, ...)
+    # what the run's checks saw (closest approach, worst bond, ...) and its integrator timing, from
+    # mlipilot.md.run_checked: the kind folds them into the scalar metrics; not written to JSON
+    figures: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def completed(self) -> int:
+        """Steps that passed every check (the failing step is not one)."""
+        return int(self.figures.get("completed_steps", self.steps if self.ok else max(0, self.steps - 1)))
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "steps": self.steps, "reason": self.reason, **self.extra}

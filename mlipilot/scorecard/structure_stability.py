@@ -15,19 +15,15 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.data import covalent_radii
-from ase.neighborlist import neighbor_list
 
-from mlipilot.scorecard.md_driver import langevin, npt_berendsen
-from mlipilot.scorecard.spec import Ensemble, MDRun, ScorecardSpec, StructurePick
+from mlipilot.md import CloseContact, MDRun, NonFinite, StepCheck, TemperatureRunaway, VolumeRatio
+from mlipilot.md.checks import contact_ratio, is_periodic  # noqa: F401 -- re-exported for validation.structures
+from mlipilot.scorecard.spec import Ensemble, ScorecardSpec, StructurePick
 from mlipilot.scorecard.stability import reference_check
+from mlipilot.scorecard.stability_kinds import STABILITY_KINDS, MDTask, protocol, worst
 
 RUNAWAY_WINDOW = 20  # steps averaged before comparing the temperature with its target
 CONTACT_EVERY = 5  # steps between close-contact checks (a neighbour list per step would dominate)
-
-
-def is_periodic(atoms: Atoms) -> bool:
-    return bool(atoms.pbc.all()) and atoms.cell.rank == 3
 
 
 def repeat_to(atoms: Atoms, min_atoms: int) -> Atoms:
@@ -71,80 +67,35 @@ def throughput_structure(spec: ScorecardSpec, frames: list[Atoms]) -> Atoms:
     return max(md_structures(spec, frames), key=len)
 
 
-def contact_ratio(atoms: Atoms, factor: float) -> float:
-    """Closest pair distance / (sum of the pair's covalent radii); inf when no pair is near."""
-    radii = covalent_radii[atoms.numbers]
-    cutoff = max(factor, 1.0) * 2 * float(radii.max())
-    i, j, d = neighbor_list("ijd", atoms, cutoff)
-    if len(d) == 0:
-        return float("inf")
-    return float((d / (radii[i] + radii[j])).min())
+def md_tasks(spec: ScorecardSpec, frames: list[Atoms]) -> list[MDTask]:
+    """Every run on every picked structure; NPT on a non-periodic one is skipped."""
+    starts = md_structures(spec, frames)
+    largest = max(range(len(starts)), key=lambda k: len(starts[k])) if starts else -1  # the throughput structure
+    tasks = []
+    for k, start in enumerate(starts):
+        for run in spec.stability.runs:
+            name = f"{run.name}_{k}_{start.get_chemical_formula()}"
+            skip = "NPT needs a periodic cell" if run.ensemble == Ensemble.NPT and not is_periodic(start) else None
+            tasks.append(MDTask(name, start, protocol(run), run, skip, k == largest and run.ensemble == Ensemble.NVT,
+                                f"{len(start)} atoms, {run.ensemble}"))
+    return tasks
 
 
-def _trajectory(atoms: Atoms, calc: Calculator, run: MDRun):
-    if run.ensemble == Ensemble.NPT:
-        return npt_berendsen(atoms, calc, run.temperature_K, run.steps, run.timestep_fs, run.pressure_GPa,
-                             run.taut_fs, run.taup_fs, run.compressibility_per_GPa, run.seed)
-    return langevin(atoms, calc, run.temperature_K, run.steps, run.timestep_fs, run.friction, run.seed)
+def checks(spec: ScorecardSpec, task: MDTask) -> list[StepCheck]:
+    st = spec.stability
+    npt = [VolumeRatio(task.start.get_volume(), st.max_volume_factor)] if task.protocol.ensemble == Ensemble.NPT else []
+    return [NonFinite(), CloseContact(st.min_distance_factor, CONTACT_EVERY), *npt,
+            TemperatureRunaway(st.max_temperature_factor, RUNAWAY_WINDOW), *reference_check(spec)]
+
+
+def summarize(spec: ScorecardSpec, runs: dict[str, MDRun]) -> dict[str, float | None]:
+    return {"md_min_distance": worst(runs, "min_distance", min),
+            "md_min_distance_ratio": worst(runs, "min_distance_ratio", min),
+            "md_max_temperature_ratio": worst(runs, "max_temperature_ratio", max, 0.0),
+            "md_max_volume_ratio": worst(runs, "max_volume_ratio", max, 1.0),
+            "md_reference_force_rmse": worst(runs, "reference_force_rmse", max)}
 
 
 def stability_metrics(calc: Calculator, spec: ScorecardSpec, frames: list[Atoms],
                       progress: Callable[[str], None] = lambda s: None) -> dict:
-    st = spec.stability
-    ref = st.reference.make() if st.reference else None
-    failed, min_ratio, min_dist, max_ratio, max_vol, ref_errs, runs = 0, np.inf, np.inf, 0.0, 1.0, [], {}
-    for k, start in enumerate(md_structures(spec, frames)):
-        for run in st.runs:
-            name = f"{run.name}_{k}_{start.get_chemical_formula()}"
-            if run.ensemble == Ensemble.NPT and not is_periodic(start):
-                runs[name] = {"ok": True, "steps": 0, "reason": None, "skipped": "NPT needs a periodic cell"}
-                continue
-            reason, steps_done, temps, v0 = None, 0, [], start.get_volume() if is_periodic(start) else None
-            try:
-                for s in _trajectory(start, calc, run):
-                    steps_done = s.step
-                    if not (np.isfinite(s.energy) and np.isfinite(s.forces).all()):
-                        reason = f"non-finite energy/forces at step {s.step}"
-                        break
-                    if s.step % CONTACT_EVERY == 0 or s.step == run.steps:
-                        ratio = contact_ratio(s.atoms, st.min_distance_factor)
-                        min_ratio = min(min_ratio, ratio)
-                        d = s.atoms.get_all_distances(mic=is_periodic(s.atoms))
-                        np.fill_diagonal(d, np.inf)
-                        min_dist = min(min_dist, float(d.min()) if len(s.atoms) > 1 else np.inf)
-                        if ratio < st.min_distance_factor:
-                            reason = (f"close contact: a pair at {ratio:.2f}× its covalent-radius sum at step {s.step}"
-                                      f" (bound {st.min_distance_factor})")
-                            break
-                    if run.ensemble == Ensemble.NPT:
-                        vr = s.atoms.get_volume() / v0
-                        max_vol = max(max_vol, vr, 1 / vr)
-                        if max(vr, 1 / vr) > st.max_volume_factor:
-                            reason = f"volume {vr:.2f}× its start at step {s.step} (bound {st.max_volume_factor}×)"
-                            break
-                    temps.append(s.temperature_K / s.target_K)
-                    if len(temps) >= RUNAWAY_WINDOW:
-                        tr = float(np.mean(temps[-RUNAWAY_WINDOW:]))
-                        max_ratio = max(max_ratio, tr)
-                        if tr > st.max_temperature_factor:
-                            reason = f"temperature runaway: mean T {tr:.1f}× target over {RUNAWAY_WINDOW} steps at step {s.step}"
-                            break
-                    if ref is not None and s.step % st.sample_every == 0:
-                        reason = reference_check(s, ref, spec, ref_errs)
-                        if reason:
-                            break
-            except Exception as e:  # a model that crashes the integrator is unstable, not a harness bug
-                reason = f"MD raised {type(e).__name__}: {e}"
-            failed += reason is not None
-            runs[name] = {"ok": reason is None, "steps": steps_done, "reason": reason}
-            progress(f"  md {name} ({len(start)} atoms, {run.ensemble}): "
-                     f"{'ok' if reason is None else 'FAILED: ' + reason} ({steps_done}/{run.steps} steps)")
-    return {
-        "md_failed_runs": float(failed),
-        "md_min_distance": float(min_dist) if np.isfinite(min_dist) else None,
-        "md_min_distance_ratio": float(min_ratio) if np.isfinite(min_ratio) else None,
-        "md_max_temperature_ratio": float(max_ratio),
-        "md_max_volume_ratio": float(max_vol),
-        "md_reference_force_rmse": float(max(ref_errs)) if ref_errs else None,
-        "md_runs": runs,
-    }
+    return STABILITY_KINDS["structures"].metrics(calc, spec, frames, progress)

@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-from ase.md.verlet import VelocityVerlet
 from ase.neighborlist import neighbor_list
 
-from mlipilot.scorecard.md_driver import fcc_cell, langevin
+from mlipilot.md import MDStep, MinDistance, NonFinite, Observe, TemperatureRunaway, fcc_cell, run_checked
+from mlipilot.md.integrators import langevin, velocity_verlet
 from mlipilot.validation.base import Measurement, ValidationContext
 
 RDF_FRICTION = 0.02  # the rdf kind has no friction parameter: the scorecard's usual value
@@ -27,35 +26,13 @@ def _no_cell(ctx: ValidationContext, quantity: str) -> list[Measurement] | None:
     return [Measurement(quantity, None, None, None, "no bulk element/lattice in this benchmark")]
 
 
-def _crash(e: Exception, step: int) -> str:
-    return f"MD raised {type(e).__name__}: {e} at step {step}"
-
-
-def _min_distance_below(atoms: Atoms, cutoff: float) -> float | None:
-    """The closest pair if any is closer than `cutoff` (mic): a neighbour list with that small a
-    cutoff is O(N) where the full distance matrix is O(N²) — 500 atoms every 10 steps adds up."""
-    d = neighbor_list("d", atoms, cutoff)
-    return float(d.min()) if d.size else None
-
-
 def _langevin_run(atoms: Atoms, calc: Calculator, temps: tuple[float, float], p: dict[str, Any]) -> tuple[int, str]:
-    """Steps completed before the first failure, and why it stopped ("ok" when it did not)."""
-    good, steps = 0, int(p["steps"])
-    try:
-        for s in langevin(atoms, calc, temps, steps, p["timestep_fs"], p["friction"], p["seed"]):
-            if not (np.isfinite(s.energy) and np.isfinite(s.forces).all()):
-                return good, f"non-finite energy/forces at step {s.step}"
-            if s.step % MIN_DISTANCE_EVERY == 0 or s.step == steps:
-                d = _min_distance_below(s.atoms, p["min_distance_A"])
-                if d is not None:
-                    return good, f"atoms {d:.2f} Å apart at step {s.step} (bound {p['min_distance_A']} Å)"
-            if s.temperature_K > p["max_temperature_factor"] * s.target_K:
-                return good, (f"temperature runaway: {s.temperature_K:.0f} K vs target {s.target_K:.0f} K"
-                              f" at step {s.step}")
-            good = s.step
-    except Exception as e:  # the model crashed the integrator: unstable, not a harness bug
-        return good, _crash(e, good + 1)
-    return good, "ok"
+    """Steps completed before the first failure, and why it stopped ("ok" when it did not). The
+    closest approach is looked for only below the bound (a neighbour list: O(N) for 500 atoms)."""
+    run = run_checked(langevin(atoms, calc, temps, int(p["steps"]), p["timestep_fs"], p["friction"], p["seed"]),
+                      [NonFinite(), MinDistance(p["min_distance_A"], MIN_DISTANCE_EVERY, track=False),
+                       TemperatureRunaway(p["max_temperature_factor"])])
+    return run.completed, run.reason or "ok"
 
 
 def long_md(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) -> list[Measurement]:
@@ -77,24 +54,15 @@ def long_md(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) ->
 
 
 def _nve_energy_per_atom(atoms: Atoms, calc: Calculator, p: dict[str, Any]) -> tuple[np.ndarray, str]:
-    """Total energy per atom (eV) after each VelocityVerlet step; stops at the first bad step."""
-    atoms = atoms.copy()
-    atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=p["temperature_K"], rng=np.random.default_rng(p["seed"]))
-    Stationary(atoms)  # no net momentum: the drift measured is the integrator's, not a flying cell
-    dyn = VelocityVerlet(atoms, p["timestep_fs"] * units.fs)
-    n, energies, step = len(atoms), [], 0
-    try:
-        energies.append(atoms.get_total_energy() / n)
-        for step in range(1, int(p["steps"]) + 1):
-            dyn.run(1)
-            e = atoms.get_total_energy() / n
-            if not (np.isfinite(e) and np.isfinite(atoms.get_forces()).all()):
-                return np.asarray(energies), f"non-finite energy/forces at step {step}"
-            energies.append(e)
-    except Exception as e:
-        return np.asarray(energies), _crash(e, step)
-    return np.asarray(energies), "ok"
+    """Total energy per atom (eV) at the start and after each VelocityVerlet step; stops at the first bad step."""
+    energies: list[float] = []
+
+    def total(s: MDStep) -> None:
+        energies.append(s.atoms.get_total_energy() / len(s.atoms))
+
+    run = run_checked(velocity_verlet(atoms, calc, p["temperature_K"], int(p["steps"]), p["timestep_fs"], p["seed"]),
+                      [NonFinite(), Observe(total)])
+    return np.asarray(energies), run.reason or "ok"
 
 
 def _drift(energies: np.ndarray, timestep_fs: float) -> float:
@@ -135,18 +103,18 @@ def _rdf(atoms: Atoms, edges: np.ndarray) -> np.ndarray:
 
 def _sampled_rdf(atoms: Atoms, calc: Calculator, p: dict[str, Any], edges: np.ndarray) -> tuple[np.ndarray | None, str]:
     eq, every, temp = int(p["equilibrate_steps"]), int(p["every"]), float(p["temperature_K"])
-    total, g, frames, good = eq + int(p["steps"]), np.zeros(len(edges) - 1), 0, 0
-    try:
-        for s in langevin(atoms, calc, (temp, temp), total, p["timestep_fs"], RDF_FRICTION, p["seed"]):
-            if not (np.isfinite(s.energy) and np.isfinite(s.forces).all()):
-                return None, f"non-finite energy/forces at step {s.step}"
-            if s.step > eq and (s.step - eq) % every == 0:
-                g += _rdf(s.atoms, edges)
-                frames += 1
-            good = s.step
-    except Exception as e:
-        return None, _crash(e, good + 1)
-    return (g / frames, "ok") if frames else (None, "no frames sampled")
+    g, frames = np.zeros(len(edges) - 1), []
+
+    def accumulate(s: MDStep) -> None:
+        if s.step > eq and (s.step - eq) % every == 0:
+            g[:] += _rdf(s.atoms, edges)
+            frames.append(s.step)
+
+    run = run_checked(langevin(atoms, calc, (temp, temp), eq + int(p["steps"]), p["timestep_fs"], RDF_FRICTION,
+                               p["seed"]), [NonFinite(), Observe(accumulate)])
+    if not run.ok:
+        return None, str(run.reason)
+    return (g / len(frames), "ok") if frames else (None, "no frames sampled")
 
 
 def _first_peak(g: np.ndarray, r: np.ndarray) -> float:

@@ -11,8 +11,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.optimize import BFGS
 
-from mlipilot.scorecard.md_driver import langevin
-from mlipilot.scorecard.molecular_stability import bonds
+from mlipilot.md import BondDeviation, HDetached, NonFinite, run_checked
+from mlipilot.md.checks import bonds
+from mlipilot.md.integrators import langevin
 from mlipilot.validation.base import Measurement, ValidationContext
 
 H_DETACH_A = 2.5  # an H farther than this from every other atom has left its molecule
@@ -42,29 +43,10 @@ def _equilibrium_molecules(frames: list[Atoms], n: int, skip: tuple[str, ...] = 
 def _molecule_run(mol: Atoms, calc: Calculator, p: dict[str, Any]) -> tuple[int, str]:
     """Steps completed before the first failure (Fu et al.: non-finite, a bond stretched or
     compressed beyond the bound, a detached H), and why it stopped ("ok" when it did not)."""
-    bi, bj, d0 = bonds(mol)
-    h = np.flatnonzero(mol.numbers == 1)
-    temp, good = float(p["temperature_K"]), 0
-    try:
-        for s in langevin(mol, calc, (temp, temp), int(p["steps"]), p["timestep_fs"], p["friction"], p["seed"]):
-            if not (np.isfinite(s.energy) and np.isfinite(s.forces).all()):
-                return good, f"non-finite energy/forces at step {s.step}"
-            pos = s.atoms.positions
-            if len(bi):
-                dev = np.abs(np.linalg.norm(pos[bi] - pos[bj], axis=1) - d0)
-                if dev.max() > p["max_bond_deviation_A"]:
-                    k = int(dev.argmax())
-                    return good, (f"bond {mol[bi[k]].symbol}{bi[k]}-{mol[bj[k]].symbol}{bj[k]} changed by "
-                                  f"{dev[k]:.2f} Å at step {s.step} (bound {p['max_bond_deviation_A']} Å)")
-            if h.size and len(mol) > 1:
-                dist = np.linalg.norm(pos[h][:, None, :] - pos[None, :, :], axis=2)
-                dist[np.arange(h.size), h] = np.inf
-                if dist.min(axis=1).max() > H_DETACH_A:
-                    return good, f"H detached ({dist.min(axis=1).max():.2f} Å from any atom) at step {s.step}"
-            good = s.step
-    except Exception as e:  # the model crashed the integrator: unstable, not a harness bug
-        return good, f"MD raised {type(e).__name__}: {e} at step {good + 1}"
-    return good, "ok"
+    temp = float(p["temperature_K"])
+    run = run_checked(langevin(mol, calc, (temp, temp), int(p["steps"]), p["timestep_fs"], p["friction"], p["seed"]),
+                      [NonFinite(), BondDeviation(mol, p["max_bond_deviation_A"]), HDetached(H_DETACH_A)])
+    return run.completed, run.reason or "ok"
 
 
 def molecular_md(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) -> list[Measurement]:

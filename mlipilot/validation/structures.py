@@ -17,7 +17,10 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 
 from mlipilot.scorecard.spec import Ensemble, MDRun, StructurePick
-from mlipilot.scorecard.structure_stability import _trajectory, is_periodic, pick_structures, stability_metrics
+from mlipilot.md import MDStep, NonFinite, Observe, run_checked
+from mlipilot.md.integrators import integrate
+from mlipilot.scorecard.stability_kinds import STABILITY_KINDS, protocol
+from mlipilot.scorecard.structure_stability import is_periodic, pick_structures
 from mlipilot.validation.base import Measurement, ValidationContext
 from mlipilot.validation.bulk_properties import _energy, _why, eos_fit
 from mlipilot.validation.dynamics import _first_peak, _rdf
@@ -108,31 +111,30 @@ def structure_md(calc: Calculator, ctx: ValidationContext, params: dict[str, Any
         tuple(params["config_types"]), int(params["per_config_type"]), int(params["max_structures"]),
         int(params["min_atoms"])))
     card = dataclasses.replace(ctx.scorecard, stability=st)
-    result = stability_metrics(calc, card, ctx.md_frames, ctx.progress)["md_runs"]
+    _, runs, _ = STABILITY_KINDS["structures"].run(calc, card, ctx.md_frames, ctx.progress, cores=None)
     out = []
-    for name, r in result.items():
-        if r.get("skipped"):
+    for name, r in runs.items():
+        if r.extra.get("skipped"):
             continue
-        frac = 1.0 if r["ok"] else max(0, r["steps"] - 1) / run.steps
-        out.append(Measurement(f"completed_{name.removeprefix('md_')}", frac, None, frac, r["reason"] or "ok"))
+        frac = 1.0 if r.ok else r.completed / run.steps
+        out.append(Measurement(f"completed_{name.removeprefix('md_')}", frac, None, frac, r.reason or "ok"))
     return out or [Measurement("completed", None, None, None, f"no MD structure matches {params['config_types']}")]
 
 
 def _sample(atoms: Atoms, calc: Calculator, run: MDRun, equilibrate: int, every: int,
             edges: np.ndarray) -> tuple[np.ndarray | None, float | None, str]:
     """Mean g(r) and density (g/cm³) over the frames after `equilibrate` steps, every `every` steps."""
-    g, rho, frames = np.zeros(len(edges) - 1), 0.0, 0
-    try:
-        for s in _trajectory(atoms, calc, run):
-            if not (np.isfinite(s.energy) and np.isfinite(s.forces).all()):
-                return None, None, f"non-finite energy/forces at step {s.step}"
-            if s.step > equilibrate and (s.step - equilibrate) % every == 0:
-                g += _rdf(s.atoms, edges)
-                rho += s.atoms.get_masses().sum() / s.atoms.get_volume() * (units._amu * 1e27)  # amu/Å³ → g/cm³
-                frames += 1
-    except Exception as e:
-        return None, None, f"MD raised {_why(e)}"
-    return (g / frames, rho / frames, "ok") if frames else (None, None, "no frames sampled")
+    g, rho = np.zeros(len(edges) - 1), []
+
+    def accumulate(s: MDStep) -> None:
+        if s.step > equilibrate and (s.step - equilibrate) % every == 0:
+            g[:] += _rdf(s.atoms, edges)
+            rho.append(s.atoms.get_masses().sum() / s.atoms.get_volume() * (units._amu * 1e27))  # amu/Å³ → g/cm³
+
+    md = run_checked(integrate(atoms, calc, protocol(run)), [NonFinite(), Observe(accumulate)])
+    if not md.ok:
+        return None, None, str(md.reason)
+    return (g / len(rho), sum(rho) / len(rho), "ok") if rho else (None, None, "no frames sampled")
 
 
 def structure_rdf(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) -> list[Measurement]:

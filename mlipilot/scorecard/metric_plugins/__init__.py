@@ -1,6 +1,8 @@
-"""Holdout metrics beyond the built-in errors: one module each (`UNIT`, `compute(calc, frames) -> float`)
-plus one line in METRIC_PLUGINS. A scorecard names them like any metric; `parse_metric` knows them,
-so a misspelled name fails when the scorecard loads."""
+"""Holdout metrics beyond the built-in errors: one module each (`UNIT`, `compute(predictions) -> float`)
+plus one line in METRIC_PLUGINS. `compute` gets the model's Predictions on the holdout
+(scorecard.accuracy.Predictions: made once, shared by every metric), never the model itself. A
+scorecard names them like any metric; `parse_metric` knows them, so a misspelled name fails when the
+scorecard loads."""
 
 from __future__ import annotations
 

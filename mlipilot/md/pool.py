@@ -1,0 +1,108 @@
+"""Independent MD runs on every core the job was given: one forked child per run (one thread
+each), at most `cores` at a time, results back over a pipe in the runs' order.
+
+Forked after the model is loaded, so children share it copy-on-write and start at once; plain
+os.fork and pipes (no multiprocessing semaphores: a sandbox's minimal /dev has no /dev/shm).
+Each run is seeded on its own, so the results do not depend on how many cores ran them.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+from typing import Callable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def job_cores() -> int:
+    """Cores this process may run on (its CPU affinity: what Slurm or taskset gave the job), capped
+    by SLURM_CPUS_PER_TASK and MLIPILOT_MD_WORKERS where set."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    for var in ("SLURM_CPUS_PER_TASK", "MLIPILOT_MD_WORKERS"):
+        if os.environ.get(var, "").isdigit() and int(os.environ[var]) > 0:
+            n = min(n, int(os.environ[var]))
+    return max(1, n)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _child(fn: Callable[[], T], w: int) -> None:
+    try:
+        _die_with_parent()
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+        except ImportError:
+            pass
+        try:
+            payload = pickle.dumps((True, fn()))
+        except BaseException as e:  # noqa: BLE001 -- reported to the parent, which raises it
+            payload = pickle.dumps((False, f"{type(e).__name__}: {e}"))
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(w, view):]
+    finally:
+        os._exit(0)  # no atexit handlers, no flush of the parent's buffered output
+
+
+def run_all(fns: Sequence[Callable[[], T]], cores: int | None = None) -> Iterator[T]:
+    """Yield fns[i]() in order, running up to `cores` of them at once in forked children (in this
+    process when one core or one function)."""
+    cores = job_cores() if cores is None else cores
+    if cores <= 1 or len(fns) <= 1 or not hasattr(os, "fork"):
+        for fn in fns:
+            yield fn()
+        return
+    done: dict[int, T] = {}
+    pending, live, nxt = list(range(len(fns))), {}, 0
+    try:
+        while pending or live:
+            while pending and len(live) < cores:
+                i = pending.pop(0)
+                r, w = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    os.close(r)
+                    _child(fns[i], w)
+                os.close(w)
+                live[r] = (pid, i, bytearray())
+            ready, _, _ = select.select(list(live), [], [])
+            for fd in ready:
+                chunk = os.read(fd, 1 << 20)
+                if chunk:
+                    live[fd][2].extend(chunk)
+                    continue
+                pid, i, buf = live.pop(fd)
+                os.close(fd)
+                _, status = os.waitpid(pid, 0)
+                if not buf:
+                    raise RuntimeError(f"MD worker for run {i} died (wait status {status})")
+                ok, value = pickle.loads(bytes(buf))
+                if not ok:
+                    raise RuntimeError(f"MD worker for run {i} failed: {value}")
+                done[i] = value
+            while nxt in done:
+                yield done.pop(nxt)
+                nxt += 1
+    finally:
+        for fd, (pid, _, _) in live.items():
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+            os.close(fd)
