@@ -91,7 +91,7 @@ def test_baseline_infeasible_and_known_fix_accepted(qm7_run, tmp_path):
     # an untrained model on the same scorecard fails
     untrained = tmp_path / "untrained.model"
     untrained_mace(untrained, [1, 6, 7, 8], [-13.6, -1029.8, -1485.3, -2042.5], r_max=5.0, avg_num_neighbors=3.0)
-    bad = score_model(exported(untrained), load_spec(SPEC), qm7_run.store / "holdout.xyz", progress=print)
+    bad = score_model(exported(untrained), load_spec(SPEC), qm7_run.store / "holdout.xyz", progress=print).metrics
     print("untrained", {k: bad[k] for k in keys})
     assert not assess(bad, load_spec(SPEC)).feasible
     assert bad["energy_rmse"] > 10 * fix["metrics"]["energy_rmse"]

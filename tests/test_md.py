@@ -1,0 +1,103 @@
+"""The checked MD runner (mlipilot.md): integrators yield steps, small checks decide, one loop runs
+them, independent runs go to forked workers with the same results as in one process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
+
+from mlipilot.md import (
+    BondDeviation,
+    HDetached,
+    MinDistance,
+    NonFinite,
+    Protocol,
+    ReferenceForce,
+    TemperatureRunaway,
+    fcc_cell,
+    integrate,
+    run_checked,
+    sample,
+)
+from mlipilot.md.integrators import Ensemble, MDStep
+from mlipilot.md.pool import run_all
+
+
+def cu(n: int = 2) -> Atoms:
+    return fcc_cell("Cu", 3.59, n)
+
+
+def test_a_good_run_finishes_and_reports_what_its_checks_saw():
+    run = run_checked(integrate(cu(), EMT(), Protocol((600.0, 600.0), 30, seed=1)),
+                      [NonFinite(), MinDistance(1.8, every=10), TemperatureRunaway(3.0)])
+    assert run.ok and run.steps == 30 and run.completed == 30 and run.reason is None
+    assert 2.0 < run.figures["min_distance"] < 2.6 and 0 < run.figures["max_temperature_ratio"] < 3.0
+    assert run.figures["cpu_s_per_step"] > 0 and run.figures["timed_steps"] == 25  # 5 warm-up steps untimed
+
+
+def test_the_first_failing_check_stops_the_run_and_names_the_step():
+    # LJ with a huge sigma pushes Cu apart: EMT as reference sees a large force error at the first sample
+    run = run_checked(integrate(cu(), LennardJones(sigma=3.0, epsilon=0.5, rc=6.0), Protocol((300.0, 300.0), 40)),
+                      [NonFinite(), ReferenceForce(EMT(), 100.0, every=10, label="emt")])
+    assert not run.ok and run.steps == 10 and run.completed == 9
+    assert run.reason.startswith("force error vs emt") and "at step 10" in run.reason
+
+
+def test_a_model_that_raises_is_a_failed_run_not_a_crash():
+    class Boom(EMT):
+        calls = 0
+
+        def calculate(self, *a, **k):
+            Boom.calls += 1
+            if Boom.calls > 4:
+                raise FloatingPointError("exploded")
+            super().calculate(*a, **k)
+
+    run = run_checked(integrate(cu(), Boom(), Protocol((300.0, 300.0), 20)), [NonFinite()])
+    assert not run.ok and "MD raised FloatingPointError: exploded at step" in run.reason
+
+
+def test_molecule_checks_bond_and_hydrogen():
+    h2o = Atoms("OH2", positions=[(0, 0, 0), (0.96, 0, 0), (-0.24, 0.93, 0)])
+    moved = h2o.copy()
+    moved.positions[1] = (4.0, 0, 0)  # an H far away: bond broken and H detached
+    s = MDStep(3, 10, 300.0, 300.0, 0.0, np.zeros((3, 3)), moved)
+    assert "bond O0-H1 changed by" in BondDeviation(h2o, 0.5).check(s)
+    assert HDetached(2.5).check(s).startswith("H detached")
+    assert BondDeviation(h2o, 0.5).check(MDStep(1, 10, 300.0, 300.0, 0.0, np.zeros((3, 3)), h2o)) is None
+
+
+def test_forked_workers_give_the_same_runs_as_one_process():
+    protocols = [Protocol((500.0, 500.0), 15, seed=s) for s in (0, 1, 2)]
+    jobs = [lambda p=p: run_checked(integrate(cu(), EMT(), p), [NonFinite(), MinDistance(1.8)]) for p in protocols]
+    serial, forked = list(run_all(jobs, cores=1)), list(run_all(jobs, cores=2))
+    assert [(r.ok, r.steps, r.figures["min_distance"]) for r in serial] == \
+           [(r.ok, r.steps, r.figures["min_distance"]) for r in forked]
+    assert len({r.figures["min_distance"] for r in serial}) == 3  # different seeds, different runs
+
+
+def test_a_worker_error_is_raised_in_the_parent():
+    def bad():
+        raise ValueError("harness bug")
+
+    with pytest.raises(RuntimeError, match="harness bug"):
+        list(run_all([bad, bad], cores=2))
+
+
+def test_sample_keeps_frames_until_a_guard_stops_it():
+    frames, run = sample(cu(), EMT(), Protocol((300.0, 300.0), 20), every=5)
+    assert run.ok and [f.info["md_step"] for f in frames] == [5, 10, 15, 20] and frames[0].calc is None
+    # a soft LJ lets the cell collapse: the close-contact guard stops it, no frame after the failure
+    frames, run = sample(cu(), LennardJones(sigma=1.0, epsilon=2.0, rc=3.0),
+                         Protocol((2000.0, 2000.0), 200, timestep_fs=5.0), every=1)
+    assert not run.ok and len(frames) == run.completed < 200
+    assert all(f.info["md_step"] <= run.completed for f in frames)
+
+
+def test_npt_and_nve_integrators_yield_steps():
+    npt = list(integrate(cu(), EMT(), Protocol((300.0, 300.0), 3, ensemble=Ensemble.NPT)))
+    nve = list(integrate(cu(), EMT(), Protocol((300.0, 300.0), 3, ensemble=Ensemble.NVE)))
+    assert [s.step for s in npt] == [1, 2, 3] and [s.step for s in nve] == [0, 1, 2, 3]
