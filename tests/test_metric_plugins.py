@@ -52,3 +52,16 @@ def test_a_misspelled_plugin_metric_fails_when_the_scorecard_loads(tmp_path):
     card["constraints"][-1]["metric"] = "energy_max_abs_error"
     path.write_text(yaml.safe_dump(card, allow_unicode=True))
     assert "energy_max_abs_error" in load_spec(path).metric_names()
+
+
+def test_the_holdout_is_predicted_once_for_every_metric_and_plugin():
+    class Counting(EMT):
+        calls = 0
+
+        def calculate(self, *a, **k):
+            Counting.calls += 1
+            super().calculate(*a, **k)
+
+    fs = frames()
+    out = accuracy_metrics(Counting(), fs, ["energy_max_abs_error", "force_rmse_Cu"])
+    assert Counting.calls == len(fs) and out["energy_max_abs_error"] == pytest.approx(0.0, abs=1e-9)

@@ -75,3 +75,28 @@ def test_good_model_passes_stability_untrained_fails(good_model, untrained_model
     assert all(isinstance(v, (int, float)) or v is None for v in good.values())  # scalars only: runs and timings apart
     assert good_r.to_json()["md_runs"]["nvt1000_108"]["ok"] is True  # the score file's flat shape
     assert good_r.timings["total"] > 0  # a time, reported; targets live in benchmarks/
+
+
+def test_score_model_returns_a_typed_result_with_a_portable_throughput_ratio(tmp_path, untrained_model, small_data):
+    """An untrained model scored on the fast scorecard plus the relative throughput bound: scalar
+    metrics, MD runs and timings apart, the flat score-file shape, and the ratio to the harness's
+    reference MACE measured in the same job (the untrained model is that architecture family, so the
+    ratio is near 1 whatever the CPU; measured 0.8-1.3 on a loaded 2-core box)."""
+    from mlipilot_testkit import FAST_SCORECARD
+
+    from mlipilot.scorecard.result import ScoreResult
+
+    card = dict(FAST_SCORECARD, constraints=[*FAST_SCORECARD["constraints"],
+                                             {"metric": "throughput_ratio", "min": 0.5, "unit": "1"}])
+    path = tmp_path / "scorecard.yaml"
+    path.write_text(yaml.safe_dump(card, allow_unicode=True))
+    lines: list[str] = []
+    r = score_model(exported(untrained_model), load_spec(path), small_data["holdout"], progress=lines.append)
+    assert isinstance(r, ScoreResult) and set(r.md_runs) == {"nvt1000_32", "ramp_32"}
+    assert all(isinstance(v, (int, float)) or v is None for v in r.metrics.values())
+    assert r.metrics["md_failed_runs"] == len(r.failed_runs()) and {"stability", "total"} <= set(r.timings)
+    assert 0.2 < r.metrics["throughput_ratio"] < 5.0, lines
+    assert any("throughput_ratio" in line for line in lines)
+    again = ScoreResult.from_json(r.to_json())
+    assert again.metrics == r.metrics and {k: v.reason for k, v in again.md_runs.items()} == \
+        {k: v.reason for k, v in r.md_runs.items()}
