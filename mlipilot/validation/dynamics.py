@@ -14,6 +14,7 @@ from ase.neighborlist import neighbor_list
 
 from mlipilot.md import MDStep, MinDistance, NonFinite, Observe, TemperatureRunaway, fcc_cell, run_checked
 from mlipilot.md.integrators import langevin, velocity_verlet
+from mlipilot.md.pool import run_all
 from mlipilot.validation.base import Measurement, ValidationContext
 
 RDF_FRICTION = 0.02  # the rdf kind has no friction parameter: the scorecard's usual value
@@ -45,8 +46,8 @@ def long_md(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) ->
         t0, t1 = (float(t) for t in params["ramp_K"])
         runs.append((f"completed_ramp{t0:g}-{t1:g}K", (t0, t1)))
     out = []
-    for name, temps in runs:
-        good, detail = _langevin_run(atoms, calc, temps, params)
+    results = run_all([lambda temps=temps: _langevin_run(atoms, calc, temps, params) for _, temps in runs])
+    for (name, _), (good, detail) in zip(runs, results):  # the runs on the job's cores at once
         frac = good / int(params["steps"])
         out.append(Measurement(name, frac, None, frac, detail))
         ctx.progress(f"  long_md {name}: {good}/{params['steps']} steps on {len(atoms)} atoms — {detail}")
@@ -75,10 +76,14 @@ def nve_drift(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) 
     if (bad := _no_cell(ctx, "drift")) is not None:
         return bad
     atoms = fcc_cell(ctx.element, ctx.lattice_a, int(params["supercell"]))
-    e_model, why = _nve_energy_per_atom(atoms, calc, params)
-    ref = None
+    jobs = [lambda: _nve_energy_per_atom(atoms, calc, params)]
     if ctx.reference is not None:
-        e_ref, why_ref = _nve_energy_per_atom(atoms, ctx.reference(), params)
+        jobs.append(lambda: _nve_energy_per_atom(atoms, ctx.reference(), params))
+    results = list(run_all(jobs))  # model and reference on two cores at once
+    e_model, why = results[0]
+    ref = None
+    if len(results) > 1:
+        e_ref, why_ref = results[1]
         ref = _drift(e_ref, params["timestep_fs"]) if why_ref == "ok" else None
     if why != "ok":
         m = Measurement("drift", None, ref, None, why)
@@ -138,8 +143,8 @@ def rdf_error(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) 
     atoms = fcc_cell(ctx.element, ctx.lattice_a, int(params["supercell"]))
     edges = np.linspace(0.0, float(params["rmax_A"]), int(params["nbins"]) + 1)
     r = 0.5 * (edges[1:] + edges[:-1])
-    g_ref, why_ref = _sampled_rdf(atoms, ctx.reference(), params, edges)
-    g_mod, why = _sampled_rdf(atoms, calc, params, edges)
+    (g_ref, why_ref), (g_mod, why) = run_all([lambda: _sampled_rdf(atoms, ctx.reference(), params, edges),
+                                               lambda: _sampled_rdf(atoms, calc, params, edges)])
     peak_ref = _first_peak(g_ref, r) if g_ref is not None else None
     if g_mod is None or g_ref is None:
         m = Measurement("rdf", None, peak_ref, None, why if g_mod is None else f"reference MD failed: {why_ref}")

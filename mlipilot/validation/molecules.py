@@ -14,6 +14,7 @@ from ase.optimize import BFGS
 from mlipilot.md import BondDeviation, HDetached, NonFinite, run_checked
 from mlipilot.md.checks import bonds
 from mlipilot.md.integrators import langevin
+from mlipilot.md.pool import run_all
 from mlipilot.validation.base import Measurement, ValidationContext
 
 H_DETACH_A = 2.5  # an H farther than this from every other atom has left its molecule
@@ -56,8 +57,8 @@ def molecular_md(calc: Calculator, ctx: ValidationContext, params: dict[str, Any
     if not mols:
         return [Measurement("completed", None, None, None, "no molecules in the holdout")]
     out = []
-    for name, mol in mols:
-        good, detail = _molecule_run(mol, calc, params)
+    results = run_all([lambda mol=mol: _molecule_run(mol, calc, params) for _, mol in mols])
+    for (name, _), (good, detail) in zip(mols, results):  # the molecules on the job's cores at once
         frac = good / int(params["steps"])
         out.append(Measurement(f"completed_{name}", frac, None, frac, detail))
         ctx.progress(f"  molecular_md {name}: {good}/{params['steps']} steps — {detail}")

@@ -19,6 +19,7 @@ from ase.calculators.calculator import Calculator
 from mlipilot.scorecard.spec import Ensemble, MDRun, StructurePick
 from mlipilot.md import MDStep, NonFinite, Observe, run_checked
 from mlipilot.md.integrators import integrate
+from mlipilot.md.pool import run_all
 from mlipilot.scorecard.stability_kinds import STABILITY_KINDS, protocol
 from mlipilot.scorecard.structure_stability import is_periodic, pick_structures
 from mlipilot.validation.base import Measurement, ValidationContext
@@ -148,8 +149,9 @@ def structure_rdf(calc: Calculator, ctx: ValidationContext, params: dict[str, An
     run = _run({**params, "steps": eq + int(params["steps"])}, "rdf")
     out = []
     for label, atoms in _picked(ctx.md_frames, params, int(params["min_atoms"])):
-        g_ref, rho_ref, why_ref = _sample(atoms, ctx.reference(), run, eq, int(params["every"]), edges)
-        g, rho, why = _sample(atoms, calc, run, eq, int(params["every"]), edges)
+        (g_ref, rho_ref, why_ref), (g, rho, why) = run_all(  # reference and model on two cores at once
+            [lambda: _sample(atoms, ctx.reference(), run, eq, int(params["every"]), edges),
+             lambda: _sample(atoms, calc, run, eq, int(params["every"]), edges)])
         if g is None or g_ref is None:
             out.append(Measurement(f"rdf_{label}", None, None, None, why if g is None else f"reference MD: {why_ref}"))
             continue
