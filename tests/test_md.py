@@ -101,3 +101,19 @@ def test_npt_and_nve_integrators_yield_steps():
     npt = list(integrate(cu(), EMT(), Protocol((300.0, 300.0), 3, ensemble=Ensemble.NPT)))
     nve = list(integrate(cu(), EMT(), Protocol((300.0, 300.0), 3, ensemble=Ensemble.NVE)))
     assert [s.step for s in npt] == [1, 2, 3] and [s.step for s in nve] == [0, 1, 2, 3]
+
+
+def test_sampling_stops_on_the_scorecards_guards():
+    from pathlib import Path
+
+    from mlipilot.md import ReferenceForce
+    from mlipilot.scorecard.spec import load_spec
+    from mlipilot.scorecard.stability_kinds import scorecard_guards
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "scorecards" / "cu_emt.yaml")
+    proto = Protocol((300.0, 300.0), 12)
+    guards = scorecard_guards(spec, cu(), proto)
+    assert [c.name for c in guards] == ["non_finite", "min_distance", "temperature_runaway"]
+    assert any(isinstance(c, ReferenceForce) for c in scorecard_guards(spec, cu(), proto, reference=True))
+    frames, run = sample(cu(), EMT(), proto, every=4, checks=guards)
+    assert run.ok and len(frames) == 3

@@ -79,6 +79,17 @@ class StabilityKind:
         return self._mod().throughput_structure(spec, frames)
 
 
+def scorecard_guards(spec, start: Atoms, proto: Protocol, reference: bool = False) -> list:
+    """The step checks the scorecard's stability kind applies, for MD from `start` under `proto` — what
+    data sampling stops on (`mlipilot.md.sample(start, calc, proto, every, scorecard_guards(...))`).
+    Without `reference` the reference-force check is left out (a reference call per sample can be DFT)."""
+    from mlipilot.md import ReferenceForce
+
+    kind = STABILITY_KINDS[spec.stability.kind]
+    checks = kind._mod().checks(spec, MDTask("sample", start, proto, None))
+    return [c for c in checks if reference or not isinstance(c, ReferenceForce)]
+
+
 def worst(runs: dict[str, MDRun], figure: str, pick=min, default: float | None = None) -> float | None:
     """A figure folded over the runs that recorded it (min for closest approaches, max for ratios)."""
     values = [r.figures[figure] for r in runs.values() if figure in r.figures]
