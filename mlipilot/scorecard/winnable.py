@@ -80,8 +80,8 @@ def check_reference(spec: ScorecardSpec, frames: list[Atoms], validation: Path |
     t0 = time.perf_counter()
     # the reference against itself: the force check is zero by construction, so it is not run
     card = dataclasses.replace(spec, stability=dataclasses.replace(st, reference=None))
-    metrics = STABILITY_KINDS[st.kind].metrics(st.reference.make(), card, frames, lambda s: None)
-    failed = [(name, run["reason"]) for name, run in metrics["md_runs"].items() if not run["ok"]]
+    _, runs, _ = STABILITY_KINDS[st.kind].run(st.reference.make(), card, frames, cores=None)  # every core
+    failed = [(name, run.reason) for name, run in runs.items() if not run.ok]
     if failed:
         name, reason = failed[0]
         raise MLIPilotError(f"{spec.path}: stability run {name!r} fails with the scorecard's own reference "
@@ -89,7 +89,7 @@ def check_reference(spec: ScorecardSpec, frames: list[Atoms], validation: Path |
     if validation is not None:
         _check_validation_md(spec, frames, Path(validation))
     seconds = time.perf_counter() - t0
-    progress(f"reference {st.reference}: passes the scorecard's {len(metrics['md_runs'])} MD run(s)"
+    progress(f"reference {st.reference}: passes the scorecard's {len(runs)} MD run(s)"
              + (" and the validation spec's MD (briefly)" if validation is not None else "") + f" ({seconds:.1f} s)")
     if marker is not None:
         marker.parent.mkdir(parents=True, exist_ok=True)
