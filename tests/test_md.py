@@ -117,3 +117,13 @@ def test_sampling_stops_on_the_scorecards_guards():
     assert any(isinstance(c, ReferenceForce) for c in scorecard_guards(spec, cu(), proto, reference=True))
     frames, run = sample(cu(), EMT(), proto, every=4, checks=guards)
     assert run.ok and len(frames) == 3
+
+
+def test_max_force_stops_a_run_whose_forces_blow_up():
+    from mlipilot.md import MaxForce
+
+    good = run_checked(integrate(cu(), EMT(), Protocol((300.0, 300.0), 10)), [MaxForce(5.0)])
+    assert good.ok and 0 < good.figures["max_force"] < 5.0
+    bad = run_checked(integrate(cu(), LennardJones(sigma=3.0, epsilon=0.5, rc=6.0), Protocol((300.0, 300.0), 10)),
+                      [MaxForce(5.0)])
+    assert not bad.ok and bad.reason.startswith("force ") and bad.steps == 1

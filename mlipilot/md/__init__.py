@@ -15,6 +15,7 @@ from mlipilot.md.checks import (
     BondDeviation,
     CloseContact,
     HDetached,
+    MaxForce,
     MinDistance,
     NonFinite,
     Observe,
@@ -27,7 +28,7 @@ from mlipilot.md.integrators import Ensemble, MDStep, Protocol, fcc_cell, integr
 from mlipilot.md.runner import run_checked
 from mlipilot.scorecard.result import MDRun
 
-__all__ = ["BondDeviation", "CloseContact", "Ensemble", "HDetached", "MDRun", "MDStep", "MinDistance", "NonFinite",
+__all__ = ["BondDeviation", "CloseContact", "Ensemble", "HDetached", "MaxForce", "MDRun", "MDStep", "MinDistance", "NonFinite",
            "Observe", "Protocol", "ReferenceForce", "StepCheck", "TemperatureRunaway", "VolumeRatio", "fcc_cell",
            "guards", "integrate", "run_checked", "sample"]
 

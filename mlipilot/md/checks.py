@@ -252,6 +252,25 @@ class ReferenceForce(_Base):
 
 
 @dataclass
+class MaxForce(_Base):
+    """A force component above `max_eV_A`: a model pushing atoms apart (or together) far harder than any
+    physical configuration at these temperatures does, usually a step before it explodes."""
+    max_eV_A: float
+    name: str = "max_force"
+    worst: float = 0.0
+
+    def check(self, s: MDStep) -> str | None:
+        f = float(abs(s.forces).max())
+        self.worst = max(self.worst, f)
+        if f > self.max_eV_A:
+            return f"force {f:.1f} eV/Å at step {s.step} (bound {self.max_eV_A:g} eV/Å)"
+        return None
+
+    def figures(self) -> dict[str, float]:
+        return {"max_force": self.worst}
+
+
+@dataclass
 class Observe(_Base):
     """Not a check: calls `fn(step)` on due steps (sampling frames, accumulating g(r), energies)."""
     fn: Callable[[MDStep], None]
