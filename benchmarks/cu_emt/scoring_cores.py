@@ -4,8 +4,10 @@ shipped trained Cu model (tests/data/cu_fix.model) and the shipped scorecard; ch
     OMP_NUM_THREADS=1 python benchmarks/cu_emt/scoring_cores.py [--model M.model] [--holdout H.xyz] [--repeats 2]
 
 Prints one row per (cores, repeat): load_smoke, accuracy, stability, throughput, total (s), the
-throughput figure (steps/CPU-s) and whether every MD metric equals the one-core run's. Numbers, not
-asserts: on a loaded machine the second core is not free and the gain shrinks."""
+throughput figure (steps/CPU-s) and whether every MD metric equals the one-core run's; then the MD runs'
+CPU seconds: their sum (the stability phase on one free core) and the longest (on enough free cores) —
+a load-independent bound on the gain. Numbers, not asserts: on a loaded machine the second core is not
+free and the wall-clock gain shrinks."""
 
 from __future__ import annotations
 
@@ -52,6 +54,9 @@ def main() -> None:
             t = r.timings
             print(f"{cores:>5} {t['load_smoke']:6.1f} {t['accuracy']:6.1f} {t['stability']:6.1f} {t['throughput']:6.1f}"
                   f" {t['total']:6.1f} {r.metrics['steps_per_cpu_second']:11.1f}  {same}", flush=True)
+            cpu = {k: run.figures.get("run_cpu_s", 0.0) for k, run in r.md_runs.items()}
+            print(f"      MD CPU s: {', '.join(f'{k} {v:.1f}' for k, v in cpu.items())}; sum {sum(cpu.values()):.1f},"
+                  f" longest {max(cpu.values()):.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ from mlipilot.scorecard.result import MDRun
 def run_checked(steps: Iterable[MDStep], checks: Sequence[StepCheck], warmup: int = 5) -> MDRun:
     """Run to the end or the first failed check. The MDRun's `figures` hold every check's figures,
     `completed_steps` (steps that passed every check) and the integrator's `cpu_s_per_step` /
-    `wall_s_per_step` over the steps after `warmup` (absent when too few ran)."""
+    `wall_s_per_step` over the steps after `warmup` (absent when too few ran), and `run_cpu_s`, the
+    whole run's CPU time, checks included."""
     reason, reached, completed = None, 0, 0
+    start_cpu = time.process_time()
     cpu = wall = 0.0
     timed = 0
     it = iter(steps)
@@ -46,7 +48,7 @@ def run_checked(steps: Iterable[MDStep], checks: Sequence[StepCheck], warmup: in
             completed = s.step
     except Exception as e:  # a model that crashes the integrator is unstable, not a harness bug
         reason = f"MD raised {type(e).__name__}: {e} at step {reached + 1}"
-    figures: dict[str, float] = {"completed_steps": float(completed)}
+    figures: dict[str, float] = {"completed_steps": float(completed), "run_cpu_s": time.process_time() - start_cpu}
     for c in checks:
         figures.update(c.figures())
     if timed:
