@@ -127,3 +127,15 @@ def test_max_force_stops_a_run_whose_forces_blow_up():
     bad = run_checked(integrate(cu(), LennardJones(sigma=3.0, epsilon=0.5, rc=6.0), Protocol((300.0, 300.0), 10)),
                       [MaxForce(5.0)])
     assert not bad.ok and bad.reason.startswith("force ") and bad.steps == 1
+
+
+def test_job_cores_follows_the_affinity_and_the_caps(monkeypatch):
+    import os
+
+    from mlipilot.md.pool import job_cores
+
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.delenv("MLIPILOT_MD_WORKERS", raising=False)
+    assert job_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("MLIPILOT_MD_WORKERS", "1")
+    assert job_cores() == 1
