@@ -7,7 +7,6 @@ the same kind of folder passed by path. Every key is validated here, before anyt
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import secrets
@@ -19,6 +18,7 @@ import yaml
 from ase.data import atomic_numbers
 
 from mlipilot.errors import MLIPilotError, check_keys, config_error
+from mlipilot.registry import Registry, load_dotted
 from mlipilot.resources import cache_dir, project_root
 from mlipilot.units import ENERGY_UNITS, FORCE_UNITS, LabelUnits, parse_unit
 
@@ -72,7 +72,7 @@ class Benchmark:
             out = cache_dir() / self.name / f"seed-{hashlib.sha256(str(seed).encode()).hexdigest()[:16]}-{size}"
             paths = {s: out / f"{s}.xyz" for s in SPLITS}
             if not all(p.is_file() for p in paths.values()):
-                module = importlib.import_module(self.data["generator"])
+                module = load_dotted(self.data["generator"])
                 # a private folder per process: two inits generating the same data at once must not mix
                 tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -100,7 +100,13 @@ class Benchmark:
 
 
 def shipped_benchmarks() -> list[str]:
-    return sorted(p.parent.name for p in (project_root() / "benchmarks").glob("*/benchmark.yaml"))
+    return list(_shipped())
+
+
+def _shipped() -> Registry[Path]:
+    """The shipped benchmarks by name (their folders); any other folder is passed by path."""
+    return Registry("benchmark", {p.parent.name: p.parent for p in sorted((project_root() / "benchmarks").glob(
+        "*/benchmark.yaml"))}, forms=", or a folder holding a benchmark.yaml")
 
 
 def _isolated_atoms(value: object, directory: Path, spec_file: Path) -> dict[str, float]:
@@ -143,13 +149,7 @@ def _foundation_models(value: object, directory: Path, spec_file: Path) -> dict[
 
 def resolve_benchmark(name_or_path: str) -> Benchmark:
     candidate = Path(name_or_path)
-    if (candidate / "benchmark.yaml").is_file():
-        directory = candidate.resolve()
-    elif (project_root() / "benchmarks" / name_or_path / "benchmark.yaml").is_file():
-        directory = project_root() / "benchmarks" / name_or_path
-    else:
-        raise MLIPilotError(f"unknown benchmark {name_or_path!r} — choose one of "
-                            f"{', '.join(shipped_benchmarks())}, or pass a folder holding a benchmark.yaml")
+    directory = candidate.resolve() if (candidate / "benchmark.yaml").is_file() else _shipped().resolve(name_or_path)
     spec_file = directory / "benchmark.yaml"
     try:
         d = yaml.safe_load(spec_file.read_text())

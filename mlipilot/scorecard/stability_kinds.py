@@ -10,6 +10,8 @@ from typing import Callable
 
 from ase import Atoms
 
+from mlipilot.registry import Registry, load_dotted
+
 
 @dataclass(frozen=True)
 class StabilityKind:
@@ -17,9 +19,7 @@ class StabilityKind:
     description: str
 
     def _mod(self):
-        import importlib
-
-        return importlib.import_module(self.module)
+        return load_dotted(self.module)
 
     def metrics(self, calc, spec, frames: list[Atoms], progress: Callable[[str], None]) -> dict:
         return self._mod().stability_metrics(calc, spec, frames, progress)
@@ -28,9 +28,9 @@ class StabilityKind:
         return self._mod().throughput_structure(spec, frames)
 
 
-STABILITY_KINDS: dict[str, StabilityKind] = {
+STABILITY_KINDS: Registry[StabilityKind] = Registry("stability kind", {
     "bulk": StabilityKind("mlipilot.scorecard.stability", "fcc supercells of `element` at `lattice_a`"),
     "molecules": StabilityKind("mlipilot.scorecard.molecular_stability", "holdout molecules in vacuum, bond checks"),
     "structures": StabilityKind("mlipilot.scorecard.structure_stability",
                                 "the benchmark's md_structures or holdout frames per config_type; NVT/NPT"),
-}
+})
