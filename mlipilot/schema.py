@@ -165,9 +165,10 @@ def _typed(value: Any, kind: Any, path: object, where: str, fix: str) -> Any:
 
 
 def read_file(path: Path, missing: str, example: str, fmt: str = "yaml",
-              restore: str = "fix the syntax") -> tuple[dict, bytes]:
+              restore: str = "fix the syntax", empty_ok: bool = False) -> tuple[dict, bytes]:
     """A YAML (or TOML) file's top-level mapping and its bytes (for the hash): a missing file, bad
-    syntax or a non-mapping is one line with the file (and line) and the fix."""
+    syntax or a non-mapping is one line with the file (and line) and the fix. `empty_ok`: an empty
+    file is an empty mapping."""
     path = Path(path)
     if not path.is_file():
         raise MLIPilotError(f"{path}: {missing}")
@@ -184,6 +185,8 @@ def read_file(path: Path, missing: str, example: str, fmt: str = "yaml",
             mark = getattr(e, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""
             raise MLIPilotError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)}) — {restore}") from None
+    if d is None and empty_ok:
+        d = {}
     if not isinstance(d, dict):
         raise MLIPilotError(f"{path}: expected a mapping at the top level — see {example}")
     return d, raw

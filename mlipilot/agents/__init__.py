@@ -13,7 +13,6 @@ import contextlib
 from typing import Iterator
 
 from mlipilot.agents.base import Agent
-from mlipilot.errors import MLIPilotError
 from mlipilot.registry import Registry, UnknownName, is_dotted
 
 AGENTS: Registry[type[Agent]] = Registry("agent", {  # name -> "module:Class", constructed as Class(seed=seed)
@@ -27,17 +26,18 @@ BASELINES = tuple(AGENTS)
 SPEC_FORMS = "a name (" + ", ".join(AGENTS) + "), local:<model>, provider/model (litellm) or package.module:Class"
 
 
-def _load_class(spec: str) -> type[Agent]:
+def _load_class(spec: str, where: str = "--agent") -> type[Agent]:
     try:
         return AGENTS.resolve(spec)
     except UnknownName as e:
-        raise MLIPilotError(f"--agent: {e}") from None
+        raise UnknownName(f"{where}: {e.problem}" if where else e.problem, e.fix) from None
 
 
-def check_agent_spec(spec: str, load: bool = True) -> str:
+def check_agent_spec(spec: str, load: bool = True, where: str = "--agent") -> str:
     """The spec's kind ('registered', 'local', 'litellm', 'class'); an unknown bare name fails here
-    with the nearest registered one, instead of as a provider error mid-run. `load=False` (a config
-    file being read) checks the form without importing a user's class."""
+    (UnknownName, its problem prefixed with `where`) with the nearest registered one, instead of as a
+    provider error mid-run. `load=False` (a config file being read) checks the form without importing
+    a user's class."""
     if spec in AGENTS:
         return "registered"
     if spec.startswith("local:"):
@@ -46,9 +46,10 @@ def check_agent_spec(spec: str, load: bool = True) -> str:
         return "litellm"
     if ":" in spec and is_dotted(spec):
         if load:
-            _load_class(spec)
+            _load_class(spec, where)
         return "class"
-    raise MLIPilotError(f"--agent: {AGENTS.unknown(spec)}")
+    e = AGENTS.unknown(spec)
+    raise UnknownName(f"{where}: {e.problem}" if where else e.problem, e.fix)
 
 
 @contextlib.contextmanager
