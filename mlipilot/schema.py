@@ -67,11 +67,11 @@ def _type_name(kind: Any) -> str:
     if isinstance(kind, tuple):
         names = [_type_name(k) for k in kind if k is not NoneType]
         return " or ".join(dict.fromkeys(names)) or "null"
-    if isinstance(kind, Table | MapOf):
-        return "mapping"
-    if isinstance(kind, ListOf):
-        return "list"
-    return {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "mapping"}.get(kind, kind.__name__)
+    if isinstance(kind, Table | MapOf) or kind is dict:
+        return "a mapping"
+    if isinstance(kind, ListOf) or kind is list:
+        return "a list"
+    return kind.__name__
 
 
 def _is(value: Any, kind: Any) -> bool:
@@ -157,7 +157,8 @@ def _typed(value: Any, kind: Any, path: object, where: str, fix: str) -> Any:
         return {k: _typed(v, kind.value, path, f"{where}.{k}", fix) for k, v in value.items()}
     if not _is(value, kind):
         want = _type_name(kind)
-        raise config_error(path, where, f"expected {want}, got {value!r}", fix or f"write a {want}")
+        raise config_error(path, where, f"expected {want}, got {value!r}",
+                           fix or (f"write {want}" if want.startswith("a ") else f"write a {want}"))
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if float in kinds and int not in kinds and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
