@@ -140,9 +140,15 @@ class ScorecardSpec:
 
 
 def _metric_check(name: str) -> tuple[str, str] | None:
+    """A metric a scorecard may gate or rank on: a known one, and not wall-clock information."""
     from mlipilot.scorecard.metrics import parse_metric, unknown_metric_fix  # late: torch-free modules only
 
-    return None if parse_metric(name) is not None else (f"unknown metric {name!r}", unknown_metric_fix(name))
+    if parse_metric(name) is None:
+        return f"unknown metric {name!r}", unknown_metric_fix(name)
+    if name in INFORMATION_METRICS:
+        return (f"{name} is wall-clock information (it moves with the machine's load), not a metric to gate or rank "
+                f"on", f"use {INFORMATION_METRICS[name]} (CPU time), or drop it: every trial reports it anyway")
+    return None
 
 
 def _positive(v: float) -> str | None:
@@ -254,9 +260,9 @@ def load_spec(path: Path) -> ScorecardSpec:
     path = Path(path)
     d, raw = read_file(path, "scorecard spec not found — check the path or the benchmark's 'scorecard' entry",
                        "scorecards/cu_emt.yaml")
-    raw_st = d.get("stability")
-    if isinstance(raw_st, dict) and raw_st.get("kind", "bulk") in _stability_kinds():  # before the values' types:
-        _refuse_other_kinds_keys(d, raw_st, raw_st.get("kind", "bulk"), path)  # a key read by no kind says so
+    raw_st = d.get("stability")  # first: a key of another kind is named as such, whatever its value
+    if isinstance(raw_st, dict) and raw_st.get("kind", "bulk") in _stability_kinds():
+        _refuse_other_kinds_keys(d, raw_st, raw_st.get("kind", "bulk"), path)
     v = _schema().read(d, path)
     st = v["stability"]
     kind = st["kind"]
@@ -274,13 +280,11 @@ def load_spec(path: Path) -> ScorecardSpec:
         bound = c["max"] if c["max"] is not None else c["min"]
         constraints.append(Constraint(c["metric"], c["unit"], c["max"], c["min"],
                                       c["scale"] if c["scale"] is not None else abs(bound) if bound else 1.0))
-    stability = StabilitySpec(
-        runs, st["min_distance_A"], st["max_temperature_factor"],
-        ReferenceSpec.read(st["reference"]),
-        st["reference_force_rmse_meV_A"], st["sample_every"], kind, st["molecules"], st["max_bond_deviation_A"],
-        st["h_detach_A"], StructurePick(**{**st["structures"], "config_types": tuple(st["structures"]["config_types"])}),
-        st["min_distance_factor"], st["max_volume_factor"])
-    spec = ScorecardSpec(
+    # the schema's keys are the records' attribute names: a new key is one Field line and one attribute
+    stability = StabilitySpec(**{**st, "runs": runs, "reference": ReferenceSpec.read(st["reference"]), "structures":
+                                 StructurePick(**{**st["structures"],
+                                                  "config_types": tuple(st["structures"]["config_types"])})})
+    return ScorecardSpec(
         name=v["name"],
         path=path,
         element=v["element"],
@@ -292,10 +296,3 @@ def load_spec(path: Path) -> ScorecardSpec:
         throughput=ThroughputSpec(**v["throughput"]),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
-    for where, name in [(f"constraints[{i}].metric", c.metric) for i, c in enumerate(constraints)] + \
-                       [(f"composite.terms[{i}].metric", t.metric) for i, t in enumerate(spec.composite)]:
-        if name in INFORMATION_METRICS:
-            raise config_error(path, where, f"{name} is wall-clock information (it moves with the machine's load), "
-                               "not a metric to gate or rank on", f"use {INFORMATION_METRICS[name]} (CPU time), "
-                               "or drop it: every trial reports it anyway")
-    return spec
