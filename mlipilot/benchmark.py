@@ -7,7 +7,6 @@ the same kind of folder passed by path. Every key is validated here, before anyt
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import secrets
@@ -15,18 +14,16 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from ase.data import atomic_numbers
 
-from mlipilot.errors import MLIPilotError, check_keys, config_error
+from mlipilot.errors import config_error
+from mlipilot.registry import Registry, load_dotted
+from mlipilot.schema import OMIT, Field, Table, read_file
 from mlipilot.resources import cache_dir, project_root
 from mlipilot.units import ENERGY_UNITS, FORCE_UNITS, LabelUnits, parse_unit
 
 SPLITS = ("train", "valid", "holdout")
-TOP_KEYS = ("name", "description", "scorecard", "workspace", "data", "isolated_atoms", "validation", "energy_unit",
-            "force_unit", "foundation_models")
 DATA_FILE_KEYS = SPLITS + ("md_structures",)
-GENERATOR_KEYS = ("generator", "seed")
 GENERIC_WORKSPACE = "generic"  # workspace_template/generic: used when a benchmark names none
 
 
@@ -72,7 +69,7 @@ class Benchmark:
             out = cache_dir() / self.name / f"seed-{hashlib.sha256(str(seed).encode()).hexdigest()[:16]}-{size}"
             paths = {s: out / f"{s}.xyz" for s in SPLITS}
             if not all(p.is_file() for p in paths.values()):
-                module = importlib.import_module(self.data["generator"])
+                module = load_dotted(self.data["generator"])
                 # a private folder per process: two inits generating the same data at once must not mix
                 tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -100,7 +97,13 @@ class Benchmark:
 
 
 def shipped_benchmarks() -> list[str]:
-    return sorted(p.parent.name for p in (project_root() / "benchmarks").glob("*/benchmark.yaml"))
+    return list(_shipped())
+
+
+def _shipped() -> Registry[Path]:
+    """The shipped benchmarks by name (their folders); any other folder is passed by path."""
+    return Registry("benchmark", {p.parent.name: p.parent for p in sorted((project_root() / "benchmarks").glob(
+        "*/benchmark.yaml"))}, forms=", or a folder holding a benchmark.yaml")
 
 
 def _isolated_atoms(value: object, directory: Path, spec_file: Path) -> dict[str, float]:
@@ -141,50 +144,45 @@ def _foundation_models(value: object, directory: Path, spec_file: Path) -> dict[
     return parse_specs({k: str(directory / str(v)) for k, v in value.items()}, f"{spec_file}: foundation_models")
 
 
+def _unit(kind: str, table) -> Field:
+    return Field(object, OMIT, check=lambda u: None if parse_unit(u, kind) is not None else
+                 (f"unknown unit {u!r}", f"use one of {', '.join(table)}"))
+
+
+SEE = "see README 'Bring your own system'"
+PATH = "write a name or a relative path"
+BENCHMARK = Table({
+    "name": Field(str, fix=PATH), "description": Field(str, "", fix=PATH), "scorecard": Field(str, fix=PATH),
+    "workspace": Field(str, None, fix=PATH), "data": Field(dict), "isolated_atoms": Field(object, None),
+    "validation": Field(str, None, fix=PATH), "energy_unit": _unit("energy", ENERGY_UNITS),
+    "force_unit": _unit("force", FORCE_UNITS), "foundation_models": Field(object, None)}, missing=SEE, fix=SEE)
+TOP_KEYS = tuple(BENCHMARK.fields)
+DATA = {"generator": Table({"generator": Field(str), "seed": Field(object, OMIT)}, missing=SEE),  # the data:
+        "files": Table({s: Field(str) for s in SPLITS} | {"md_structures": Field(str, OMIT)}, missing=SEE)}  # either
+
+
 def resolve_benchmark(name_or_path: str) -> Benchmark:
     candidate = Path(name_or_path)
-    if (candidate / "benchmark.yaml").is_file():
-        directory = candidate.resolve()
-    elif (project_root() / "benchmarks" / name_or_path / "benchmark.yaml").is_file():
-        directory = project_root() / "benchmarks" / name_or_path
-    else:
-        raise MLIPilotError(f"unknown benchmark {name_or_path!r} — choose one of "
-                            f"{', '.join(shipped_benchmarks())}, or pass a folder holding a benchmark.yaml")
+    directory = candidate.resolve() if (candidate / "benchmark.yaml").is_file() else _shipped().resolve(name_or_path)
     spec_file = directory / "benchmark.yaml"
-    try:
-        d = yaml.safe_load(spec_file.read_text())
-    except yaml.YAMLError as e:
-        raise MLIPilotError(f"{spec_file}: not valid YAML ({e}) — fix the syntax") from None
-    if not isinstance(d, dict):
-        raise MLIPilotError(f"{spec_file}: expected a mapping at the top level — see README 'Bring your own system'")
-    check_keys(d, TOP_KEYS, spec_file)
-    for key in ("name", "scorecard", "data"):
-        if key not in d:
-            raise config_error(spec_file, key, "missing", "see README 'Bring your own system'")
-    for key in ("name", "scorecard", "workspace", "description", "validation"):
-        if key in d and not isinstance(d[key], str):
-            raise config_error(spec_file, key, f"expected a string, got {d[key]!r}", "write a name or a relative path")
+    d = BENCHMARK.read(read_file(spec_file, "not found", "README 'Bring your own system'")[0], spec_file)
     data = d["data"]
-    if not isinstance(data, dict) or not ("generator" in data or all(s in data for s in SPLITS)):
+    if not ("generator" in data or all(s in data for s in SPLITS)):
         raise config_error(spec_file, "data", "needs 'generator' or all of train/valid/holdout",
                            "list the three extxyz files")
-    check_keys(data, GENERATOR_KEYS if "generator" in data else DATA_FILE_KEYS, spec_file, "data.")
-    units = {}
-    for key, kind, table in (("energy_unit", "energy", ENERGY_UNITS), ("force_unit", "force", FORCE_UNITS)):
-        if key in d:
-            if (unit := parse_unit(d[key], kind)) is None:
-                raise config_error(spec_file, key, f"unknown unit {d[key]!r}", f"use one of {', '.join(table)}")
-            units[kind] = unit
+    data = DATA["generator" if "generator" in data else "files"].read(data, spec_file, "data")
+    units = {kind: parse_unit(d[key], kind) for key, kind in (("energy_unit", "energy"), ("force_unit", "force"))
+             if key in d}
     if units and "generator" in data:
         raise config_error(spec_file, "energy_unit" if "energy" in units else "force_unit",
                            "a generated benchmark's data is already in eV and eV/Å", "leave it out")
-    workspace = ((directory / d["workspace"]).resolve() if "workspace" in d
+    workspace = ((directory / d["workspace"]).resolve() if d["workspace"] is not None
                  else project_root() / "workspace_template" / GENERIC_WORKSPACE)
     bench = Benchmark(d["name"], directory, (directory / d["scorecard"]).resolve(), workspace, data,
-                      _isolated_atoms(d["isolated_atoms"], directory, spec_file) if "isolated_atoms" in d else {},
-                      d.get("description", ""),
-                      (directory / d["validation"]).resolve() if "validation" in d else None, LabelUnits(**units),
-                      _foundation_models(d.get("foundation_models"), directory, spec_file))
+                      _isolated_atoms(d["isolated_atoms"], directory, spec_file) if d["isolated_atoms"] is not None
+                      else {}, d["description"],
+                      (directory / d["validation"]).resolve() if d["validation"] is not None else None,
+                      LabelUnits(**units), _foundation_models(d["foundation_models"], directory, spec_file))
     if not bench.scorecard.is_file():
         raise config_error(spec_file, "scorecard", f"{bench.scorecard} does not exist", "fix the path")
     if bench.validation is not None and not bench.validation.is_file():

@@ -12,11 +12,11 @@ def config_error(path: object, field: str, problem: str, fix: str) -> MLIPilotEr
 def check_keys(d: dict, allowed: object, path: object, where: str = "") -> None:
     """Refuse a key that is not in `allowed`, naming the nearest valid one (a misspelled key must
     never fall back silently to its default)."""
-    import difflib
+    from mlipilot.registry import nearest  # late: registry.py raises these errors
 
     allowed = list(allowed)
     for key in d:
         if key not in allowed:
-            near = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1, cutoff=0.6)
-            fix = f"did you mean '{near[0]}'?" if near else f"valid keys: {', '.join(sorted(map(str, allowed)))}"
+            near = nearest(key, [str(a) for a in allowed])
+            fix = f"did you mean '{near}'?" if near else f"valid keys: {', '.join(sorted(map(str, allowed)))}"
             raise config_error(path, f"{where}{key}", "unknown key", fix)

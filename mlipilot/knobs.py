@@ -23,7 +23,9 @@ from typing import Any
 
 import yaml
 
-from mlipilot.errors import MLIPilotError, check_keys
+from mlipilot.errors import MLIPilotError, config_error
+from mlipilot.registry import nearest
+from mlipilot.schema import OMIT, Field, Table, read_file
 from mlipilot.scorecard.metrics import parse_metric, unknown_metric_fix
 
 KNOB_KEYS = ("choices", "range", "acts_on", "doc", "type")
@@ -133,6 +135,27 @@ def _infer_type(choices: tuple | None) -> type:
     return str
 
 
+def _range(r: list) -> str | None:
+    ok = len(r) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in r) and r[0] <= r[1]
+    return None if ok else f"{r!r} is not [min, max]"
+
+
+def _metrics(names: list) -> tuple[str, str] | None:
+    for m in names:
+        if parse_metric(str(m)) is None:
+            return f"{m!r} is not a metric name", unknown_metric_fix(str(m))
+    return None
+
+
+KNOB = Table({
+    "choices": Field(list, None, fix="list at least one value or drop the key",
+                     check=lambda c: None if c else "empty"),
+    "range": Field(list, None, fix="write [min, max] with min <= max", check=_range),
+    "acts_on": Field(list, [], before=lambda v: [v] if isinstance(v, str) else v, check=_metrics),
+    "doc": Field(object, None), "type": Field(str, OMIT, choices=tuple(TYPES))},
+    fix="write a list of choices or a mapping with " + ", ".join(KNOB_KEYS))
+
+
 def parse_knobs(data: Any, where: str, with_mace: bool = True) -> dict[str, Knob]:
     """Validate a knobs.yaml mapping; one line per problem naming the file, the field and the fix."""
     if data is None:
@@ -142,51 +165,33 @@ def parse_knobs(data: Any, where: str, with_mace: bool = True) -> dict[str, Knob
     known = mace_options() if with_mace else {}
     knobs = {}
     for name, spec in data.items():
-        field = f"{where}: {name}"
         if name in HARNESS_OWNED:
-            raise MLIPilotError(f"{field}: set by the harness or train.py on every training — remove it")
-        if isinstance(spec, list):
-            spec = {"choices": spec}
-        if not isinstance(spec, dict):
-            raise MLIPilotError(f"{field}: must be a list of choices or a mapping with {', '.join(KNOB_KEYS)}")
-        check_keys(spec, KNOB_KEYS, where, f"{name}.")
-        choices = tuple(spec["choices"]) if spec.get("choices") is not None else None
-        if choices is not None and not choices:
-            raise MLIPilotError(f"{field}.choices: empty — list at least one value or drop the key")
+            raise config_error(where, name, "set by the harness or train.py on every training", "remove it")
+        spec = KNOB.read({"choices": spec} if isinstance(spec, list) else spec, where, str(name))
+        choices = tuple(spec["choices"]) if spec["choices"] is not None else None
+        rng = spec["range"]
         if "type" in spec:
-            if spec["type"] not in TYPES:
-                raise MLIPilotError(f"{field}.type: {spec['type']!r} — use one of {', '.join(TYPES)}")
             kind = TYPES[spec["type"]]
         elif name in known:
             kind = known[name][0]
         elif with_mace and not choices:
-            near = difflib.get_close_matches(name, list(known), n=1)
-            raise MLIPilotError(f"{field}: not an option of mace-torch's training parser"
-                                + (f" — did you mean '{near[0]}'?" if near else "") + " (or give its type:)")
-        elif choices is None and isinstance(spec.get("range"), list):
-            kind = int if all(isinstance(x, int) for x in spec["range"]) else float
+            near = nearest(name, list(known))
+            raise config_error(where, name, "not an option of mace-torch's training parser",
+                               (f"did you mean '{near}'? " if near else "") + "(or give its type:)")
+        elif choices is None and rng is not None:
+            kind = int if all(isinstance(x, int) for x in rng) else float
         else:
             kind = _infer_type(choices)
-        rng = spec.get("range")
-        if rng is not None:
-            if (not isinstance(rng, list) or len(rng) != 2 or not all(isinstance(x, (int, float)) for x in rng)
-                    or rng[0] > rng[1]):
-                raise MLIPilotError(f"{field}.range: {rng!r} — write [min, max] with min <= max")
-            if kind not in (int, float):
-                raise MLIPilotError(f"{field}.range: a range needs a numeric option; {name} is {kind.__name__}")
-        acts_on = spec.get("acts_on") or []
-        if isinstance(acts_on, str):
-            acts_on = [acts_on]
-        for m in acts_on:
-            if parse_metric(str(m)) is None:
-                raise MLIPilotError(f"{field}.acts_on: {m!r} is not a metric name — {unknown_metric_fix(str(m))}")
-        knob = Knob(name, kind, choices, tuple(rng) if rng else None, tuple(acts_on), str(spec.get("doc") or ""),
+        if rng is not None and kind not in (int, float):
+            raise config_error(where, f"{name}.range", f"a range needs a numeric option; {name} is {kind.__name__}",
+                               "drop the range")
+        knob = Knob(name, kind, choices, tuple(rng) if rng else None, tuple(spec["acts_on"]), str(spec["doc"] or ""),
                     known.get(name, (None, None))[1])
         for c in choices or ():
             try:
                 knob.coerce(c)
             except ValueError as e:
-                raise MLIPilotError(f"{field}.choices: {e}") from None
+                raise config_error(where, f"{name}.choices", str(e), "fix the value") from None
         knobs[name] = knob
     return knobs
 
@@ -195,10 +200,7 @@ def load_knobs(path: Path, with_mace: bool = True) -> dict[str, Knob]:
     path = Path(path)
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise MLIPilotError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    data, _ = read_file(path, "not found", "workspace_template/generic/knobs.yaml", empty_ok=True)
     return parse_knobs(data, str(path), with_mace)
 
 

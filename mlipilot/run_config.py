@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlipilot.errors import MLIPilotError, config_error
+from mlipilot.errors import config_error
 from mlipilot.executors import (
     ExecutorKind,
     UnknownExecutor,
@@ -14,7 +13,9 @@ from mlipilot.executors import (
     get_executor,
     registered_kinds,
 )
-from mlipilot.sandbox import LIMIT_FIELDS, Limits, SandboxConfig, SandboxKind
+from mlipilot.sandbox import LIMIT_FIELDS, SANDBOXES, Limits, SandboxConfig, SandboxKind
+from mlipilot.registry import UnknownName
+from mlipilot.schema import OMIT, Field, Table, read_file
 
 CONFIG_NAME = "mlipilot.toml"
 EXECUTORS = executor_names()
@@ -92,128 +93,109 @@ class RunConfig:
     noise: NoiseConfig = NoiseConfig()  # [noise]
 
 
-_NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float), "base_seed": int}
-_SANDBOX_FIELDS = {"kind": str, "image": str, "hide": list, **LIMIT_FIELDS}
+RESTORE = f"restore it with `git checkout -- {CONFIG_NAME}`"
+TEMPLATE_FIX = "see the commented template"
+NUMBER = (int, float)
 
 
-def _optional_table(path: Path, d: dict, name: str, fields: dict, example: str) -> dict:
-    """An optional [name] table: a table, with known keys only, each of its type (bools are not numbers)."""
-    table = d.get(name, {})
-    if not isinstance(table, dict):
-        raise config_error(path, f"[{name}]", "expected a table", example)
-    for key, value in table.items():
-        if key not in fields:
-            raise config_error(path, f"{name}.{key}", "unknown field", f"remove it (known: {', '.join(fields)})")
-        if not isinstance(value, fields[key]) or isinstance(value, bool):
-            raise config_error(path, f"{name}.{key}", f"wrong type ({value!r})", "see the commented template")
-    return table
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be > 0 ({v!r})"
 
 
-def _executor_kinds(path: Path, ex: dict) -> list[ExecutorKind]:
-    """Every registered kind, plus the one `[executor] kind` names by dotted path: each may bring
-    option fields, and all are read whatever the kind (`--executor` may switch to another)."""
-    kinds = registered_kinds()
-    name = ex.get("kind")
-    if isinstance(name, str) and name not in EXECUTORS:
-        try:
-            kinds.append(get_executor(name))
-        except UnknownExecutor as e:
-            raise config_error(path, "executor.kind", e.problem, e.fix) from None
-    return kinds
+def _editable(entries: list) -> str | None:
+    for e in entries:
+        if not isinstance(e, str) or e.startswith("/") or ".." in Path(e).parts or not e.strip("/"):
+            return f"bad entry {e!r}"
+    return None
 
 
-def _executor_options(path: Path, d: dict, kinds: list[ExecutorKind]) -> dict:
-    """The kinds' option fields: keys beside `kind` in [executor], or their own optional table."""
-    options = {}
+def _executor(name: str) -> tuple[str, str] | None:
+    try:
+        get_executor(name)
+    except UnknownExecutor as e:
+        return e.problem, e.fix
+    return None
+
+
+def _not_a_key(value: object) -> str | None:
+    return "looks like an API key" if isinstance(value, str) and value.startswith("sk-") else None
+
+
+def _agent(spec: str) -> str | tuple[str, str] | None:
+    from mlipilot.agents import check_agent_spec
+
+    if problem := _not_a_key(spec):
+        return problem
+    try:
+        check_agent_spec(spec, load=False, where="")  # the form only: a user's class is imported when a run starts
+    except UnknownName as e:
+        return e.problem, e.fix
+    return None
+
+
+def _optional(table: Table) -> Field:
+    """An optional table: absent, it reads as an empty one (its defaults)."""
+    return Field(table, table.read({}, ""))
+
+
+def _schema(kinds: list[ExecutorKind]) -> Table:
+    """mlipilot.toml, declared; the executor kinds bring their own option fields (read whatever the kind:
+    `--executor` may switch to another), beside `kind` in [executor] or in a table of their own."""
+    options: dict[str, dict[str, Field]] = {}
     for kind in kinds:
-        if kind.config_section != "executor":
-            options.update(_optional_table(path, d, kind.config_section, kind.config_fields,
-                                           f"see the {kind.label or kind.name} executor's options"))
-            continue
-        for key, kind_type in kind.config_fields.items():
-            if key in d["executor"]:
-                value = d["executor"][key]
-                if not isinstance(value, kind_type) or isinstance(value, bool):
-                    raise config_error(path, f"executor.{key}", f"wrong type ({value!r})",
-                                       f"see the commented {kind.label or kind.name} keys in the template")
-                options[key] = value
-    return options
-
-
-_AGENT_FIELDS = {"model": str, "api_base": str, "api_key_env": str, "iterations": int,
-                 "llm_calls_per_iteration": int, "max_tokens": int, "max_cost": (int, float),
-                 "max_wall_min": (int, float), "seed": int}
-
-
-_FIELDS = {
-    "run": {"name": str, "benchmark": str, "branch": str, "store": str, "editable": list},
-    "executor": {"kind": str, "train_timeout_min": (int, float), "score_timeout_min": (int, float)},
-}
+        label = kind.label or kind.name
+        fix = (f"see the commented {label} keys in the template" if kind.config_section == "executor"
+               else f"see the {label} executor's options")
+        options.setdefault(kind.config_section, {}).update(
+            {key: Field(t, OMIT, fix=fix) for key, t in kind.config_fields.items()})
+    key_fix = "put the key in an environment variable and name it with api_key_env"
+    agent = {key: Field(t, OMIT, fix=key_fix if t is str else TEMPLATE_FIX, check=_not_a_key) for key, t in {
+        "model": str, "api_base": str, "api_key_env": str, "iterations": int, "llm_calls_per_iteration": int,
+        "max_tokens": int, "max_cost": NUMBER, "max_wall_min": NUMBER, "seed": int}.items()}
+    agent["model"] = Field(str, OMIT, fix=key_fix, check=_agent)
+    return Table({
+        "run": Field(Table({"name": Field(str), "benchmark": Field(str), "branch": Field(str), "store": Field(str),
+                            "editable": Field(list, fix="use relative folders such as 'train/'", check=_editable)},
+                           missing=RESTORE)),
+        "executor": Field(Table({"kind": Field(str, check=_executor),
+                                 "train_timeout_min": Field(NUMBER, fix="give minutes, e.g. 30", check=_positive),
+                                 "score_timeout_min": Field(NUMBER, fix="give minutes, e.g. 30", check=_positive),
+                                 **options.pop("executor", {})}, missing=RESTORE)),
+        "sandbox": _optional(Table({
+            "kind": Field(str, "bwrap", choices=SANDBOXES), "image": Field(str, OMIT),
+            "hide": Field(list, OMIT, fix="write a list of absolute paths",
+                          check=lambda h: None if all(isinstance(x, str) and Path(x).is_absolute() for x in h)
+                          else f"wrong value ({h!r})"),
+            **{key: Field(NUMBER, OMIT, fix=TEMPLATE_FIX, check=_positive) for key in LIMIT_FIELDS}}, fix=TEMPLATE_FIX)),
+        "noise": _optional(Table({
+            "seeds": Field(int, 3, fix="write seeds = 3", check=lambda n: None if n >= 2 else
+                           "needs at least 2 seeds to measure a spread"),
+            "z": Field(NUMBER, 2.0, fix="see the template", check=_positive),
+            "confirm": Field(NUMBER, 3.0, fix="see the template", check=_positive),
+            "base_seed": Field(int, 1, fix="see the template", check=_positive)}, fix="write [noise] with seeds = 3")),
+        "agent": _optional(Table(agent, fix='write [agent] with model = "expert"')),
+        **{section: _optional(Table(fields)) for section, fields in options.items()},
+    }, missing=RESTORE)
 
 
 def load_run_config(root: Path) -> RunConfig:
     root = Path(root).resolve()
     path = root / CONFIG_NAME
-    if not path.is_file():
-        raise MLIPilotError(f"{path}: not found — run this inside a run directory made by `mlipilot init`, "
-                            "or pass --run DIR")
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise MLIPilotError(f"{path}: not valid TOML ({e}) — restore it with `git checkout -- {CONFIG_NAME}`") from None
-    for section, fields in _FIELDS.items():
-        if not isinstance(d.get(section), dict):
-            raise config_error(path, f"[{section}]", "missing section", f"restore it with `git checkout -- {CONFIG_NAME}`")
-        if section == "executor":
-            kinds = _executor_kinds(path, d[section])
-            options = _executor_options(path, d, kinds)
-        for key in d[section]:
-            if section == "executor" and key in options:
-                continue
-            if key not in fields:
-                raise config_error(path, f"{section}.{key}", "unknown field", f"remove it (known: {', '.join(fields)})")
-        for key, kind in fields.items():
-            if key not in d[section]:
-                raise config_error(path, f"{section}.{key}", "missing", f"restore it with `git checkout -- {CONFIG_NAME}`")
-            if not isinstance(d[section][key], kind) or isinstance(d[section][key], bool):
-                raise config_error(path, f"{section}.{key}", f"wrong type ({d[section][key]!r})",
-                                   f"write a {kind.__name__ if isinstance(kind, type) else 'number'}")
-    run, ex = d["run"], d["executor"]
-    try:
-        get_executor(ex["kind"])
-    except UnknownExecutor as e:
-        raise config_error(path, "executor.kind", e.problem, e.fix) from None
-    editable = tuple(run["editable"])
-    for e in editable:
-        if not isinstance(e, str) or e.startswith("/") or ".." in Path(e).parts or not e.strip("/"):
-            raise config_error(path, "run.editable", f"bad entry {e!r}", "use relative folders such as 'train/'")
-    for key in ("train_timeout_min", "score_timeout_min"):
-        if ex[key] <= 0:
-            raise config_error(path, f"executor.{key}", "must be > 0", "give minutes, e.g. 30")
-    agent = _optional_table(path, d, "agent", _AGENT_FIELDS, 'write [agent] with model = "expert"')
-    for key, value in agent.items():
-        if key == "api_key" or (isinstance(value, str) and value.startswith("sk-")):
-            raise config_error(path, f"agent.{key}", "looks like an API key", "put the key in an environment "
-                               "variable and name it with api_key_env")
-    sandbox = _optional_table(path, d, "sandbox", _SANDBOX_FIELDS, 'write [sandbox] with kind = "bwrap"') or {"kind": "bwrap"}
-    if not all(isinstance(x, str) and Path(x).is_absolute() for x in sandbox.get("hide", [])):
-        raise config_error(path, "sandbox.hide", f"wrong value ({sandbox['hide']!r})", "write a list of absolute paths")
-    for key in LIMIT_FIELDS:
-        if key in sandbox and sandbox[key] <= 0:
-            raise config_error(path, f"sandbox.{key}", f"must be > 0 ({sandbox[key]!r})", "see the commented template")
-    kinds = [str(k) for k in SandboxKind]
-    if sandbox.get("kind") not in kinds:
-        raise config_error(path, "sandbox.kind", f"unknown sandbox {sandbox.get('kind')!r}", f"use one of {', '.join(kinds)}")
-    noise = _optional_table(path, d, "noise", _NOISE_FIELDS, "write [noise] with seeds = 3")
-    for key, value in noise.items():
-        if value <= 0:
-            raise config_error(path, f"noise.{key}", f"must be positive ({value!r})", "see the template")
-    if noise.get("seeds", 3) < 2:
-        raise config_error(path, "noise.seeds", "needs at least 2 seeds to measure a spread", "write seeds = 3")
-    return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
-                     ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
-                     options,
+    d, _ = read_file(path, "not found — run this inside a run directory made by `mlipilot init`, or pass --run DIR",
+                     "the template", fmt="toml", restore=RESTORE)
+    kinds = registered_kinds()
+    name = d.get("executor", {}).get("kind") if isinstance(d.get("executor"), dict) else None
+    if isinstance(name, str) and name not in EXECUTORS:  # named by dotted path: its option fields count too
+        try:
+            kinds.append(get_executor(name))
+        except UnknownExecutor as e:
+            raise config_error(path, "executor.kind", e.problem, e.fix) from None
+    v = _schema(kinds).read(d, path)
+    run, ex, sandbox, noise = v["run"], v["executor"], v["sandbox"], v["noise"]
+    options = {key: value for section, table in v.items() if section not in ("run", "sandbox", "noise", "agent")
+               for key, value in table.items() if key not in ("kind", "train_timeout_min", "score_timeout_min")}
+    return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), tuple(run["editable"]),
+                     ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), v["agent"], options,
                      SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ())),
                                    Limits(**{k: v for k, v in sandbox.items() if k in LIMIT_FIELDS})),
-                     NoiseConfig(int(noise.get("seeds", 3)), float(noise.get("z", 2.0)), float(noise.get("confirm", 3.0)),
-                                 int(noise.get("base_seed", 1))))
+                     NoiseConfig(noise["seeds"], float(noise["z"]), float(noise["confirm"]), noise["base_seed"]))

@@ -25,6 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from mlipilot.registry import Registry
+
 JOB = Path("/tmp/mlipilot-job")
 INPUTS = JOB / "inputs"  # where declared read-only inputs (foundation models) appear inside the job
 # a user's secrets, relative to $HOME: hidden inside the sandbox
@@ -273,14 +275,15 @@ class NoSandbox:
         return Path(path)
 
 
-SANDBOXES: dict[SandboxKind, type] = {SandboxKind.BWRAP: Bubblewrap, SandboxKind.APPTAINER: Apptainer,
-                                      SandboxKind.NONE: NoSandbox}
+# no dotted-path fallback: the sandbox is the security boundary, only the shipped kinds may be named
+SANDBOXES: Registry[type] = Registry("sandbox", {SandboxKind.BWRAP: Bubblewrap, SandboxKind.APPTAINER: Apptainer,
+                                                SandboxKind.NONE: NoSandbox})
 NONE_WARNING = ("WARNING: sandbox = none — train/train.py runs with your full rights: it can read the holdout "
                 "and change the store. Install bubblewrap and set [sandbox] kind = \"bwrap\" in mlipilot.toml.")
 
 
 def open_sandbox(cfg: SandboxConfig) -> Sandbox:
-    return SANDBOXES[SandboxKind(cfg.kind)](cfg)
+    return SANDBOXES.resolve(SandboxKind(cfg.kind))(cfg)
 
 
 def probe() -> tuple[SandboxKind, str | None]:

@@ -105,7 +105,7 @@ def test_slurm_options_still_validated_whatever_the_kind(tmp_path):
     assert cfg.slurm == {"partition": "gpu", "mem_gb": 8}
     with pytest.raises(MLIPilotError, match="executor.mem_gb.*see the commented Slurm keys"):
         load_run_config(write_config(tmp_path / "b", "slurm", 'mem_gb = "lots"\n'))
-    with pytest.raises(MLIPilotError, match="executor.queue.*unknown field"):
+    with pytest.raises(MLIPilotError, match="executor.queue.*unknown key"):
         load_run_config(write_config(tmp_path / "c", "slurm", 'queue = "fast"\n'))
 
 
@@ -117,7 +117,7 @@ def test_user_executor_by_dotted_path_in_process(tmp_path, monkeypatch):
     ex = jobs.make_executor(cfg.executor, tmp_path / "sub", 1, cfg.slurm)
     assert ex.queue == "fast"
     assert not cfg_can_attach(cfg, {"executor": spec, "job_ids": {"train": "1"}})  # can_reattach defaults to False
-    with pytest.raises(MLIPilotError, match="executor.queue.*wrong type"):
+    with pytest.raises(MLIPilotError, match="executor.queue.*expected str, got 3"):
         load_run_config(write_config(tmp_path / "bad", spec, "queue = 3\n"))
     with pytest.raises(ValueError, match="cannot re-attach"):
         jobs.attach(spec, tmp_path / "sub", "1")

@@ -10,49 +10,46 @@ a local server.
 from __future__ import annotations
 
 import contextlib
-import difflib
-import importlib
 from typing import Iterator
 
 from mlipilot.agents.base import Agent
-from mlipilot.errors import MLIPilotError
+from mlipilot.registry import Registry, UnknownName, is_dotted
 
-AGENTS: dict[str, str] = {  # name -> "module:Class", constructed as Class(seed=seed)
+AGENTS: Registry[type[Agent]] = Registry("agent", {  # name -> "module:Class", constructed as Class(seed=seed)
     "expert": "mlipilot.agents.expert:ExpertAgent",
     "random": "mlipilot.agents.random_search:RandomAgent",
     "optuna": "mlipilot.agents.optuna_search:OptunaAgent",
-}
+}, dotted=True, forms=", local:<model>, provider/model (litellm) or package.module:Class",
+    check=lambda cls: None if isinstance(cls, type) and issubclass(cls, Agent) else
+    "is not a subclass of mlipilot.agents.base.Agent", check_fix="derive from it")
 BASELINES = tuple(AGENTS)
 SPEC_FORMS = "a name (" + ", ".join(AGENTS) + "), local:<model>, provider/model (litellm) or package.module:Class"
 
 
-def _load_class(path: str, spec: str) -> type[Agent]:
-    module, _, name = path.partition(":")
+def _load_class(spec: str, where: str = "--agent") -> type[Agent]:
     try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise MLIPilotError(f"--agent {spec}: cannot import {path} ({e}) — check the module path and PYTHONPATH") from None
-    if not (isinstance(cls, type) and issubclass(cls, Agent)):
-        raise MLIPilotError(f"--agent {spec}: {path} is not a subclass of mlipilot.agents.base.Agent — derive from it")
-    return cls
+        return AGENTS.resolve(spec)
+    except UnknownName as e:
+        raise UnknownName(f"{where}: {e.problem}" if where else e.problem, e.fix) from None
 
 
-def check_agent_spec(spec: str) -> str:
+def check_agent_spec(spec: str, load: bool = True, where: str = "--agent") -> str:
     """The spec's kind ('registered', 'local', 'litellm', 'class'); an unknown bare name fails here
-    with the nearest registered one, instead of as a provider error mid-run."""
+    (UnknownName, its problem prefixed with `where`) with the nearest registered one, instead of as a
+    provider error mid-run. `load=False` (a config file being read) checks the form without importing
+    a user's class."""
     if spec in AGENTS:
         return "registered"
     if spec.startswith("local:"):
         return "local"
     if "/" in spec:
         return "litellm"
-    module, _, name = spec.partition(":")
-    if name and all(part.isidentifier() for part in [*module.split("."), name]):
-        _load_class(spec, spec)
+    if ":" in spec and is_dotted(spec):
+        if load:
+            _load_class(spec, where)
         return "class"
-    near = difflib.get_close_matches(spec, list(AGENTS), n=1)
-    raise MLIPilotError(f"--agent {spec}: unknown agent — " + (f"did you mean '{near[0]}'? " if near else "")
-                        + f"use {SPEC_FORMS}")
+    e = AGENTS.unknown(spec)
+    raise UnknownName(f"{where}: {e.problem}" if where else e.problem, e.fix)
 
 
 @contextlib.contextmanager
@@ -60,7 +57,7 @@ def open_agent(spec: str, seed: int = 0, api_base: str | None = None, api_key_en
                **llm_options) -> Iterator[Agent]:
     kind = check_agent_spec(spec)
     if kind in ("registered", "class"):
-        yield _load_class(AGENTS.get(spec, spec), spec)(seed=seed)
+        yield _load_class(spec)(seed=seed)
     elif kind == "local":
         from mlipilot.agents.llm import LLMAgent
         from mlipilot.local_llm.server import LocalLLMServer

@@ -9,11 +9,12 @@ Besides the fixed names below, a scorecard may name
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from enum import StrEnum
 
 from ase.data import chemical_symbols
+
+from mlipilot.registry import nearest
 
 KNOWN_METRICS: dict[str, str] = {
     "energy_rmse": "meV/atom",
@@ -88,6 +89,6 @@ def unknown_metric_fix(name: str) -> str:
     from mlipilot.scorecard.metric_plugins import METRIC_PLUGINS
 
     names = [*KNOWN_METRICS, *METRIC_PLUGINS]
-    near = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    hint = f"did you mean '{near[0]}'? " if near else ""
+    near = nearest(name, names)
+    hint = f"did you mean '{near}'? " if near else ""
     return f"{hint}use one of {', '.join(sorted(names))}, <quantity>_<config_type glob> or force_rmse_<Element>"

@@ -12,9 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mlipilot.errors import MLIPilotError, check_keys, config_error
+from mlipilot.errors import config_error
+from mlipilot.schema import Field, ListOf, NoneType, Table, read_file
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,11 @@ class ReferenceSpec:
     (``package.module:Class``) with keyword parameters; resolved when the scorecard loads."""
     name: str
     params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def read(cls, value: dict | None) -> "ReferenceSpec | None":
+        """From the schema's reading of a `reference:` field (see reference_field)."""
+        return cls(value["name"], tuple(sorted((value["params"] or {}).items()))) if value else None
 
     def make(self):
         from mlipilot.scorecard.reference import calculator_class
@@ -135,76 +139,84 @@ class ScorecardSpec:
         return [c.metric for c in self.constraints] + [t.metric for t in self.composite]
 
 
-TOP_KEYS = ("name", "element", "lattice_a", "constraints", "composite", "noise_margin", "stability", "throughput")
-CONSTRAINT_KEYS = ("metric", "unit", "max", "min", "scale")
-TERM_KEYS = ("metric", "weight", "scale")
-STABILITY_KEYS = ("kind", "runs", "min_distance_A", "max_temperature_factor", "reference", "reference_force_rmse_meV_A",
-                  "sample_every", "molecules", "max_bond_deviation_A", "h_detach_A", "structures",
-                  "min_distance_factor", "max_volume_factor")
-RUN_KEYS = ("name", "supercell", "temperature_K", "steps", "timestep_fs", "friction", "seed", "ensemble",
-            "pressure_GPa", "taut_fs", "taup_fs", "compressibility_per_GPa")
-PICK_KEYS = ("config_types", "per_config_type", "max_structures", "min_atoms")
-THROUGHPUT_KEYS = ("supercell", "steps", "warmup_steps", "repeats", "timestep_fs")
+def _metric_check(name: str) -> tuple[str, str] | None:
+    """A metric a scorecard may gate or rank on: a known one, and not wall-clock information."""
+    from mlipilot.scorecard.metrics import parse_metric, unknown_metric_fix  # late: torch-free modules only
+
+    if parse_metric(name) is None:
+        return f"unknown metric {name!r}", unknown_metric_fix(name)
+    if name in INFORMATION_METRICS:
+        return (f"{name} is wall-clock information (it moves with the machine's load), not a metric to gate or rank "
+                f"on", f"use {INFORMATION_METRICS[name]} (CPU time), or drop it: every trial reports it anyway")
+    return None
 
 
-def _mapping(value: object, path: Path, where: str, keys: tuple[str, ...]) -> dict:
-    if not isinstance(value, dict):
-        raise config_error(path, where, f"expected a mapping, got {value!r}", "see README 'Scorecard reference'")
-    check_keys(value, keys, path, where + "." if where else "")
-    return value
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
 
 
-def _reference(value: object, path: Path, where: str = "stability.reference") -> ReferenceSpec | None:
-    from mlipilot.scorecard.reference import calculator_class
-
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = {"name": value}
-    value = _mapping(value, path, where, ("name", "params"))
-    name, params = value.get("name"), value.get("params", {}) or {}
-    if not isinstance(name, str):
-        raise config_error(path, where + ".name", "missing or not a string", "e.g. {name: emt} or {name: pkg.mod:Class}")
-    if not isinstance(params, dict):
-        raise config_error(path, where + ".params", f"expected a mapping, got {params!r}", "e.g. {sigma: 3.4}")
-    try:
-        calculator_class(name)
-    except (ValueError, ImportError) as e:
-        raise config_error(path, where + ".name", str(e), "use an ASE calculator name or package.module:Class") from None
-    return ReferenceSpec(name, tuple(sorted(params.items())))
+def _pair(v: object) -> object:  # temperature_K: a number is a fixed temperature, [start, end] a ramp
+    return [v, v] if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
-def _get(d: dict, key: str, path: Path, where: str, kind: type | tuple, default: Any = ...) -> Any:
-    if key not in d:
-        if default is ...:
-            raise config_error(path, f"{where}{key}", "missing", f"add '{key}:' (see scorecards/cu_emt.yaml)")
-        return default
-    value = d[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind):
-        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise config_error(path, f"{where}{key}", f"expected {want}, got {value!r}", f"write a {want}")
-    return value
+def _stability_kinds():
+    from mlipilot.scorecard.stability_kinds import STABILITY_KINDS
+
+    return STABILITY_KINDS
 
 
-def read_yaml_mapping(path: Path, keys: tuple[str, ...], missing: str, example: str) -> tuple[dict, bytes]:
-    """A YAML file's top-level mapping (and its bytes, for the hash), its keys checked: every way it
-    can be wrong is one line with the file (and line) and the fix."""
-    path = Path(path)
-    if not path.is_file():
-        raise MLIPilotError(f"{path}: {missing}")
-    raw = path.read_bytes()
-    try:
-        d = yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise MLIPilotError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)}) — fix the syntax") from None
-    if not isinstance(d, dict):
-        raise MLIPilotError(f"{path}: expected a mapping at the top level — see {example}")
-    check_keys(d, keys, path)
-    return d, raw
+def _references():
+    from mlipilot.scorecard.reference import REFERENCES
+
+    return REFERENCES
+
+
+def reference_field() -> Field:
+    """`reference:` — an ASE calculator name, or {name: emt | package.module:Class, params: {...}}
+    (shared with the validation spec)."""
+    return Field(Table({"name": Field(str, fix="e.g. {name: emt} or {name: pkg.mod:Class}", choices=_references()),
+                        "params": Field((dict, NoneType), {}, fix="e.g. {sigma: 3.4}")}, missing="e.g. {name: emt}"),
+                 None, before=lambda v: {"name": v} if isinstance(v, str) else v)
+
+
+def _schema() -> Table:
+    """scorecard.yaml, declared: what a key may hold and its default (README 'Scorecard reference')."""
+    see = "add '{key}:' (see scorecards/cu_emt.yaml)"
+    run = Table({
+        "name": Field(str), "supercell": Field(int, 0),
+        "temperature_K": Field(ListOf(float), fix="e.g. [300, 3000]", before=_pair,
+                               check=lambda t: None if len(t) == 2 else "expected a number or [start, end]"),
+        "steps": Field(int), "timestep_fs": Field(float, 2.0), "friction": Field(float, 0.02),
+        "seed": Field(int, None),  # None: the run's index
+        "ensemble": Field(str, "nvt", choices=tuple(map(str, Ensemble))),
+        "pressure_GPa": Field(float, 0.0), "taut_fs": Field(float, 100.0), "taup_fs": Field(float, 500.0),
+        "compressibility_per_GPa": Field(float, 0.01)}, missing=see)
+    pick = Table({"config_types": Field(ListOf(str), ["*"], before=lambda v: [v] if isinstance(v, str) else v),
+                  "per_config_type": Field(int, 1), "max_structures": Field(int, 4), "min_atoms": Field(int, 0)},
+                 missing=see)
+    stability = Table({
+        "kind": Field(str, "bulk", choices=_stability_kinds()),
+        "runs": Field(ListOf(run)), "min_distance_A": Field(float, 0.5), "max_temperature_factor": Field(float),
+        "reference": reference_field(), "reference_force_rmse_meV_A": Field(float, None),
+        "sample_every": Field(int, 50), "molecules": Field(int, 4), "max_bond_deviation_A": Field(float, 0.5),
+        "h_detach_A": Field(float, 2.5), "structures": Field(pick, pick.read({}, "")),
+        "min_distance_factor": Field(float, 0.5), "max_volume_factor": Field(float, 1.5)}, missing=see)
+    constraint = Table({
+        "metric": Field(str, check=_metric_check), "unit": Field(str),
+        "max": Field(float, None), "min": Field(float, None),
+        "scale": Field(float, None, fix="use the bound's magnitude", check=_positive)},
+        missing=see, fix="write '- {metric: ..., max: ..., unit: ...}'")
+    term = Table({"metric": Field(str, check=_metric_check), "weight": Field(float, 1.0),
+                  "scale": Field(float, fix="use a typical value of the metric", check=_positive)}, missing=see)
+    return Table({
+        "name": Field(str), "element": Field(str, None), "lattice_a": Field(float, None),
+        "constraints": Field(ListOf(constraint)),
+        "composite": Field(Table({"terms": Field(ListOf(term))}, missing=see)),
+        "noise_margin": Field(float, 0.02),
+        "stability": Field(stability), "throughput": Field(Table({
+            "supercell": Field(int, 0), "steps": Field(int), "warmup_steps": Field(int, 5),
+            "repeats": Field(int, 3), "timestep_fs": Field(float, 2.0)}, missing=see))},
+        missing=see, fix="see README 'Scorecard reference'")
 
 
 # keys only one stability kind reads: under another kind they would be ignored without a word
@@ -246,112 +258,41 @@ def _refuse_other_kinds_keys(d: dict, st: dict, kind: str, path: Path) -> None:
 
 def load_spec(path: Path) -> ScorecardSpec:
     path = Path(path)
-    d, raw = read_yaml_mapping(path, TOP_KEYS, "scorecard spec not found — check the path or the benchmark's "
-                               "'scorecard' entry", "scorecards/cu_emt.yaml")
-
-    constraints = []
-    for i, c in enumerate(_get(d, "constraints", path, "", list)):
-        where = f"constraints[{i}]."
-        if not isinstance(c, dict):
-            raise config_error(path, where[:-1], "expected a mapping", "write '- {metric: ..., max: ..., unit: ...}'")
-        check_keys(c, CONSTRAINT_KEYS, path, where)
-        lo, hi = _get(c, "min", path, where, float, None), _get(c, "max", path, where, float, None)
-        if lo is None and hi is None:
-            raise config_error(path, where + "max", "a constraint needs 'max' or 'min'", "add a bound")
-        bound = hi if hi is not None else lo
-        scale = _get(c, "scale", path, where, float, abs(bound) if bound else 1.0)
-        if scale <= 0:
-            raise config_error(path, where + "scale", "must be > 0", "use the bound's magnitude")
-        constraints.append(Constraint(_get(c, "metric", path, where, str), _get(c, "unit", path, where, str),
-                                      hi, lo, scale))
-
-    terms = []
-    comp = _mapping(_get(d, "composite", path, "", dict), path, "composite", ("terms",))
-    for i, t in enumerate(_get(comp, "terms", path, "composite.", list)):
-        where = f"composite.terms[{i}]."
-        t = _mapping(t, path, where[:-1], TERM_KEYS)
-        scale = _get(t, "scale", path, where, float)
-        if scale <= 0:
-            raise config_error(path, where + "scale", "must be > 0", "use a typical value of the metric")
-        terms.append(CompositeTerm(_get(t, "metric", path, where, str), _get(t, "weight", path, where, float, 1.0), scale))
-
-    st = _mapping(_get(d, "stability", path, "", dict), path, "stability", STABILITY_KEYS)
-    runs = []
-    for i, r in enumerate(_get(st, "runs", path, "stability.", list)):
-        where = f"stability.runs[{i}]."
-        r = _mapping(r, path, where[:-1], RUN_KEYS)
-        temp = _get(r, "temperature_K", path, where, (int, float, list))
-        temps = (float(temp), float(temp)) if not isinstance(temp, list) else tuple(float(x) for x in temp)
-        if len(temps) != 2:
-            raise config_error(path, where + "temperature_K", "expected a number or [start, end]", "e.g. [300, 3000]")
-        ensemble = _get(r, "ensemble", path, where, str, "nvt")
-        if ensemble not in [str(e) for e in Ensemble]:
-            raise config_error(path, where + "ensemble", f"unknown ensemble {ensemble!r}",
-                               f"use one of {', '.join(map(str, Ensemble))}")
-        runs.append(MDRun(_get(r, "name", path, where, str), _get(r, "supercell", path, where, int, 0), temps,
-                          _get(r, "steps", path, where, int), _get(r, "timestep_fs", path, where, float, 2.0),
-                          _get(r, "friction", path, where, float, 0.02), _get(r, "seed", path, where, int, i),
-                          Ensemble(ensemble), _get(r, "pressure_GPa", path, where, float, 0.0),
-                          _get(r, "taut_fs", path, where, float, 100.0), _get(r, "taup_fs", path, where, float, 500.0),
-                          _get(r, "compressibility_per_GPa", path, where, float, 0.01)))
-    from mlipilot.scorecard.stability_kinds import STABILITY_KINDS
-
-    kind = _get(st, "kind", path, "stability.", str, "bulk")
-    if kind not in STABILITY_KINDS:
-        raise config_error(path, "stability.kind", f"unknown kind {kind!r}", f"use one of {', '.join(STABILITY_KINDS)}")
-    _refuse_other_kinds_keys(d, st, kind, path)
+    d, raw = read_file(path, "scorecard spec not found — check the path or the benchmark's 'scorecard' entry",
+                       "scorecards/cu_emt.yaml")
+    raw_st = d.get("stability")  # first: a key of another kind is named as such, whatever its value
+    if isinstance(raw_st, dict) and raw_st.get("kind", "bulk") in _stability_kinds():
+        _refuse_other_kinds_keys(d, raw_st, raw_st.get("kind", "bulk"), path)
+    v = _schema().read(d, path)
+    st = v["stability"]
+    kind = st["kind"]
+    runs = tuple(MDRun(**{**r, "temperature_K": tuple(r["temperature_K"]), "ensemble": Ensemble(r["ensemble"]),
+                          "seed": i if r["seed"] is None else r["seed"]}) for i, r in enumerate(st["runs"]))
     if kind != "structures" and any(r.ensemble == Ensemble.NPT for r in runs):
         raise config_error(path, "stability.runs", "ensemble npt needs kind: structures", "set stability.kind: structures")
-    pick = _mapping(_get(st, "structures", path, "stability.", dict, {}), path, "stability.structures", PICK_KEYS)
-    globs = _get(pick, "config_types", path, "stability.structures.", (list, str), ["*"])
-    structures = StructurePick(tuple([globs] if isinstance(globs, str) else map(str, globs)),
-                               _get(pick, "per_config_type", path, "stability.structures.", int, 1),
-                               _get(pick, "max_structures", path, "stability.structures.", int, 4),
-                               _get(pick, "min_atoms", path, "stability.structures.", int, 0))
-    stability = StabilitySpec(
-        tuple(runs),
-        _get(st, "min_distance_A", path, "stability.", float, 0.5),
-        _get(st, "max_temperature_factor", path, "stability.", float),
-        _reference(st.get("reference"), path),
-        _get(st, "reference_force_rmse_meV_A", path, "stability.", float, None),
-        _get(st, "sample_every", path, "stability.", int, 50),
-        kind,
-        _get(st, "molecules", path, "stability.", int, 4),
-        _get(st, "max_bond_deviation_A", path, "stability.", float, 0.5),
-        _get(st, "h_detach_A", path, "stability.", float, 2.5),
-        structures,
-        _get(st, "min_distance_factor", path, "stability.", float, 0.5),
-        _get(st, "max_volume_factor", path, "stability.", float, 1.5),
-    )
-    tp = _mapping(_get(d, "throughput", path, "", dict), path, "throughput", THROUGHPUT_KEYS)
-    throughput = ThroughputSpec(_get(tp, "supercell", path, "throughput.", int, 0),
-                                _get(tp, "steps", path, "throughput.", int),
-                                _get(tp, "warmup_steps", path, "throughput.", int, 5),
-                                _get(tp, "repeats", path, "throughput.", int, 3),
-                                _get(tp, "timestep_fs", path, "throughput.", float, 2.0))
-    spec = ScorecardSpec(
-        name=_get(d, "name", path, "", str),
+    for key in ("element", "lattice_a"):
+        if kind == "bulk" and v[key] is None:
+            raise config_error(path, key, "missing", f"add '{key}:' (see scorecards/cu_emt.yaml)")
+    constraints = []
+    for i, c in enumerate(v["constraints"]):
+        if c["min"] is None and c["max"] is None:
+            raise config_error(path, f"constraints[{i}].max", "a constraint needs 'max' or 'min'", "add a bound")
+        bound = c["max"] if c["max"] is not None else c["min"]
+        constraints.append(Constraint(c["metric"], c["unit"], c["max"], c["min"],
+                                      c["scale"] if c["scale"] is not None else abs(bound) if bound else 1.0))
+    # the schema's keys are the records' attribute names: a new key is one Field line and one attribute
+    stability = StabilitySpec(**{**st, "runs": runs, "reference": ReferenceSpec.read(st["reference"]), "structures":
+                                 StructurePick(**{**st["structures"],
+                                                  "config_types": tuple(st["structures"]["config_types"])})})
+    return ScorecardSpec(
+        name=v["name"],
         path=path,
-        element=_get(d, "element", path, "", str, ... if kind == "bulk" else None),
-        lattice_a=_get(d, "lattice_a", path, "", float, ... if kind == "bulk" else None),
+        element=v["element"],
+        lattice_a=v["lattice_a"],
         constraints=tuple(constraints),
-        composite=tuple(terms),
-        noise_margin=_get(d, "noise_margin", path, "", float, 0.02),
+        composite=tuple(CompositeTerm(**t) for t in v["composite"]["terms"]),
+        noise_margin=v["noise_margin"],
         stability=stability,
-        throughput=throughput,
+        throughput=ThroughputSpec(**v["throughput"]),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
-    from mlipilot.scorecard.metrics import (  # late: torch-free modules only
-        parse_metric,
-        unknown_metric_fix,
-    )
-
-    for where, name in [(f"constraints[{i}].metric", c.metric) for i, c in enumerate(constraints)] + \
-                       [(f"composite.terms[{i}].metric", t.metric) for i, t in enumerate(terms)]:
-        if parse_metric(name) is None:
-            raise config_error(path, where, f"unknown metric {name!r}", unknown_metric_fix(name))
-        if name in INFORMATION_METRICS:
-            raise config_error(path, where, f"{name} is wall-clock information (it moves with the machine's load), "
-                               "not a metric to gate or rank on", f"use {INFORMATION_METRICS[name]} (CPU time), "
-                               "or drop it: every trial reports it anyway")
-    return spec

@@ -8,7 +8,6 @@ them is the same for every kind: mlipilot.md's checked runner, the runs spread o
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -16,6 +15,7 @@ from ase import Atoms
 
 from mlipilot.md import MDRun, Protocol, integrate, run_checked
 from mlipilot.md.pool import run_all
+from mlipilot.registry import Registry, load_dotted
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class StabilityKind:
     description: str
 
     def _mod(self):
-        return importlib.import_module(self.module)
+        return load_dotted(self.module)
 
     def tasks(self, spec, frames: list[Atoms]) -> list[MDTask]:
         return self._mod().md_tasks(spec, frames)
@@ -101,9 +101,9 @@ def throughput_task(tasks: list[MDTask], name: str) -> list[MDTask]:
     return [replace(t, throughput=True) if t.name == name else t for t in tasks]
 
 
-STABILITY_KINDS: dict[str, StabilityKind] = {
+STABILITY_KINDS: Registry[StabilityKind] = Registry("stability kind", {
     "bulk": StabilityKind("mlipilot.scorecard.stability", "fcc supercells of `element` at `lattice_a`"),
     "molecules": StabilityKind("mlipilot.scorecard.molecular_stability", "holdout molecules in vacuum, bond checks"),
     "structures": StabilityKind("mlipilot.scorecard.structure_stability",
                                 "the benchmark's md_structures or holdout frames per config_type; NVT/NPT"),
-}
+})

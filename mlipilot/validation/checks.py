@@ -6,10 +6,10 @@ defaults (the spec's keys are checked against them when it loads)."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlipilot.registry import Registry, load_dotted
 from mlipilot.validation.base import CheckFn
 
 
@@ -21,8 +21,7 @@ class CheckKind:
     description: str = ""
 
     def load(self) -> CheckFn:
-        module, _, name = self.function.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return load_dotted(self.function)
 
 
 BULK = "mlipilot.validation.bulk_properties"
@@ -33,7 +32,7 @@ PICK = {"config_types": ["*"], "per_config_type": 1, "max_structures": 3}  # as 
 MD = {"temperature_K": 1200.0, "steps": 1000, "timestep_fs": 2.0, "friction": 0.02, "ensemble": "nvt",  # the
       "pressure_GPa": 0.0, "seed": 0}  # registry stays light until a check runs)
 
-CHECK_KINDS: dict[str, CheckKind] = {
+CHECK_KINDS: Registry[CheckKind] = Registry("check kind", {
     # --- dynamics (any bulk fcc element; the RDF against the reference calculator's own trajectory)
     "long_md": CheckKind(f"{DYN}:long_md", "fraction", {
         "supercell": 5, "temperatures_K": [1300.0], "ramp_K": None, "steps": 1500, "timestep_fs": 2.0,
@@ -77,4 +76,4 @@ CHECK_KINDS: dict[str, CheckKind] = {
                                  "energy (meV/atom) and force (meV/Å) errors on held-out, preferably larger, molecules"),
     "bond_lengths": CheckKind(f"{MOL}:bond_lengths", "Å", {"molecules": 4, "fmax": 0.05, "max_steps": 200},
                               "bond lengths after relaxing with the model vs the reference (B3LYP) geometry"),
-}
+})

@@ -6,7 +6,6 @@ refs/notes/mlipilot-validation that `mlipilot log` shows)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 import time
@@ -22,6 +21,7 @@ from mlipilot.git_history import harden_git_environment, write_validation_note
 from mlipilot.integrity import VALIDATION_SPEC, load_seal, sha256_file
 from mlipilot.ledger import Ledger
 from mlipilot.records import FailureKind, ValidationEvent
+from mlipilot.registry import load_dotted
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
 from mlipilot.validation.runner import table
@@ -86,7 +86,7 @@ def extra_frames(cfg: RunConfig) -> Path | None:
 
     bench = resolve_benchmark(cfg.benchmark)
     module = bench.data.get("generator")
-    fn = getattr(importlib.import_module(module), "validation_frames", None) if module else None
+    fn = getattr(load_dotted(module), "validation_frames", None) if module else None
     if fn is None:
         return None
     frames = fn(read(cfg.root / "data" / "train.xyz", index=":", format="extxyz"))

@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlipilot.errors import check_keys, config_error
-from mlipilot.scorecard.spec import ReferenceSpec, _reference, read_yaml_mapping
+from mlipilot.errors import config_error
+from mlipilot.schema import Field, ListOf, MapOf, Table, read_file
+from mlipilot.scorecard.spec import ReferenceSpec, reference_field
 from mlipilot.validation.checks import CHECK_KINDS
-
-TOP_KEYS = ("name", "element", "lattice_a", "reference", "checks")
-CHECK_KEYS = ("name", "kind", "max", "min", "bounds", "params")
 
 
 @dataclass(frozen=True)
@@ -55,61 +53,46 @@ class ValidationSpec:
     sha256: str
 
 
-def _bound(d: dict, path: Path, where: str) -> Bound:
-    values = {}
-    for key in ("max", "min"):
-        v = d.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise config_error(path, where + key, f"expected a number, got {v!r}", "write a number")
-        values[key] = float(v) if v is not None else None
-    return Bound(values["max"], values["min"])
+def _bound(b: dict) -> Bound:
+    return Bound(b["max"], b["min"])
+
+
+BOUND = {"max": Field(float, None), "min": Field(float, None)}
+
+
+def _schema() -> Table:
+    """The validation spec, declared; a check's `params` are declared by its kind (checks.CHECK_KINDS)."""
+    check = Table({"name": Field(str, None), "kind": Field(str, choices=CHECK_KINDS), **BOUND,
+                   "bounds": Field(MapOf(Table(BOUND)), None, fix="e.g. {C44: {max: 30}}"),
+                   "params": Field(dict, None, fix="e.g. {steps: 1500}")},
+                  fix="write '- {name: ..., kind: ..., max: ...}'")
+    return Table({"name": Field(str, None), "element": Field(str, None, fix="e.g. Cu"),
+                  "lattice_a": Field(float, None, fix="e.g. 3.59 (Å)"), "reference": reference_field(),
+                  "checks": Field(ListOf(check, nonempty=True), fix="list checks as '- {name: ..., kind: ..., max: ...}'")},
+                 missing="list checks as '- {name: ..., kind: ..., max: ...}'", fix="see scorecards/cu_emt.validation.yaml")
 
 
 def load_validation_spec(path: Path) -> ValidationSpec:
     path = Path(path)
-    d, raw = read_yaml_mapping(path, TOP_KEYS, "validation spec not found — write one (see "
-                               "scorecards/cu_emt.validation.yaml)", "scorecards/cu_emt.validation.yaml")
-    if not isinstance(d.get("checks"), list) or not d["checks"]:
-        raise config_error(path, "checks", "missing or empty", "list checks as '- {name: ..., kind: ..., max: ...}'")
+    d, raw = read_file(path, "validation spec not found — write one (see scorecards/cu_emt.validation.yaml)",
+                       "scorecards/cu_emt.validation.yaml")
+    v = _schema().read(d, path)
     checks, names = [], set()
-    for i, c in enumerate(d["checks"]):
-        where = f"checks[{i}]."
-        if not isinstance(c, dict):
-            raise config_error(path, where[:-1], "expected a mapping", "write '- {name: ..., kind: ..., max: ...}'")
-        check_keys(c, CHECK_KEYS, path, where)
-        kind = c.get("kind")
-        if kind not in CHECK_KINDS:
-            import difflib
-
-            near = difflib.get_close_matches(str(kind), list(CHECK_KINDS), n=1)
-            raise config_error(path, where + "kind", f"unknown check kind {kind!r}",
-                               (f"did you mean '{near[0]}'? " if near else "") + f"use one of {', '.join(CHECK_KINDS)}")
-        name = c.get("name", kind)
-        if not isinstance(name, str) or name in names:
-            raise config_error(path, where + "name", f"missing, not a string or repeated: {name!r}", "give each check a unique name")
+    for i, c in enumerate(v["checks"]):
+        where, kind = f"checks[{i}].", CHECK_KINDS[c["kind"]]
+        name = c["name"] if c["name"] is not None else c["kind"]
+        if name in names:
+            raise config_error(path, where + "name", f"repeated: {name!r}", "give each check a unique name")
         names.add(name)
-        params = c.get("params", {}) or {}
-        if not isinstance(params, dict):
-            raise config_error(path, where + "params", f"expected a mapping, got {params!r}", "e.g. {steps: 1500}")
-        check_keys(params, CHECK_KINDS[kind].params, path, where + "params.")
-        bound = _bound(c, path, where)
-        overrides = c.get("bounds", {}) or {}
-        if not isinstance(overrides, dict):
-            raise config_error(path, where + "bounds", "expected {quantity: {max: ...}}", "e.g. {C44: {max: 30}}")
-        per = []
-        for q, b in overrides.items():
-            if not isinstance(b, dict):
-                raise config_error(path, f"{where}bounds.{q}", "expected {max: ...} or {min: ...}", "e.g. {max: 30}")
-            check_keys(b, ("max", "min"), path, f"{where}bounds.{q}.")
-            per.append((str(q), _bound(b, path, f"{where}bounds.{q}.")))
+        params = Table({k: Field(object, default) for k, default in kind.params.items()}).read(
+            c["params"] or {}, path, where + "params")
+        per = tuple((str(q), _bound(b)) for q, b in (c["bounds"] or {}).items())
+        bound = _bound(c)
         if bound.max is None and bound.min is None and not per:
-            raise config_error(path, where + "max", "a check needs a bound", "add 'max:' or 'min:' (the unit is "
-                               f"{CHECK_KINDS[kind].unit})")
-        checks.append(CheckSpec(name, kind, bound, tuple(per), tuple({**CHECK_KINDS[kind].params, **params}.items())))
-    element, lattice = d.get("element"), d.get("lattice_a")
-    if element is not None and not isinstance(element, str):
-        raise config_error(path, "element", f"expected a symbol, got {element!r}", "e.g. Cu")
-    if lattice is not None and (isinstance(lattice, bool) or not isinstance(lattice, (int, float))):
-        raise config_error(path, "lattice_a", f"expected a number in Å, got {lattice!r}", "e.g. 3.59")
-    return ValidationSpec(str(d.get("name", path.stem)), path, element, float(lattice) if lattice else None,
-                          _reference(d.get("reference"), path, "reference"), tuple(checks), hashlib.sha256(raw).hexdigest())
+            raise config_error(path, where + "max", "a check needs a bound", f"add 'max:' or 'min:' (the unit is "
+                               f"{kind.unit})")
+        checks.append(CheckSpec(name, c["kind"], bound, per, tuple(params.items())))
+    return ValidationSpec(v["name"] if v["name"] is not None else path.stem, path, v["element"],
+                          v["lattice_a"] or None,
+                          ReferenceSpec.read(v["reference"]),
+                          tuple(checks), hashlib.sha256(raw).hexdigest())

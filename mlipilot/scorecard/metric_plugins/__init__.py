@@ -6,13 +6,14 @@ scorecard loads."""
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-METRIC_PLUGINS: dict[str, str] = {  # metric name -> module
+from mlipilot.registry import Registry
+
+METRIC_PLUGINS: Registry[ModuleType] = Registry("metric", {  # metric name -> module
     "energy_max_abs_error": "mlipilot.scorecard.metric_plugins.energy_max_abs_error",
-}
+})
 
 
 def plugin(name: str) -> ModuleType:
-    return importlib.import_module(METRIC_PLUGINS[name])
+    return METRIC_PLUGINS.resolve(name)
