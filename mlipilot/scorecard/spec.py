@@ -17,6 +17,31 @@ from mlipilot.schema import Field, ListOf, NoneType, Table, read_file
 
 
 @dataclass(frozen=True)
+class Bound:
+    """A lower and/or upper bound on one quantity: what a scorecard constraint and a validation
+    check both gate on (one idea, one class)."""
+    max: float | None = None
+    min: float | None = None
+
+    def excess(self, value: float | None) -> float | None:
+        """How far value lies outside the bound (0 inside); None when there is no value."""
+        if value is None or value != value:
+            return None
+        if self.max is not None and value > self.max:
+            return value - self.max
+        if self.min is not None and value < self.min:
+            return self.min - value
+        return 0.0
+
+    def ok(self, value: float | None) -> bool:
+        return self.excess(value) == 0.0
+
+    def __str__(self) -> str:
+        parts = ([f"≥ {self.min:g}"] if self.min is not None else []) + ([f"≤ {self.max:g}"] if self.max is not None else [])
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
 class Constraint:
     metric: str
     unit: str
@@ -24,16 +49,15 @@ class Constraint:
     min: float | None = None
     scale: float = 1.0  # divides the excess so violations of different metrics add up
 
+    @property
+    def bound(self) -> Bound:
+        return Bound(self.max, self.min)
+
     def violation(self, value: float | None) -> float:
         """Normalised amount by which value breaks the bound (0 when satisfied)."""
         if value is None or value != value or value in (float("inf"), float("-inf")):
             return 1e6  # a missing or non-finite metric is the worst violation, but finite for JSON
-        excess = 0.0
-        if self.max is not None and value > self.max:
-            excess = value - self.max
-        if self.min is not None and value < self.min:
-            excess = self.min - value
-        return excess / self.scale
+        return self.bound.excess(value) / self.scale
 
 
 class Ensemble(StrEnum):

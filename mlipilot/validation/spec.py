@@ -11,23 +11,8 @@ from typing import Any
 
 from mlipilot.errors import config_error
 from mlipilot.schema import Field, ListOf, MapOf, Table, read_file
-from mlipilot.scorecard.spec import ReferenceSpec, reference_field
+from mlipilot.scorecard.spec import Bound, ReferenceSpec, reference_field  # noqa: F401 -- Bound re-exported
 from mlipilot.validation.checks import CHECK_KINDS
-
-
-@dataclass(frozen=True)
-class Bound:
-    max: float | None = None
-    min: float | None = None
-
-    def ok(self, error: float | None) -> bool:
-        if error is None or error != error:
-            return False
-        return (self.max is None or error <= self.max) and (self.min is None or error >= self.min)
-
-    def __str__(self) -> str:
-        parts = ([f"≥ {self.min:g}"] if self.min is not None else []) + ([f"≤ {self.max:g}"] if self.max is not None else [])
-        return " and ".join(parts)
 
 
 @dataclass(frozen=True)
