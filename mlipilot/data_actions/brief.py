@@ -42,3 +42,11 @@ def data_state(acts: "DataActions", last: int = 4) -> str:
         parts.append("last data actions:")
         parts += [f"- {r['action']}: {r.get('summary') or r.get('what') or ''}"[:300] for r in rows]
     return "\n".join(parts)
+
+
+def brief_section(cfg) -> str:
+    """The '## Training data' section of the per-iteration brief (mlipilot.context)."""
+    from mlipilot.data_actions.actions import DataActions
+
+    return "## Training data (data tools: sample_data, select_data, label_data, add_data, prune_data)\n" + \
+        DataActions(cfg, progress=lambda s: None).state_text()

@@ -19,6 +19,7 @@ class DataConfig:
     calls: int = DEFAULT_CALLS
     cpu_seconds: float = DEFAULT_CPU_SECONDS
     reference: str | None = None  # None: the scorecard's stability.reference
+    enabled: bool = False  # a [data] table is present: LLM agents are offered the data tools and see the data brief
 
 
 def parse_data_table(path: Path, table: dict) -> DataConfig:
@@ -38,4 +39,4 @@ def parse_data_table(path: Path, table: dict) -> DataConfig:
             raise config_error(path, f"data.label_budget.{key}", f"must be > 0 ({value!r})",
                                "give a positive budget (a run that must not label leaves the data actions unused)")
     return DataConfig(int(budget.get("calls", DEFAULT_CALLS)), float(budget.get("cpu_seconds", DEFAULT_CPU_SECONDS)),
-                      table.get("reference"))
+                      table.get("reference"), bool(table))
