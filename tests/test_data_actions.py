@@ -226,7 +226,7 @@ def test_fps_and_max_error(run, good_model):
 
 
 @pytest.mark.slow  # two trials, each scoring MD
-def test_rejected_trial_reverts_its_data(run, good_model, untrained_model):
+def test_rejected_trial_reverts_its_data(run, good_model, untrained_model, capsys):
     from mlipilot_testkit import copy_trainer
 
     from mlipilot.trial import TrialRunner
@@ -246,3 +246,16 @@ def test_rejected_trial_reverts_its_data(run, good_model, untrained_model):
     assert repo.is_ancestor(out.commit, "refs/mlipilot/rejected/2")  # the rejected ref keeps code and data
     assert data_file_hashes(run.store) == {} and integrity_problem(run.root, run.store, run.editable) is None
     assert json.loads((run.store / "data_files.json").read_text()) == {}
+    # the audit: `mlipilot log` shows the data commit the trial carried, `show` what it trained on
+    from mlipilot.cli import main
+
+    capsys.readouterr()
+    assert main(["log", str(run.root), "--all"]) == 0
+    log = capsys.readouterr().out
+    assert f"data add: +4 -0 frames data/added/1.xyz (commit {out.commit[:8]})" in log
+    assert main(["show", "2", "--run", str(run.root)]) == 0
+    shown = capsys.readouterr().out
+    n_train = len(read(run.root / "data/train.xyz", ":"))
+    assert f"trained on: data/train.xyz ({n_train} frames), data/added/1.xyz (4 frames)" in shown
+    assert main(["show", "1", "--run", str(run.root)]) == 0
+    assert f"trained on: data/train.xyz ({n_train} frames)\n" in capsys.readouterr().out

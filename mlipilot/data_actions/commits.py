@@ -94,3 +94,20 @@ def data_commits_between(root: Path, parent: str, commit: str) -> list[dict]:
             out.append({"commit": c.hexsha, "action": t.get(DATA_TRAILER), "added": t.get("MLIPilot-Data-Frames-Added"),
                         "removed": t.get("MLIPilot-Data-Frames-Removed"), "file": t.get("MLIPilot-Data-File")})
     return out[::-1]
+
+
+def carried_data(root: Path, commit: str) -> list[dict]:
+    """The data commits right below a trial commit (those it was trained and judged with), from git alone."""
+    repo = git.Repo(root)
+    c = repo.commit(commit)
+    if not c.parents:
+        return []
+    below, parent = c.parents[0], c.parents[0]
+    while is_data_commit(parent) and parent.parents:
+        parent = parent.parents[0]
+    return data_commits_between(root, parent.hexsha, below.hexsha) if parent != below else []
+
+
+def describe(d: dict) -> str:
+    return (f"data {d['action']}: +{d.get('added') or 0} -{d.get('removed') or 0} frames"
+            f" {d.get('file') or ''} (commit {d['commit'][:8]})")
