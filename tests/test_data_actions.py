@@ -259,3 +259,35 @@ def test_rejected_trial_reverts_its_data(run, good_model, untrained_model, capsy
     assert f"trained on: data/train.xyz ({n_train} frames), data/added/1.xyz (4 frames)" in shown
     assert main(["show", "1", "--run", str(run.root)]) == 0
     assert f"trained on: data/train.xyz ({n_train} frames)\n" in capsys.readouterr().out
+
+
+def test_pyscf_labelling_of_a_selected_molecular_frame(tmp_path, fast_benchmark, monkeypatch):
+    """B3LYP/6-31G(d) through the existing labeller, on H2O from the shipped QM7 pool: the label the
+    harness computes matches the pool's own (same method), is charged once and cached."""
+    from pathlib import Path
+
+    from ase.io import write
+
+    from mlipilot.data_actions.records import Pool, Selection
+
+    pool_file = Path(__file__).resolve().parents[1] / "benchmarks" / "qm7_b3lyp" / "pool.extxyz.gz"
+    water = next(a for a in read(pool_file, index=":") if a.get_chemical_formula() == "H2O"
+                 and a.info["config_type"] == "eq")
+    run = make_run(tmp_path, fast_benchmark, monkeypatch, calls=3, extra='reference = "pyscf"\n')
+    acts = DataActions(run, progress=lambda s: None)
+    frame = water.copy()
+    frame.calc = None
+    frame.info = {"config_type": "water"}
+    for k in [k for k in frame.arrays if k.startswith("REF_")]:
+        del frame.arrays[k]
+    pool = Pool(1, "water", "reference", "rattle", {}, 1)  # as if sampled: the molecular frame selected
+    write(acts._folder("pools") / "0001.xyz", [frame], format="extxyz")
+    acts._save("pools", pool)
+    sel = Selection(1, 1, "random", [0], [0.0])
+    acts._save("selections", sel)
+    lab = acts.label(sel)
+    assert lab.n == 1 and lab.calls == 1 and not lab.failed and lab.budget_left == 2
+    got = read(run.store / "data" / "labelled" / "0001.xyz", index="0")
+    assert abs(got.info["REF_energy"] - water.info["REF_energy"]) < 1e-4  # eV, the shipped label
+    assert np.allclose(got.arrays["REF_forces"], water.arrays["REF_forces"], atol=1e-3)
+    assert acts.label(sel).calls == 0 and acts.budget().calls_spent == 1
