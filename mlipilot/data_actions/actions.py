@@ -301,7 +301,7 @@ class DataActions:
                 order = [i for i in order if lo <= scores[i] < hi]
         picked = choose(order, frames, n, quotas)
         sel = Selection(ident, pool.id, str(strat), picked, [scores[i] for i in picked], params, labels_spent,
-                        round(res["seconds"], 3) if res else 0.0)
+                        round(res["seconds"], 3) if res else 0.0, round(res["peak_rss_mb"], 1) if res else 0.0)
         self._save("selections", sel)
         self._record("select", id=ident, pool=pool.id, strategy=str(strat), n=len(picked), params=params,
                      summary=sel.summary())

@@ -101,6 +101,7 @@ class Selection(_Json):
     params: dict = field(default_factory=dict)
     labels_spent: int = 0  # max_error labels the whole pool
     seconds: float = 0.0
+    peak_rss_mb: float = 0.0
 
     def summary(self) -> str:
         s = sorted(self.scores)
