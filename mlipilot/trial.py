@@ -137,6 +137,7 @@ class TrialRunner:
                     self.repo.remove_worktree(Path(row["workdir"]))
                 else:
                     self.repo.move_head_to_rejected(row["trial"], row["commit"], row["parent_commit"], self.cfg.editable)
+                    sync_data_hashes(self.cfg.store, self.cfg.root)
                 self.ledger.append({**row, "status": "finished", "verdict": FAILED, "finished_at": _now(),
                                     "failure": str(FailureKind.INTERRUPTED),
                                     "reason": INTERRUPTED_REASON})

@@ -291,3 +291,15 @@ def test_pyscf_labelling_of_a_selected_molecular_frame(tmp_path, fast_benchmark,
     assert abs(got.info["REF_energy"] - water.info["REF_energy"]) < 1e-4  # eV, the shipped label
     assert np.allclose(got.arrays["REF_forces"], water.arrays["REF_forces"], atol=1e-3)
     assert acts.label(sel).calls == 0 and acts.budget().calls_spent == 1
+
+
+def test_actions_run_as_local_submitit_jobs(tmp_path, fast_benchmark, monkeypatch):
+    """The local executor: a separate process per action (pickled job functions, the scoring prologue)."""
+    run = make_run(tmp_path, fast_benchmark, monkeypatch, executor="local")
+    acts = DataActions(run, progress=lambda s: None)
+    pool = acts.sample("vacancy*", driver="reference", method="vacancy", n_frames=3)
+    starts = read(run.store / "data/pools/0001.starts.xyz", index=":")
+    assert pool.n == 3 and {s["n_atoms"] for s in pool.frames_stats} <= {len(a) - 1 for a in starts}
+    assert pool.peak_rss_mb > 0 and list((run.store / "data/jobs/sample-0001/submitit").glob("*_result.pkl"))
+    lab = acts.label(acts.select(pool, "random", n=2))
+    assert lab.n == 2 and lab.calls == 2

@@ -58,7 +58,7 @@ Configuration (mlipilot.toml, a protected file, hence sealed at init):
     label_budget = { calls = 200, cpu_seconds = 3600 }   # defaults when absent; 0 is refused
     reference = "emt"     # optional: ASE calculator name, dotted path, or "pyscf" (B3LYP/6-31G(d));
                           # default: the scorecard's stability.reference
-A [data] table (even empty) also offers LLM agents the data tools and puts the data state in the brief.
+A [data] table with a field also offers LLM agents the data tools and puts the data state in the brief.
 """
 
 from mlipilot.data_actions.records import (  # noqa: F401
