@@ -303,3 +303,30 @@ def test_actions_run_as_local_submitit_jobs(tmp_path, fast_benchmark, monkeypatc
     assert pool.peak_rss_mb > 0 and list((run.store / "data/jobs/sample-0001/submitit").glob("*_result.pkl"))
     lab = acts.label(acts.select(pool, "random", n=2))
     assert lab.n == 2 and lab.calls == 2
+
+
+def test_md_methods_and_the_scorecards_guards_stop_early(run, untrained_model):
+    """A random-weight incumbent collapses under MD: the run stops on the scorecard's guard and says
+    where; ramp and NPT sampling with the reference keep frames along the way."""
+    from mlipilot_testkit import exported
+
+    import shutil
+
+    trial_dir = run.store / "trials" / "0001"
+    shutil.copytree(exported(untrained_model), trial_dir / "model")
+    Ledger(run.store / "ledger.jsonl").append({"trial": 1, "status": "finished", "verdict": "accepted",
+                                               "trial_dir": str(trial_dir), "metrics": {}})
+    acts = DataActions(run, progress=lambda s: None)
+    pool = acts.sample("md300", driver="incumbent", method="langevin", temperatures=[1000], n_frames=10, steps=150,
+                       structures=1)
+    assert pool.early_stops and pool.early_stops[0]["structure"].startswith("md300#")
+    assert pool.early_stops[0]["temperature"] == 1000.0
+    assert any(w in pool.early_stops[0]["reason"] for w in ("apart", "runaway", "non-finite"))
+    assert pool.n < 10  # frames before the stop are kept, none after
+    ramp = acts.sample("md300", driver="reference", method="ramp", temperatures=[[300, 2500]], n_frames=4,
+                       steps=40, structures=1)
+    assert ramp.n == 4 and ramp.conditions["temperatures"] == [[300.0, 2500.0]]
+    npt = acts.sample("bulk32*", driver="reference", method="npt", temperatures=[1200], n_frames=2, steps=20,
+                      structures=1)
+    assert npt.n == 2 and all(s["temperature"] > 0 for s in npt.frames_stats)
+    assert "early stops: md300#0 @ 1000.0 K" in acts.state_text()
