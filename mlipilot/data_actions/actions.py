@@ -361,7 +361,9 @@ class DataActions:
                                "reason": lab.get("error") or "SCF not converged"})
         self._record("label", id=ident, what=what, reference=tag, calls=len(new_keys), cpu_seconds=round(cpu, 3),
                      charged_keys=new_keys, cached=sum(r["cached"] for r in res["rows"]), failed=len(failed),
-                     stopped=res.get("stopped"), budget_left=self.budget().calls_left - len(new_keys))
+                     stopped=res.get("stopped"), budget_left=self.budget().calls_left - len(new_keys),
+                     summary=f"{what}: {len(frames)} frames, {len(new_keys)} reference calls charged, "
+                             f"{len(failed)} failed" + (f", stopped: {res['stopped']}" if res.get("stopped") else ""))
         return {"labels": labels, "calls": len(new_keys), "cpu": cpu, "failed": failed, "res": res}
 
     def label(self, selection) -> Labelled:

@@ -65,9 +65,9 @@ def fps_order(model: Calculator, frames: list[Atoms], training: list[Atoms], n: 
     init = list(range(len(train)))
     n = min(n, len(pool))
     fps = FPS(initialize=init, n_to_select=len(train) + n).fit(x)
-    picked = [int(i) - len(train) for i in fps.selected_idx_[len(train):]]
-    hd = list(getattr(fps, "hausdorff_at_select_", np.zeros(len(fps.selected_idx_))))[len(train):]
-    return picked, [float(h) for h in hd]
+    chosen = [int(i) for i in fps.selected_idx_[len(train):]]
+    # hausdorff_at_select_ is indexed by row: each pick's distance to everything chosen before it
+    return [i - len(train) for i in chosen], [float(fps.hausdorff_at_select_[i]) for i in chosen]
 
 
 def choose(order: list[int], frames: list[Atoms], n: int, quotas: dict[str, int] | None) -> list[int]:
