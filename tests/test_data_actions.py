@@ -127,6 +127,9 @@ def test_bad_input_is_one_line_before_any_job(run):
         acts.select(pool, "committee", n=1)
     with pytest.raises(DataRefusal, match="prune rule"):
         acts.prune("everything")
+    with pytest.raises(DataRefusal, match="quotas"):
+        acts.select(pool, "random", n=2, quotas={"rattle*": -1})
+    assert len(acts.select(pool, "random", n=3, quotas={"rattle*": 1}).indices) == 1  # per-config_type cap
 
 
 def test_budget_of_zero_is_a_config_error(tmp_path, fast_benchmark, monkeypatch):

@@ -286,7 +286,7 @@ class DataActions:
                 train_path = str(self._folder("jobs") / f"select-{ident:04d}.train.xyz")
                 write(train_path, self.training_frames(), format="extxyz")
             self.progress(f"select {ident}: {strat} over pool {pool.id} ({pool.n} frames, {len(dirs)} model(s))")
-            res = self._run_job("select", ident, _jobs().score_job, frames_path, str(strat), dirs, ref_path,
+            res = self._run_job("select", ident, _jobs().selection_job, frames_path, str(strat), dirs, ref_path,
                                 train_path, n)
             scores = [float(x) for x in res["scores"]]
             if strat == Strategy.FPS:

@@ -64,7 +64,7 @@ def label_job(out_dir: str, expected: dict, sealed_files: dict, frames_path: str
 
 
 @_as_result
-def score_job(out_dir: str, expected: dict, sealed_files: dict, frames_path: str, strategy: str,
+def selection_job(out_dir: str, expected: dict, sealed_files: dict, frames_path: str, strategy: str,
               model_dirs: list[str], ref_forces_path: str | None, training_path: str | None, n: int) -> dict:
     """Selection scores (max_error, committee) or an FPS order (fps) over the pool's frames."""
     started = _harness_job(str(Path(out_dir) / "result.json"), expected, sealed_files)

@@ -80,7 +80,6 @@ class Pool(_Json):
     n: int
     frames_stats: list[dict] = field(default_factory=list)  # per frame: config_type, start, T, d_min, max_f
     early_stops: list[dict] = field(default_factory=list)  # {structure, temperature, step, reason}
-    labelled_by_reference: bool = False  # reference-driven MD: labels came with the frames
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
 
