@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlipilot.errors import MLIPilotError, config_error
 from mlipilot.executors import (
@@ -15,6 +16,9 @@ from mlipilot.executors import (
     registered_kinds,
 )
 from mlipilot.sandbox import LIMIT_FIELDS, Limits, SandboxConfig, SandboxKind
+
+if TYPE_CHECKING:
+    from mlipilot.data_actions.config import DataConfig
 
 CONFIG_NAME = "mlipilot.toml"
 EXECUTORS = executor_names()
@@ -94,7 +98,7 @@ class RunConfig:
     slurm: dict  # the executor options found (the kinds' config_fields), whatever the kind
     sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
     noise: NoiseConfig = NoiseConfig()  # [noise]
-    data: "DataConfig | None" = None  # [data] (mlipilot.data_actions.config); None: its defaults
+    data: DataConfig | None = None  # [data] (mlipilot.data_actions.config); None: its defaults
 
 
 _NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float), "base_seed": int}

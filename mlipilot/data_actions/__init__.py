@@ -61,7 +61,7 @@ Configuration (mlipilot.toml, a protected file, hence sealed at init):
 A [data] table with a field also offers LLM agents the data tools and puts the data state in the brief.
 """
 
-from mlipilot.data_actions.records import (  # noqa: F401
+from mlipilot.data_actions.records import (
     Budget,
     DataOutcome,
     DataRefusal,
@@ -72,6 +72,9 @@ from mlipilot.data_actions.records import (  # noqa: F401
     Selection,
     Strategy,
 )
+
+__all__ = ["Budget", "DataActions", "DataOutcome", "DataRefusal", "Driver", "Labelled", "Method", "Pool", "Selection",
+           "Strategy"]
 
 
 def __getattr__(name):  # DataActions pulls in git and the executors: imported on first use
