@@ -230,36 +230,47 @@ def test_fps_and_max_error(run, good_model):
 
 @pytest.mark.slow  # two trials, each scoring MD
 def test_rejected_trial_reverts_its_data(run, good_model, untrained_model, capsys):
+    """Data and code move together: an accepted trial keeps the data it trained on, a rejected one
+    takes its data commit with it (its ref keeps both); the audit shows which frames each trained on."""
     from mlipilot_testkit import copy_trainer
 
+    from mlipilot.cli import main
     from mlipilot.trial import TrialRunner
 
     t = TrialRunner(run, progress=print)
-    (run.root / "train" / "train.py").write_text(copy_trainer(good_model))
-    r1 = t.run("baseline: the trained model")
-    assert r1["verdict"] == "accepted"
-    acts = DataActions(run, progress=lambda s: None)
-    out = one_round(acts)[-1]
     (run.root / "train" / "train.py").write_text(copy_trainer(untrained_model))
-    r2 = t.run("random weights with more data")
-    assert r2["verdict"] == "rejected"
+    r1 = t.run("baseline: random weights")
+    acts = DataActions(run, progress=lambda s: None)
+    kept = one_round(acts)[-1]
+    (run.root / "train" / "train.py").write_text(copy_trainer(good_model))
+    r2 = t.run("the trained model, with four hot frames")
+    assert r2["verdict"] == "accepted" and r2["parent_commit"] == r1["commit"]
     repo = git.Repo(run.root)
-    assert r2["parent_commit"] == r1["commit"]  # judged against the state before its data
-    assert repo.head.commit.hexsha == r1["commit"] and not (run.root / "data/added").exists()
-    assert repo.is_ancestor(out.commit, "refs/mlipilot/rejected/2")  # the rejected ref keeps code and data
-    assert data_file_hashes(run.store) == {} and integrity_problem(run.root, run.store, run.editable) is None
-    assert json.loads((run.store / "data_files.json").read_text()) == {}
-    # the audit: `mlipilot log` shows the data commit the trial carried, `show` what it trained on
-    from mlipilot.cli import main
-
+    assert repo.commit(r2["commit"]).parents[0].hexsha == kept.commit and (run.root / "data/added/1.xyz").is_file()
+    out = one_round(acts, n=2)[-1]
+    assert out.file == "data/added/2.xyz"
+    (run.root / "train" / "train.py").write_text(copy_trainer(untrained_model))
+    r3 = t.run("random weights with more data")
+    assert r3["verdict"] == "rejected"
+    assert r3["parent_commit"] == r2["commit"]  # judged against the state before its data
+    assert repo.head.commit.hexsha == r2["commit"] and not (run.root / "data/added/2.xyz").exists()
+    assert repo.is_ancestor(out.commit, "refs/mlipilot/rejected/3")  # the rejected ref keeps code and data
+    assert set(data_file_hashes(run.store)) == {"data/added/1.xyz"}
+    assert integrity_problem(run.root, run.store, run.editable) is None
+    # the audit: `mlipilot log` shows the data commits each trial carried, `show` what it trained on
     capsys.readouterr()
     assert main(["log", str(run.root), "--all"]) == 0
     log = capsys.readouterr().out
-    assert f"data add: +4 -0 frames data/added/1.xyz (commit {out.commit[:8]})" in log
-    assert main(["show", "2", "--run", str(run.root)]) == 0
-    shown = capsys.readouterr().out
+    assert f"data add: +4 -0 frames data/added/1.xyz (commit {kept.commit[:8]})" in log
+    assert f"data add: +2 -0 frames data/added/2.xyz (commit {out.commit[:8]})" in log
+    entries = {e["trial"]: e for e in __import__("mlipilot.audit").audit.audit(run.root, include_rejected=True)}
+    assert entries[2]["parent_trial"] == 1 and entries[2]["delta"]  # judged against trial 1, not the data commit
     n_train = len(read(run.root / "data/train.xyz", ":"))
-    assert f"trained on: data/train.xyz ({n_train} frames), data/added/1.xyz (4 frames)" in shown
+    assert main(["show", "3", "--run", str(run.root)]) == 0
+    shown = capsys.readouterr().out
+    assert (f"trained on: data/train.xyz ({n_train} frames), data/added/1.xyz (4 frames), "
+            "data/added/2.xyz (2 frames)") in shown
+    assert "REF_forces" not in shown  # frames are counted, not printed as a diff
     assert main(["show", "1", "--run", str(run.root)]) == 0
     assert f"trained on: data/train.xyz ({n_train} frames)\n" in capsys.readouterr().out
 
