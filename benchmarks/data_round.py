@@ -59,9 +59,11 @@ def main() -> None:
 
         t = time.time()
         row = TrialRunner(cfg, progress=lambda s: None).run("baseline: the shipped workspace")
-        baseline = {"wall": time.time() - t, **{k: row["wall"].get(k) for k in ("train", "score")}}
-        print(f"baseline trial: {row['verdict']}, train {baseline['train']:.1f} s, score {baseline['score']:.1f} s, "
-              f"wall {baseline['wall']:.1f} s")
+        baseline = {"wall": time.time() - t, **{k: row["wall"].get(k) or 0.0 for k in ("train", "score")}}
+        print(f"baseline trial: {row['verdict']} ({row['reason'][:120]}), train {baseline['train']:.1f} s, "
+              f"score {baseline['score']:.1f} s, wall {baseline['wall']:.1f} s")
+        if row["verdict"] != "accepted":
+            raise SystemExit("the baseline trial has no model to sample with — see its reason above")
     acts = DataActions(cfg, progress=lambda s: None)
     rows = []
 
