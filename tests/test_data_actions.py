@@ -344,3 +344,17 @@ def test_md_methods_and_the_scorecards_guards_stop_early(run, untrained_model):
                       structures=1)
     assert npt.n == 2 and all(s["temperature"] > 0 for s in npt.frames_stats)
     assert "early stops: md300#0 @ 1000.0 K" in acts.state_text()
+
+
+def test_data_no_trial_followed_is_discarded(run):
+    """Like edits without an experiment: the agent loop drops data commits no trial followed."""
+    from mlipilot.data_actions.commits import discard_pending
+
+    head = git.Repo(run.root).head.commit.hexsha
+    acts = DataActions(run, progress=lambda s: None)
+    out = one_round(acts, n_frames=4, n=2)[-1]
+    assert discard_pending(run.root, run.store) == [out.commit]
+    assert git.Repo(run.root).head.commit.hexsha == head and not (run.root / "data/added/1.xyz").exists()
+    assert data_file_hashes(run.store) == {} and integrity_problem(run.root, run.store, run.editable) is None
+    assert discard_pending(run.root, run.store) == []
+    assert acts.add(acts.labelled(1)).frames_added == 2  # the labels are kept (paid for): added again for free
