@@ -10,6 +10,13 @@ action, wall seconds, frames per second, reference calls and the peak memory (RS
 
 With --no-baseline the incumbent is the shipped trained test model (tests/data/cu_fix.model) put in
 place as trial 0, and no training is timed.
+
+Measured 2026-11-30 on the 2-core machine shared with other jobs (load average ~12), fps selection:
+sample 138.5 s (200 frames from 8 runs of 250 steps, 1.4 frames/s, job peak RSS 553 MB), select 33.4 s
+(MACE descriptors of 200 candidates + 146 training frames, 605 MB: the largest job), label 3.2 s
+(20 EMT calls, 96 MB), add 0.3 s; the round 175 s against 198 s for one baseline training
+(trial wall 299 s with scoring): 0.88 x a training. With the trained test model as incumbent
+(--no-baseline, load ~12): sample 361 s, select 82 s, label 6 s, add 1 s.
 """
 
 from __future__ import annotations

@@ -358,3 +358,35 @@ def test_data_no_trial_followed_is_discarded(run):
     assert data_file_hashes(run.store) == {} and integrity_problem(run.root, run.store, run.editable) is None
     assert discard_pending(run.root, run.store) == []
     assert acts.add(acts.labelled(1)).frames_added == 2  # the labels are kept (paid for): added again for free
+
+
+@pytest.mark.slow  # one real mace-torch training (1 epoch, small data)
+def test_shipped_train_py_trains_on_the_union(tmp_path, small_data):
+    """The workspace's train.py reads data/train.xyz and every data/added/<n>.xyz."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ase.io import write
+
+    root = Path(__file__).resolve().parents[1]
+    work = tmp_path / "ws"
+    shutil.copytree(root / "workspace_template" / "cu_emt" / "train", work / "train")
+    (work / "data" / "added").mkdir(parents=True)
+    for split in ("train", "valid"):
+        shutil.copy(small_data[split], work / "data" / f"{split}.xyz")
+    added = read(small_data["train"], index=":3")
+    for a in added:
+        a.info["source_action"], a.info["selection_score"] = "pool1/sel1/lab1", 0.5
+    write(work / "data" / "added" / "1.xyz", added[:2], format="extxyz")
+    write(work / "data" / "added" / "2.xyz", added[2:], format="extxyz")
+    cfg = work / "train" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("max_num_epochs:", "max_num_epochs: 1  #"))
+    subprocess.run([sys.executable, "train/train.py", "--out-dir", str(work / "out"), "--model-out",
+                    str(work / "m.model")], cwd=work, check=True, capture_output=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    union = read(work / "out" / "train_union.xyz", index=":")
+    assert len(union) == len(read(small_data["train"], index=":")) + 3 and (work / "m.model").is_file()
+    assert union[-1].info["source_action"] == "pool1/sel1/lab1"
