@@ -35,8 +35,19 @@ def trailers(commit: git.Commit) -> dict[str, str]:
     return out
 
 
+def _trial_parent(commit: git.Commit) -> git.Commit | None:
+    """The commit a trial was judged against: below the data commits it carried (mlipilot.data_actions)."""
+    from mlipilot.data_actions.commits import is_data_commit
+
+    parent = commit.parents[0] if commit.parents else None
+    while parent is not None and is_data_commit(parent) and parent.parents:
+        parent = parent.parents[0]
+    return parent
+
+
 def _entry(commit: git.Commit, ref: str) -> dict:
     t = trailers(commit)
+    parent = _trial_parent(commit)
     metrics = {}
     for k in METRIC_TRAILERS:
         try:
@@ -46,7 +57,7 @@ def _entry(commit: git.Commit, ref: str) -> dict:
     return {"trial": int(t["Trial"]), "verdict": t.get("Verdict"), "hypothesis": t.get("Hypothesis", single_line(commit.summary)),
             "reason": t.get("Reason"), "agent": t.get("Agent"), "model": t.get("Model"),
             "feasible": t.get("Feasible") == "true", "metrics": metrics, "commit": commit.hexsha,
-            "parent": commit.parents[0].hexsha if commit.parents else None, "ref": ref,
+            "parent": parent.hexsha if parent else None, "ref": ref,
             "date": commit.committed_datetime.isoformat(),
             "validation": read_validation_note(commit.repo, commit.hexsha)}
 
@@ -91,7 +102,8 @@ def show(path: Path, trial: int, store: Path | None = None) -> dict:
     for e in audit(path, include_rejected=True):
         if e["trial"] == trial:
             commit = repo.commit(e["commit"])
-            e["diff"] = repo.git.diff(e["parent"], e["commit"]) if e["parent"] else ""
+            # added training frames are listed by `show` as files and frame counts, not as xyz text
+            e["diff"] = repo.git.diff(e["parent"], e["commit"], "--", ".", ":(exclude)data/added") if e["parent"] else ""
             e["trailers"] = trailers(commit)
             folder = store / "trials" / f"{trial:04d}" if store is not None else None
             if folder is not None and (folder / "scorecard.json").is_file():

@@ -120,6 +120,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 def _cmd_log(a: argparse.Namespace) -> int:
     from mlipilot.audit import GIT_ONE_LINER, audit
+    from mlipilot.data_actions.commits import carried_data, data_commits_between, describe, trial_parent
     from mlipilot.ledger import Ledger
     from mlipilot.run_config import load_run_config
     from mlipilot.sanitize import single_line
@@ -143,8 +144,12 @@ def _cmd_log(a: argparse.Namespace) -> int:
         _echo(f"{e['trial']:>5}  {e['verdict'] or '?':9} {e['commit'][:8]} {f(m.get('composite'), '9.4f'):>9} "
               f"{f(d.get('composite'), '+10.4f'):>10} {f(d.get('energy_rmse'), '+9.2f'):>9} "
               f"{f(d.get('force_rmse'), '+8.1f'):>8}  {single_line(e['hypothesis'], 70)}")
+        for d in carried_data(Path(a.run), e["commit"]):  # the data commits this trial trained with
+            _echo(f"{'':>7}{describe(d)}")
         if v := e.get("validation"):  # mlipilot validate's note on the commit
             _echo(f"{'':>7}validated: {v['validated']}" + (f" ({v['failed']})" if v["validated"] != "pass" else ""))
+    for d in data_commits_between(Path(a.run), trial_parent(Path(a.run)), "HEAD"):
+        _echo(f"{'pending':>7}  {describe(d)} — no trial has trained on it yet")
     if not a.all:
         _echo(f"(accepted trials only; --all adds refs/mlipilot/rejected/*. Without MLIPilot: {GIT_ONE_LINER})")
     return 0
@@ -170,6 +175,9 @@ def _cmd_show(a: argparse.Namespace) -> int:
     if e["trailers"].get("Foundation"):
         _echo(f"fine-tuned from: foundation model {e['trailers']['Foundation']} (name, sha256 prefix)")
     _echo(f"reason: {e['reason']}")
+    from mlipilot.data_actions.commits import frames_at
+
+    _echo("trained on: " + ", ".join(f"{name} ({n} frames)" for name, n in frames_at(Path(a.run), e["commit"]).items()))
     _echo("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items() if isinstance(v, (int, float))))
     for line in score_tables(e.get("scored") or {}):
         _echo(line)

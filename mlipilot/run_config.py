@@ -17,6 +17,8 @@ from mlipilot.sandbox import LIMIT_FIELDS, SANDBOXES, Limits, SandboxConfig, San
 from mlipilot.registry import UnknownName
 from mlipilot.schema import OMIT, Field, Table, read_file
 
+from mlipilot.data_actions.config import DATA_TABLE, EXAMPLE as DATA_EXAMPLE, DataConfig, data_config
+
 CONFIG_NAME = "mlipilot.toml"
 EXECUTORS = executor_names()
 
@@ -62,6 +64,10 @@ llm_calls_per_iteration = 12
 # max_tokens = 200000
 # max_cost = 5.0
 # max_wall_min = 120
+
+# [data]                    # data actions (sample / select / label / add / prune): the labelling budget
+# label_budget = {{ calls = 200, cpu_seconds = 3600 }}
+# reference = "emt"         # default: the scorecard's stability.reference; "pyscf" for B3LYP/6-31G(d)
 """
 # the executor part comes from the registry: each kind's commented option lines (braces kept literal)
 TEMPLATE = _TEMPLATE.replace("@EXECUTOR_NAMES@", " | ".join(EXECUTORS)).replace(
@@ -91,6 +97,7 @@ class RunConfig:
     slurm: dict  # the executor options found (the kinds' config_fields), whatever the kind
     sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
     noise: NoiseConfig = NoiseConfig()  # [noise]
+    data: DataConfig | None = None  # [data] (mlipilot.data_actions.config); None: its defaults
 
 
 RESTORE = f"restore it with `git checkout -- {CONFIG_NAME}`"
@@ -174,6 +181,7 @@ def _schema(kinds: list[ExecutorKind]) -> Table:
             "confirm": Field(NUMBER, 3.0, fix="see the template", check=_positive),
             "base_seed": Field(int, 1, fix="see the template", check=_positive)}, fix="write [noise] with seeds = 3")),
         "agent": _optional(Table(agent, fix='write [agent] with model = "expert"')),
+        "data": Field(DATA_TABLE, OMIT, fix=DATA_EXAMPLE),
         **{section: _optional(Table(fields)) for section, fields in options.items()},
     }, missing=RESTORE)
 
@@ -192,10 +200,11 @@ def load_run_config(root: Path) -> RunConfig:
             raise config_error(path, "executor.kind", e.problem, e.fix) from None
     v = _schema(kinds).read(d, path)
     run, ex, sandbox, noise = v["run"], v["executor"], v["sandbox"], v["noise"]
-    options = {key: value for section, table in v.items() if section not in ("run", "sandbox", "noise", "agent")
+    options = {key: value for section, table in v.items() if section not in ("run", "sandbox", "noise", "agent", "data")
                for key, value in table.items() if key not in ("kind", "train_timeout_min", "score_timeout_min")}
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), tuple(run["editable"]),
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), v["agent"], options,
                      SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ())),
                                    Limits(**{k: v for k, v in sandbox.items() if k in LIMIT_FIELDS})),
-                     NoiseConfig(noise["seeds"], float(noise["z"]), float(noise["confirm"]), noise["base_seed"]))
+                     NoiseConfig(noise["seeds"], float(noise["z"]), float(noise["confirm"]), noise["base_seed"]),
+                     data_config(v.get("data")))
