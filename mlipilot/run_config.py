@@ -33,6 +33,7 @@ editable = ["train/"]      # the only paths an edit (or an agent) may touch
 kind = "{executor}"         # @EXECUTOR_NAMES@ (chosen here, never auto-detected)
 train_timeout_min = {train_timeout_min}
 score_timeout_min = {score_timeout_min}
+# device = "auto"           # where train.py trains: auto (cuda where the node has one) | cpu | cuda; scoring stays on CPU
 @EXECUTOR_OPTIONS@
 [sandbox]                   # where train/train.py runs: bwrap | apptainer | none (see README, Threat model)
 kind = "{sandbox}"
@@ -90,6 +91,7 @@ class RunConfig:
     slurm: dict  # the executor options found (the kinds' config_fields), whatever the kind
     sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
     noise: NoiseConfig = NoiseConfig()  # [noise]
+    device: str = "auto"  # [executor] device: where training runs (jobs.Device), resolved on the node
 
 
 _NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float), "base_seed": int}
@@ -168,7 +170,7 @@ def load_run_config(root: Path) -> RunConfig:
             kinds = _executor_kinds(path, d[section])
             options = _executor_options(path, d, kinds)
         for key in d[section]:
-            if section == "executor" and key in options:
+            if section == "executor" and (key in options or key == "device"):
                 continue
             if key not in fields:
                 raise config_error(path, f"{section}.{key}", "unknown field", f"remove it (known: {', '.join(fields)})")
@@ -190,6 +192,9 @@ def load_run_config(root: Path) -> RunConfig:
     for key in ("train_timeout_min", "score_timeout_min"):
         if ex[key] <= 0:
             raise config_error(path, f"executor.{key}", "must be > 0", "give minutes, e.g. 30")
+    devices = ("auto", "cpu", "cuda")
+    if ex.get("device", "auto") not in devices:
+        raise config_error(path, "executor.device", f"unknown device {ex.get('device')!r}", f"use one of {', '.join(devices)}")
     agent = _optional_table(path, d, "agent", _AGENT_FIELDS, 'write [agent] with model = "expert"')
     for key, value in agent.items():
         if key == "api_key" or (isinstance(value, str) and value.startswith("sk-")):
@@ -216,4 +221,5 @@ def load_run_config(root: Path) -> RunConfig:
                      SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ())),
                                    Limits(**{k: v for k, v in sandbox.items() if k in LIMIT_FIELDS})),
                      NoiseConfig(int(noise.get("seeds", 3)), float(noise.get("z", 2.0)), float(noise.get("confirm", 3.0)),
-                                 int(noise.get("base_seed", 1))))
+                                 int(noise.get("base_seed", 1))),
+                     str(ex.get("device", "auto")))
