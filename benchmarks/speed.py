@@ -88,6 +88,13 @@ def trial_table(benchmark: str, base: Path, size: str) -> dict:
     print(f"  scoring                 {score:8.1f} s   "
           + ", ".join(f"{k} {v:.1f}" for k, v in phases.items() if isinstance(v, (int, float)) and k != "total"))
     print(f"  (export+scoring)/train  {(export + score) / max(train_py, 1e-9):8.2f}")
+    load = phases.get("load_smoke", float("nan"))
+    print(f"  start-up                {export + load:8.1f} s (export step {export:.1f} + scorer model build and "
+          f"first call {load:.1f})")
+    export_log = Path(row["trial_dir"]) / "export.log"
+    for line in export_log.read_text().splitlines() if export_log.exists() else []:
+        if line.startswith("model export:"):
+            print(f"    {line.split(' -> ')[-1] if '(' in line.split(' -> ')[-1] else line}")
     print(f"  harness overhead        {overhead:8.1f} s = {100 * overhead / trial_wall:.1f} % of the trial "
           f"({trial_wall:.1f} s; queue {wall.get('queue', 0):.1f} s, prepare {row.get('prepare_seconds', 0):.1f} s)")
     print(f"  scorer MD               {md:8.1f} steps/CPU-s vs raw model {rate:.1f} calls/CPU-s "
