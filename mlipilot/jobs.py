@@ -186,6 +186,27 @@ def _preload(modules: tuple[str, ...]) -> threading.Thread:
     return thread
 
 
+def _exit_fast_after_result() -> None:
+    """In a submitit job process (never the launcher, where the debug executor runs jobs): once
+    submitit has written the job's result, leave without tearing down torch and mace-torch — seconds
+    the launcher would wait for, as a local job is done when its process ends."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return
+    import atexit
+
+    def leave() -> None:
+        try:
+            done = submitit.JobEnvironment().paths.result_pickle.exists()
+        except Exception:
+            return
+        if done:  # else submitit failed to write it: the normal exit (and its status) tells
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+    atexit.register(leave)
+
+
 @_as_result
 def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: int = 1,
               foundation: dict[str, str] | None = None, device: str = "cpu", score: dict | None = None) -> dict:
@@ -217,6 +238,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
 
     started = time.time()
     used = resolve_device(device)  # before the preload thread: two threads importing torch may deadlock
+    _exit_fast_after_result()
     preload = _preload(SCORER_MODULES) if score else None
     trial = Path(trial_dir)
     src_dir, out, dest = Path(src), trial / "job" / "out", trial / MODEL_DIR
