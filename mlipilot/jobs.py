@@ -14,8 +14,10 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
+from enum import StrEnum
 from pathlib import Path
 from typing import Callable
 
@@ -126,15 +128,99 @@ def tree_bytes(root: Path) -> int:
     return total
 
 
+class Device(StrEnum):
+    """Where train.py trains (`[executor] device` of mlipilot.toml); scoring stays on the CPU."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+DEVICE_ENV = "MLIPILOT_DEVICE"  # train.py passes it to mace-torch's --device
+
+
+def resolve_device(device: Device | str) -> Device:
+    """`auto`: cuda where this node has a CUDA device torch can use, else cpu (decided in the job, on
+    the node that trains). `cuda` without one is a one-line error before training starts."""
+    device = Device(device)
+    if device == Device.CPU:
+        return device
+    # no NVIDIA device node: no CUDA, and no need to import torch to know it
+    usable = Path("/dev/nvidiactl").exists() and _torch_sees_cuda()
+    if device == Device.CUDA and not usable:
+        raise JobFailed("device = cuda but this node has no CUDA device torch can use — set [executor] device = "
+                        "\"auto\" or \"cpu\" in mlipilot.toml, or ask Slurm for a GPU (gpus_per_node = 1)",
+                        kind=FailureKind.SUBMIT_REFUSED)
+    return Device.CUDA if usable else Device.CPU
+
+
+def _torch_sees_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+# what scoring imports (mace-torch, e3nn, scipy, ASE's MD): seconds of start-up, done while training runs
+SCORER_MODULES = ("mace", "torch", "mace.calculators", "mlipilot.model_export", "mlipilot.scorecard.evaluate",
+                  "mlipilot.scorecard.accuracy", "mlipilot.scorecard.stability_kinds",
+                  "mlipilot.scorecard.throughput", "mlipilot.scorecard.spec", "ase.md.langevin", "ase.md.verlet")
+
+
+def _preload(modules: tuple[str, ...]) -> threading.Thread:
+    """Import `modules` in a background thread of this (harness) process; failures are left for the
+    real import to report. One thread per process, as the scorer runs."""
+    import importlib
+
+    for k, v in ONE_THREAD.items():
+        os.environ.setdefault(k, v)
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                return
+
+    thread = threading.Thread(target=run, name="mlipilot-preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def _exit_fast_after_result() -> None:
+    """In a submitit job process (never the launcher, where the debug executor runs jobs): once
+    submitit has written the job's result, leave without tearing down torch and mace-torch — seconds
+    the launcher would wait for, as a local job is done when its process ends."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return
+    import atexit
+
+    def leave() -> None:
+        try:
+            done = submitit.JobEnvironment().paths.result_pickle.exists()
+        except Exception:
+            return
+        if done:  # else submitit failed to write it: the normal exit (and its status) tells
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+    atexit.register(leave)
+
+
 @_as_result
 def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: int = 1,
-              foundation: dict[str, str] | None = None) -> dict:
+              foundation: dict[str, str] | None = None, device: str = "cpu", score: dict | None = None) -> dict:
     """Run the committed tree's train/train.py inside the sandbox, then the harness's export step
-    (same sandbox) that turns the trained model into data: model.json + weights.pt, copied to the
-    trial's `model/` folder; the output folder is measured against its limit and then removed.
+    (a sandbox of its own, started beside training so its imports are done when training ends) that
+    turns the trained model into data: model.json + weights.pt, copied to the trial's `model/` folder;
+    the output folder is measured against its limit and then removed.
     `seed` is the harness's training seed (MLIPILOT_SEED; the shipped train.py passes it to mace-torch).
     `foundation`: {name: file in the store} of the run's foundation models, shown read-only (their
-    paths inside the job in MLIPILOT_FOUNDATION_MODELS)."""
+    paths inside the job in MLIPILOT_FOUNDATION_MODELS). `device`: auto | cpu | cuda, resolved here
+    (MLIPILOT_DEVICE for train.py; the sandbox shows the GPU's device nodes only to a cuda job).
+    `score`: score_job's keyword arguments but `model_dir` — then this job also scores the exported
+    model (harness code in this process, never the sandbox's; its imports done while training ran)
+    and returns score_job's result under "score"."""
     import dataclasses
     import shutil
 
@@ -147,9 +233,13 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
         clean_env,
         open_sandbox,
         run_sandboxed,
+        start_sandboxed,
     )
 
     started = time.time()
+    used = resolve_device(device)  # before the preload thread: two threads importing torch may deadlock
+    _exit_fast_after_result()
+    preload = _preload(SCORER_MODULES) if score else None
     trial = Path(trial_dir)
     src_dir, out, dest = Path(src), trial / "job" / "out", trial / MODEL_DIR
     shutil.rmtree(dest, ignore_errors=True)
@@ -159,16 +249,23 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
               for name, path in (foundation or {}).items()}
     box_cfg = dataclasses.replace(box_cfg, inputs=tuple((foundation[n], inside[n]) for n in inside))
     limits = box_cfg.limits
-    box = open_sandbox(box_cfg)
+    # the export sandbox never sees the GPU: it only reads the model file on the CPU
+    box, export_box = open_sandbox(dataclasses.replace(box_cfg, gpu=used == Device.CUDA)), open_sandbox(box_cfg)
     if problem := box.problem():
         raise SandboxError(f"sandbox {box.kind} cannot start: {problem}")
     log = trial / "train.log"
     log.write_bytes(b"")
     env = clean_env({**ONE_THREAD, "PYTHONUNBUFFERED": "1", "MLIPILOT_SEED": str(int(seed)),
-                     FOUNDATION_ENV: json.dumps(inside)})
+                     FOUNDATION_ENV: json.dumps(inside), DEVICE_ENV: str(used)})
     inner = lambda p: str(box.inside(p, src_dir, out))  # noqa: E731
     model, export_dir = out / "model.model", out / "export"
     train = [sys.executable, "train/train.py", "--out-dir", inner(out / "train"), "--model-out", inner(model)]
+    # harness code, but in a sandbox: unpickling the model may run the agent's code. It imports now and
+    # exports when told `go`, after train.py's sandbox (a PID namespace of its own) has ended
+    export_log = trial / "export.log"
+    export_log.write_bytes(b"")
+    exporter = start_sandboxed(export_box, [sys.executable, "-P", "-m", "mlipilot.model_export", "--wait",
+                                            inner(model), inner(export_dir)], src_dir, out, env, export_log, stdin=True)
     t_train = time.time()
     try:
         try:
@@ -182,13 +279,10 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
         if not model.is_file() or model.is_symlink():
             raise JobFailed(f"train/train.py finished but wrote no model file at --model-out ({model.name})",
                             kind=FailureKind.SMOKE)
-        # harness code, but in the sandbox: unpickling the model may run the agent's code
-        export = [sys.executable, "-P", "-m", "mlipilot.model_export", inner(model), inner(export_dir)]
-        export_log = trial / "export.log"
-        export_log.write_bytes(b"")
         t_export = time.time()
+        exporter.send("go")
         try:
-            rc = run_sandboxed(box, export, src_dir, out, env, export_log, limits.export_timeout_min * 60)
+            rc = exporter.wait(limits.export_timeout_min * 60)
         except subprocess.TimeoutExpired:
             raise JobFailed(f"model export timed out (its limit, [sandbox] export_timeout_min = {limits.export_timeout_min:g})",
                             kind=FailureKind.TIMEOUT) from None
@@ -205,12 +299,28 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
             shutil.rmtree(dest, ignore_errors=True)
             raise JobFailed(f"the exported model cannot be taken out of the sandbox: {e}", kind=FailureKind.SMOKE) from None
     finally:
+        exporter.kill()  # training failed: the waiting export step ends unused
         keep_logs(out, trial / "logs")  # mace-torch's own logs, as plain text
         shutil.rmtree(out, ignore_errors=True)  # only the copied export (and logs) leave the sandbox's folder
     done = time.time()
-    return {"started": started, "seconds": done - started, "host": socket.gethostname(),
-            "model": str(dest), "sandbox": str(box.kind),
-            "steps": {"train_py": t_export - t_train, "export": done - t_export}}
+    result = {"started": started, "seconds": done - started, "host": socket.gethostname(),
+              "model": str(dest), "sandbox": str(box.kind), "device": str(used),
+              "steps": {"train_py": t_export - t_train, "export": done - t_export}}
+    if score is not None:
+        preload.join()  # normally long done; an import still running finishes first
+        result["score"] = score_job(str(dest), **score)
+    return result
+
+
+def scored_in_job(train_result: dict) -> dict | None:
+    """The score a train job made itself (train_job's `score`), as `wait(score job)` returns it: None
+    when it did not score, JobFailed when scoring failed."""
+    scored = train_result.get("score")
+    if scored is None:
+        return None
+    if isinstance(scored, dict) and scored.get("error"):
+        raise JobFailed(scored["error"], scored.get("traceback"), scored.get("kind"))
+    return scored
 
 
 def _harness_job(out_json: str, expected: dict | None, files: dict[str, str]) -> float:
@@ -286,6 +396,8 @@ def _hopeless_reason(job: submitit.Job) -> str | None:
 
 def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | None = None) -> object:
     """Block until the job ends; return its result or raise JobFailed with the reason."""
+    if isinstance(job, submitit.LocalJob):
+        poll_s = min(poll_s, 0.2)  # a process poll, not sacct: a job's end is seen within 0.2 s
     if not isinstance(job, submitit.DebugJob):
         polls = 0
         while not job.done():

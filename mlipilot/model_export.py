@@ -235,17 +235,43 @@ def rebuild(export_dir: Path, caps: dict | None = None):
     return model, doc["dtype"]
 
 
+def _preload() -> None:
+    """Import what `export` needs (seconds of mace-torch, e3nn, scipy): done while training runs."""
+    import mace  # noqa: F401  -- before e3nn
+    import torch  # noqa: F401
+    from mace import modules  # noqa: F401
+    from mace.tools.scripts_utils import extract_config_mace_model  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m mlipilot.model_export MODEL OUT_DIR`: the harness's step at the end of the training job."""
-    model_path, out_dir = (argv or sys.argv[1:])[:2]
+    """`python -m mlipilot.model_export [--wait] MODEL OUT_DIR`: the harness's step at the end of the
+    training job. `--wait`: import first, then export when the harness writes `go` to stdin (it does
+    once train.py's sandbox has ended); anything else on stdin, or none, exits without exporting."""
+    import time
+
+    args = list(argv if argv is not None else sys.argv[1:])
+    wait = "--wait" in args
+    model_path, out_dir = [a for a in args if a != "--wait"][:2]
+    t0 = time.time()
+    if wait:
+        _preload()
+        loaded = time.time() - t0
+        if sys.stdin.readline().strip() != "go":
+            return 0
+        t0 = time.time()
     try:
         doc = export(Path(model_path), Path(out_dir))
     except ExportError as e:
         print(f"model export: {e}", file=sys.stderr)
         return 3
-    print(f"model export: {doc['class']} ({doc['dtype']}) -> {out_dir}")
+    took = f"imports {loaded:.1f} s while training ran, export {time.time() - t0:.1f} s" if wait else \
+        f"{time.time() - t0:.1f} s"
+    print(f"model export: {doc['class']} ({doc['dtype']}) -> {out_dir} ({took})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the files are closed; tearing down torch and mace-torch's modules took seconds

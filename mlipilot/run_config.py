@@ -20,6 +20,7 @@ from mlipilot.schema import OMIT, Field, Table, read_file
 from mlipilot.data_actions.config import DATA_TABLE, EXAMPLE as DATA_EXAMPLE, DataConfig, data_config
 
 CONFIG_NAME = "mlipilot.toml"
+DEVICES = ("auto", "cpu", "cuda")  # where train.py trains (resolved on the node by jobs.resolve_device)
 EXECUTORS = executor_names()
 
 _TEMPLATE = """\
@@ -36,6 +37,7 @@ editable = ["train/"]      # the only paths an edit (or an agent) may touch
 kind = "{executor}"         # @EXECUTOR_NAMES@ (chosen here, never auto-detected)
 train_timeout_min = {train_timeout_min}
 score_timeout_min = {score_timeout_min}
+# device = "auto"           # where train.py trains: auto (cuda where the node has one) | cpu | cuda; scoring stays on CPU
 @EXECUTOR_OPTIONS@
 [sandbox]                   # where train/train.py runs: bwrap | apptainer | none (see README, Threat model)
 kind = "{sandbox}"
@@ -98,6 +100,7 @@ class RunConfig:
     sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
     noise: NoiseConfig = NoiseConfig()  # [noise]
     data: DataConfig | None = None  # [data] (mlipilot.data_actions.config); None: its defaults
+    device: str = "auto"  # [executor] device: where training runs (jobs.Device), resolved on the node
 
 
 RESTORE = f"restore it with `git checkout -- {CONFIG_NAME}`"
@@ -167,6 +170,7 @@ def _schema(kinds: list[ExecutorKind]) -> Table:
         "executor": Field(Table({"kind": Field(str, check=_executor),
                                  "train_timeout_min": Field(NUMBER, fix="give minutes, e.g. 30", check=_positive),
                                  "score_timeout_min": Field(NUMBER, fix="give minutes, e.g. 30", check=_positive),
+                                 "device": Field(str, "auto", choices=DEVICES),
                                  **options.pop("executor", {})}, missing=RESTORE)),
         "sandbox": _optional(Table({
             "kind": Field(str, "bwrap", choices=SANDBOXES), "image": Field(str, OMIT),
@@ -201,10 +205,10 @@ def load_run_config(root: Path) -> RunConfig:
     v = _schema(kinds).read(d, path)
     run, ex, sandbox, noise = v["run"], v["executor"], v["sandbox"], v["noise"]
     options = {key: value for section, table in v.items() if section not in ("run", "sandbox", "noise", "agent", "data")
-               for key, value in table.items() if key not in ("kind", "train_timeout_min", "score_timeout_min")}
+               for key, value in table.items() if key not in ("kind", "train_timeout_min", "score_timeout_min", "device")}
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), tuple(run["editable"]),
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), v["agent"], options,
                      SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ())),
                                    Limits(**{k: v for k, v in sandbox.items() if k in LIMIT_FIELDS})),
                      NoiseConfig(noise["seeds"], float(noise["z"]), float(noise["confirm"]), noise["base_seed"]),
-                     data_config(v.get("data")))
+                     data=data_config(v.get("data")), device=ex["device"])

@@ -72,15 +72,17 @@ class SandboxConfig:
     hide: tuple[str, ...] = field(default_factory=tuple)
     limits: Limits = Limits()
     inputs: tuple[tuple[str, str], ...] = ()  # declared read-only inputs: (host path, path inside the job)
+    gpu: bool = False  # a cuda training job: the GPU's device nodes are shown (never to export or scoring)
 
     def to_json(self) -> dict:
         return {"kind": str(self.kind), "image": self.image, "hide": list(self.hide),
-                "limits": self.limits.to_json(), "inputs": list(self.inputs)}
+                "limits": self.limits.to_json(), "inputs": list(self.inputs), "gpu": self.gpu}
 
     @classmethod
     def from_json(cls, d: dict) -> "SandboxConfig":
         return cls(SandboxKind(d.get("kind", "bwrap")), d.get("image"), tuple(d.get("hide", ())),
-                   Limits(**d.get("limits", {})), tuple(tuple(x) for x in d.get("inputs", ())))
+                   Limits(**d.get("limits", {})), tuple(tuple(x) for x in d.get("inputs", ())),
+                   bool(d.get("gpu", False)))
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -131,6 +133,15 @@ def hidden_paths(cfg: SandboxConfig) -> list[Path]:
     return sorted(p for p in paths if _under(p, exposed) and not any(q in p.parents for q in paths))
 
 
+def gpu_devices() -> list[str]:
+    """The NVIDIA device nodes of this node (/dev/nvidia0, nvidiactl, nvidia-uvm, nvidia-caps/...):
+    bwrap's own minimal /dev has none of them, so a cuda job gets them bound, and only a cuda job."""
+    import glob
+
+    return sorted(p for p in glob.glob("/dev/nvidia*") if not os.path.isdir(p)) + \
+        sorted(glob.glob("/dev/nvidia-caps/*"))
+
+
 def _bwrap_flags(cfg: SandboxConfig, mounts: tuple[str, ...] = ()) -> list[str]:
     """The filesystem (with `mounts`, e.g. the job's src and out), namespaces and identity of a bwrap
     job; the root is read-only, so a write anywhere but the output folder and /tmp fails loudly."""
@@ -149,7 +160,8 @@ def _bwrap_flags(cfg: SandboxConfig, mounts: tuple[str, ...] = ()) -> list[str]:
     for p in hidden_paths(cfg):
         # an empty read-only folder: a write fails loudly instead of vanishing into a tmpfs
         cmd += ["--tmpfs", str(p), "--remount-ro", str(p)] if p.is_dir() else ["--ro-bind", "/dev/null", str(p)]
-    cmd += ["--dev", "/dev", "--proc", "/proc", "--size", str(int(cfg.limits.tmp_mb) << 20), "--tmpfs", "/tmp",
+    cmd += ["--dev", "/dev", *(a for d in (gpu_devices() if cfg.gpu else ()) for a in ("--dev-bind", d, d)),
+            "--proc", "/proc", "--size", str(int(cfg.limits.tmp_mb) << 20), "--tmpfs", "/tmp",
             *mounts, *(a for host, inner in cfg.inputs for a in ("--ro-bind", host, inner)), "--remount-ro", "/",
             "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -250,6 +262,8 @@ class Apptainer(_Mounted):
         exe = shutil.which("apptainer") or shutil.which("singularity")
         cmd = [exe, "exec", "--contain", "--cleanenv", "--no-home", "--net", "--network", "none",
                "-B", f"{src}:{JOB / 'src'}:ro", "-B", f"{out}:{JOB / 'out'}", "--pwd", str(JOB / "src")]
+        if self.cfg.gpu:
+            cmd.append("--nv")  # the node's NVIDIA devices and driver libraries, for a cuda job only
         for host, inner in self.cfg.inputs:
             cmd += ["-B", f"{host}:{inner}:ro"]
         for k, v in env.items():
@@ -400,10 +414,51 @@ def _own_processes() -> int:
     return n
 
 
-def run_sandboxed(sandbox: Sandbox, argv: list[str], src: Path, out: Path, env: dict[str, str], log: Path,
-                  timeout_s: float) -> int:
-    """Run argv in the sandbox with stdout+stderr appended to `log` (written by the harness, outside),
-    under the sandbox's limits. Raises subprocess.TimeoutExpired after killing the whole sandbox."""
+class SandboxedProcess:
+    """A job started in the sandbox (see `start_sandboxed`); `wait` applies a time limit and kills
+    the whole sandbox when it runs out."""
+
+    def __init__(self, proc: subprocess.Popen, cgroup: "_PidsCgroup | None"):
+        self.proc, self.cgroup = proc, cgroup
+
+    def send(self, line: str) -> None:
+        """Write one line to the job's stdin and close it (a job started with `stdin=True`)."""
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass  # the job is gone; wait() reports its status
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            if self.proc.poll() is not None:
+                self._close()
+
+    def kill(self) -> None:
+        """End the job and its sandbox now (nothing when it has already ended)."""
+        if self.proc.poll() is None:
+            _kill_group(self.proc)
+        self._close()
+
+    def _close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        if self.cgroup:
+            self.cgroup.close()
+            self.cgroup = None
+
+
+def start_sandboxed(sandbox: Sandbox, argv: list[str], src: Path, out: Path, env: dict[str, str], log: Path,
+                    stdin: bool = False) -> SandboxedProcess:
+    """Start argv in the sandbox with stdout+stderr appended to `log` (written by the harness, outside),
+    under the sandbox's limits; `stdin=True` gives it a pipe the harness writes with `send` (the export
+    step waits on it: it imports mace-torch while training runs, in a sandbox of its own)."""
     cmd, popen_env, cwd = sandbox.command(argv, src, out, env)
     limits = getattr(sandbox, "cfg", SandboxConfig()).limits
     cgroup = _PidsCgroup(limits) if sandbox.kind != SandboxKind.NONE and os.geteuid() == 0 else None
@@ -413,16 +468,21 @@ def run_sandboxed(sandbox: Sandbox, argv: list[str], src: Path, out: Path, env: 
         with open(log, "ab") as f:
             proc = subprocess.Popen(cmd, cwd=cwd,
                                     env=popen_env if popen_env is not None else {"PATH": os.environ.get("PATH", "")},
-                                    stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    stdout=f, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                     start_new_session=True)
-            try:
-                return proc.wait(timeout=timeout_s)
-            except BaseException:
-                _kill_group(proc)
-                raise
-    finally:
+    except BaseException:
         if cgroup:
             cgroup.close()
+        raise
+    return SandboxedProcess(proc, cgroup)
+
+
+def run_sandboxed(sandbox: Sandbox, argv: list[str], src: Path, out: Path, env: dict[str, str], log: Path,
+                  timeout_s: float) -> int:
+    """Run argv in the sandbox with stdout+stderr appended to `log` (written by the harness, outside),
+    under the sandbox's limits. Raises subprocess.TimeoutExpired after killing the whole sandbox."""
+    return start_sandboxed(sandbox, argv, src, out, env, log).wait(timeout_s)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -387,11 +387,12 @@ class TrialRunner:
         t0 = time.time()
         job = None
         try:
-            job = self._submit_or_attach("score", attach_ids, record, cfg.score_timeout_min, jobs.score_job,
-                                         result["model"], str(cfg.store / "scorecard.yaml"), str(self.holdout),
-                                         str(trial_dir / "scorecard.json"), self.sealed, self.caps)
-            out["job_ids"]["score"] = str(job.job_id)
-            scored = jobs.wait(job)
+            scored = jobs.scored_in_job(result)  # scored by the train job itself (see _score_args)
+            if scored is None:
+                job = self._submit_or_attach("score", attach_ids, record, cfg.score_timeout_min, jobs.score_job,
+                                             result["model"], *self._score_args(trial_dir).values())
+                out["job_ids"]["score"] = str(job.job_id)
+                scored = jobs.wait(job)
         except jobs.JobFailed as e:
             limit = (f" (its limit, score_timeout_min = {cfg.score_timeout_min:g})"
                      if e.kind == FailureKind.TIMEOUT else "")
@@ -423,7 +424,19 @@ class TrialRunner:
             record["prepare_seconds"] = round(time.time() - t0, 4)
         return self._submit_or_attach("train", attach_ids, record, self.cfg.train_timeout_min, jobs.train_job,
                                       str(src), str(trial_dir), self.cfg.train_timeout_min * 60,
-                                      self.sandbox_cfg.to_json(), int(record.get("seed", 1)), self.foundation)
+                                      self.sandbox_cfg.to_json(), int(record.get("seed", 1)), self.foundation,
+                                      self.cfg.device, self._score_args(trial_dir) if self._score_in_train_job() else None)
+
+    def _score_args(self, trial_dir: Path) -> dict:
+        """score_job's arguments after the model folder (also what train_job's `score` takes)."""
+        return {"spec_path": str(self.cfg.store / "scorecard.yaml"), "holdout_path": str(self.holdout),
+                "out_json": str(trial_dir / "scorecard.json"), "expected": self.sealed, "caps": self.caps}
+
+    def _score_in_train_job(self) -> bool:
+        """Score in the train job (no second job start, its imports done while training ran) unless
+        that job holds a GPU, which scoring (a CPU figure) would keep busy."""
+        slurm = self.cfg.slurm or {}
+        return self.cfg.executor != "slurm" or (int(slurm.get("gpus_per_node", 0) or 0) == 0 and not slurm.get("gres"))
 
     # -- noise: replicates of one commit with other harness seeds -----------------------------------
     def replicate(self, row: dict, seed: int) -> dict:

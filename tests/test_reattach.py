@@ -168,7 +168,8 @@ def test_killed_launcher_reattaches_to_the_surviving_job(run, tmp_path):
     assert job_pid in samples[0]  # re-attached while it still trained
     last_training = max(i for i, s in enumerate(samples) if job_pid in s)
     others = {pid: i for i, s in enumerate(samples) for pid in s if pid != job_pid}
-    assert set(others) <= {int(row["job_ids"]["score"])} and all(i > last_training for i in others.values())
+    score_jobs = {int(i) for stage, i in row["job_ids"].items() if stage == "score"}  # none: the train job scores
+    assert set(others) <= score_jobs and all(i > last_training for i in others.values())
     assert len([r for r in ledger.rows() if r.get("event") == "run_start"]) == 2  # the refused launcher wrote nothing
     assert not live_controllers(cfg.store)
     assert ledger.verify() is None

@@ -12,7 +12,8 @@ TEMPLATE = """\
 # partition = "debug"
 # cpus_per_task = 1
 # mem_gb = 4
-# gpus_per_node = 0
+# gpus_per_node = 0          # > 0 (or gres) makes training a GPU job; with [executor] device = "auto" it trains on cuda
+# gres = "gpu:a100:1"        # a generic resource string instead of gpus_per_node, as your cluster names GPUs
 # score_mem_gb = 2
 # setup = ["module load python", "export OMP_NUM_THREADS=1"]
 # additional = { account = "myproject", qos = "normal" }
@@ -24,7 +25,7 @@ class SlurmExecutorKind(ExecutorKind):
     name = "slurm"
     label = "Slurm"
     config_fields = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
-                     "score_mem_gb": (int, float), "setup": list, "additional": dict, "slurm_conf": str}
+                     "gres": str, "score_mem_gb": (int, float), "setup": list, "additional": dict, "slurm_conf": str}
     config_template = TEMPLATE
     can_reattach = True
     runs_launchers_as_jobs = True
@@ -49,6 +50,8 @@ class SlurmExecutorKind(ExecutorKind):
             params["slurm_partition"] = slurm["partition"]
         if not scoring and int(slurm.get("gpus_per_node", 0)) > 0:
             params["slurm_gpus_per_node"] = int(slurm["gpus_per_node"])
+        if not scoring and slurm.get("gres"):
+            params["slurm_gres"] = str(slurm["gres"])
         ex.update_parameters(**params)
         return ex
 

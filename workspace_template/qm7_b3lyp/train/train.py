@@ -5,9 +5,12 @@ and scores whatever model file ends up at PATH. Options come from train/config.y
 seed comes from the harness (MLIPILOT_SEED), so repeated trials measure noise honestly.
 `foundation_model: NAME` fine-tunes from one of the run's foundation models: the harness shows them
 read-only and names their paths in MLIPILOT_FOUNDATION_MODELS (nothing is downloaded).
+The device comes from the harness (MLIPILOT_DEVICE: cpu or cuda, from mlipilot.toml's [executor] device);
+on cuda, cuEquivariance's kernels are used where the package is installed.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -49,6 +52,7 @@ def main() -> None:
     if config != yaml.safe_load(config_file.read_text()):
         config_file = out / "config.resolved.yaml"
         config_file.write_text(yaml.safe_dump(config))
+    device = os.environ.get("MLIPILOT_DEVICE") or "cpu"
     cmd = [
         sys.executable, "-m", "mace.cli.run_train",
         "--config", str(config_file),
@@ -58,12 +62,14 @@ def main() -> None:
         "--energy_key", "REF_energy",
         "--forces_key", "REF_forces",
         "--stress_key", "REF_stress",
-        "--device", "cpu",
+        "--device", device,
         "--model_dir", str(out),
         "--checkpoints_dir", str(out / "checkpoints"),
         "--results_dir", str(out / "results"),
         "--log_dir", str(out / "logs"),
     ]
+    if device == "cuda" and importlib.util.find_spec("cuequivariance_torch"):
+        cmd += ["--enable_cueq", "True"]
     if os.environ.get("MLIPILOT_SEED"):
         cmd += ["--seed", os.environ["MLIPILOT_SEED"]]  # overrides seed: in config.yaml
     subprocess.run(cmd, check=True)
