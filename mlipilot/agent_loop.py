@@ -141,7 +141,7 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
     pending = []
     stop = None
     for i in range(k):
-        it = used.iterations + i + 1
+        it = used.iterations + 1  # `used` already counts this round's earlier proposals
         workdir = cfg.root if k == 1 else repo.add_worktree(trial.store.worktree(it))
         wcfg = cfg if k == 1 else dataclasses.replace(cfg, root=workdir)
         tools = WorkspaceTools(wcfg)

@@ -126,7 +126,7 @@ class TrialRecord(_Row):
     """A trial's ledger row: every field a reader uses by name; keys of other ledgers kept in `extra`.
     `to_json` writes the keys the untyped rows held: the decision's only once decided, optional ones
     only when set."""
-    trial: int
+    trial: int = 0
     status: str = TrialStatus.SUBMITTED
     run: str | None = None
     agent: str = "human"
