@@ -145,4 +145,11 @@ def test_report_figures_and_html_render_in_chromium(bench_dir, tmp_path):
 def test_report_on_a_single_run_directory(bench_dir, tmp_path):
     out, _, _, _ = bench_dir
     report = write_report(out / "runs" / "expert-s0", tmp_path / "r")
-    assert report.is_file() and (tmp_path / "r" / "verdict_grid.png").is_file()
+    page = report.read_text()
+    # the run's own rows (its baseline + 3 iterations), not the bench's 24, and its trials table
+    assert "<p>4 iterations over 1 runs." in page and "<h2>Trials</h2>" in page
+    trials = page.split("<h2>Trials</h2>")[1].split("<h2>")[0]
+    assert trials.count("<tr>") == 4  # a row per trial (the header row is styled)
+    pngs = sorted((tmp_path / "r").glob("*.png"))
+    assert {p.stem for p in pngs} >= {"composite_vs_iteration", "verdict_grid", "ranking"}
+    assert page.count("<figure><img") == len(pngs) and all(p.stat().st_size > 5000 for p in pngs)

@@ -213,3 +213,27 @@ def test_agent_loop_parallel_trains_candidates_in_worktrees_and_decides_in_order
     assert "energy_weight: 9.0" in config_at(cfg.root) and repo.active_branch.name == cfg.branch
     assert len(list(repo.iter_commits(cfg.branch))) == 1 + 4  # init + the four accepted trials
     assert {r[1] for r in fake.runs} == {1}
+
+
+def test_report_of_a_single_run_shows_its_trials(cfg, tmp_path):
+    """`mlipilot report RUN`: one series, a table row per trial (hypothesis, verdict), the figures the
+    run's columns call for (MD outcomes: its scorecard has MD runs; no tokens spent: no tokens figure),
+    each embedded, and nothing written into the run directory."""
+    from mlipilot.report import write_report
+
+    t = runner(cfg, FakePipeline(cfg.root, score))
+    t.run("baseline")
+    for w, why in ((1000.0, "weight energies"), (500.0, "less weight"), (7.0, "a crashing edit")):
+        set_weight(cfg, w)
+        t.run(why)
+    report = write_report(cfg.root, tmp_path / "r")
+    page = report.read_text()
+    assert "<p>4 iterations over 1 runs." in page and "<h2>Trials</h2>" in page
+    trials_html = page.split("<h2>Trials</h2>")[1].split("<h2>")[0]
+    for hyp, verdict in (("baseline", "accepted"), ("weight energies", "accepted"), ("less weight", "rejected"),
+                         ("a crashing edit", "failed")):
+        assert f"<td>{hyp}</td>" in trials_html and f"<td>{verdict}</td>" in trials_html
+    pngs = {p.stem for p in report.parent.glob("*.png")}
+    assert pngs == {"composite_vs_iteration", "verdict_grid", "ranking", "md_outcomes"}
+    assert page.count("<figure><img") == len(pngs)
+    assert git.Repo(cfg.root).git.status("--porcelain") == ""
