@@ -106,7 +106,7 @@ def _run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[
                                     "with `mlipilot trial -m \"...\"`, or discard it with `git checkout -- train/`")
             progress("iteration 0: the harness measures the baseline (the shipped workspace, unedited)")
             trial.run(BASELINE_HYPOTHESIS, agent=HARNESS_AGENT, model="none",
-                      extra={"iteration": 0, "knobs": knob_values(WorkspaceTools(cfg))})
+                      extra={"iteration": 0, "knobs": knob_values(WorkspaceTools(cfg, trial.store))})
         while True:
             used = spent(ledger.rows())
             stop = budget.exhausted(used, time.time() - t_start)
@@ -144,7 +144,7 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
         it = used.iterations + 1  # `used` already counts this round's earlier proposals
         workdir = cfg.root if k == 1 else repo.add_worktree(trial.store.worktree(it))
         wcfg = cfg if k == 1 else dataclasses.replace(cfg, root=workdir)
-        tools = WorkspaceTools(wcfg)
+        tools = WorkspaceTools(wcfg, trial.store)
         brief = build_brief(wcfg, tools, it, budget.iterations)
         result = agent.run_iteration(tools, brief, budget.limits(used))
         u = result.usage

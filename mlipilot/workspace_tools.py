@@ -83,10 +83,11 @@ def cap(text: str, limit: int = OUTPUT_CAP) -> str:
 
 
 class WorkspaceTools:
-    def __init__(self, cfg: RunConfig):
+    def __init__(self, cfg: RunConfig, store: Store | None = None):
+        """`store`: the run's Store when the caller holds one (its ledger is then read once, not again)."""
         self.cfg = cfg
         self.root = cfg.root.resolve()
-        self.history = History(Store(cfg.store).ledger)  # agents read copies, never the ledger
+        self.history = History((store or Store(cfg.store)).ledger)  # agents read copies, never the ledger
 
     # -- the guard ---------------------------------------------------------------------------------
     def resolve(self, path: str, write: bool) -> Path:

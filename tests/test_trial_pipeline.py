@@ -237,3 +237,23 @@ def test_report_of_a_single_run_shows_its_trials(cfg, tmp_path):
     assert pngs == {"composite_vs_iteration", "verdict_grid", "ranking", "md_outcomes"}
     assert page.count("<figure><img") == len(pngs)
     assert git.Repo(cfg.root).git.status("--porcelain") == ""
+
+
+def test_the_ledger_is_read_once_per_command(cfg, monkeypatch):
+    """Appends chain to the head kept in memory: a run of trials and agent iterations reads the
+    ledger file once, however many rows it writes."""
+    ledger_file = Store(cfg.store).ledger_path
+    reads = []
+    real = Path.read_text
+
+    def counting(self, *a, **kw):
+        if self == ledger_file:
+            reads.append(1)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    fake = FakePipeline(cfg.root, score)
+    run_agent(cfg, ScriptedAgent([1000.0, 500.0, 2.0]), Budget(iterations=3), progress=lambda s: None,
+              trial=runner(cfg, fake))
+    assert len(Store(cfg.store).ledger.latest()) == 4 and reads == [1] * 2  # the run's, and this check's
+    assert Store(cfg.store).ledger.verify() is None
