@@ -36,8 +36,13 @@ class Outcome:
     prepare_seconds: float | None = None
     results: dict[str, dict] = field(default_factory=dict)  # stage -> its job's result, for later stages
 
+    score_json: dict | None = None  # the score exactly as the job wrote it: what the ledger records
+
     @property
     def metrics(self) -> dict | None:
+        """The flat scorecard the ledger's `metrics` holds."""
+        if self.score_json is not None:
+            return self.score_json
         return self.score.to_json() if self.score is not None else None
 
 
@@ -174,6 +179,7 @@ def _score_take(ctx: StageContext, result: dict, submitted: float) -> None:
     for line in result["log"]:
         ctx.progress(strip_controls(line))
     ctx.outcome.score = ScoreResult.from_json(result["metrics"])
+    ctx.outcome.score_json = result["metrics"]
     ctx.outcome.wall["score"] = result["seconds"]
 
 
