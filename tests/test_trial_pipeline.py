@@ -257,3 +257,39 @@ def test_the_ledger_is_read_once_per_command(cfg, monkeypatch):
               trial=runner(cfg, fake))
     assert len(Store(cfg.store).ledger.latest()) == 4 and reads == [1] * 2  # the run's, and this check's
     assert Store(cfg.store).ledger.verify() is None
+
+
+def count_job(folder: str, seed: int, fail: bool) -> dict:
+    """A toy job (module level: executors pickle it)."""
+    if fail:
+        return {"error": "counted nothing", "kind": "smoke"}
+    (Path(folder) / "count.txt").write_text(str(seed * 2))
+    return {"started": 0.0, "seconds": 0.5, "count": seed * 2}
+
+
+def test_a_new_stage_is_one_stage_object_and_the_real_pipeline_runs_it(cfg, tmp_path):
+    """The real JobPipeline (debug executor: in-process submitit jobs) with a toy stage list: what
+    adding a stage takes, submit/wait/record written once, a failure stopping the stages after it."""
+    from mlipilot.records import FailureKind
+    from mlipilot.trial.pipeline import JobPipeline
+    from mlipilot.trial.stages import JobEnv, Stage
+
+    def stage(name: str, fail: bool = False) -> Stage:
+        return Stage(name=name, job=count_job, timeout_min=lambda cfg: 1.0,
+                     args=lambda ctx: (str(ctx.trial_dir), ctx.seed, fail),
+                     take=lambda ctx, result, t0: ctx.outcome.results.__setitem__(name, result),
+                     failed=f"{name} failed", failure=FailureKind.SMOKE,
+                     on_fail=lambda ctx, e, job, t0: None)
+
+    env = JobEnv(sandbox={}, sandbox_kind="none", sealed={}, caps={}, foundation={})
+    submitted = []
+    pipe = JobPipeline(cfg, Store(cfg.store), env, progress=lambda s: None, stages=(stage("sample"), stage("label")))
+    out = pipe.run("HEAD", 3, tmp_path, on_submit=lambda name, job_id, o: submitted.append(name))
+    assert out.error is None and out.results["label"]["count"] == 6 and (tmp_path / "count.txt").read_text() == "6"
+    assert submitted == ["sample", "label"] and set(out.job_ids) == {"sample", "label"}
+    failing = JobPipeline(cfg, Store(cfg.store), env, progress=lambda s: None,
+                          stages=(stage("sample", fail=True), stage("label")))
+    (tmp_path / "second").mkdir()  # a trial's folder exists before its jobs
+    out = failing.run("HEAD", 3, tmp_path / "second")
+    assert out.error == "sample failed: counted nothing" and out.failure == FailureKind.SMOKE
+    assert set(out.job_ids) == {"sample"} and "label" not in out.results

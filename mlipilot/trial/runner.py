@@ -15,7 +15,7 @@ from mlipilot.errors import MLIPilotError
 from mlipilot.executors import get_executor
 from mlipilot.git_history import TRAILER_METRICS, RunRepo
 from mlipilot.integrity import integrity_problem, large_data_problem, sha256_file
-from mlipilot.records import FailureKind, NoiseEvent, TrialRecord
+from mlipilot.records import NoiseEvent, TrialRecord
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
 from mlipilot.sandbox import NONE_WARNING, SandboxKind, open_sandbox
@@ -251,6 +251,3 @@ def trial_summary(row: TrialRecord) -> dict:
 
 def dumps(obj) -> str:
     return json.dumps(obj, indent=1, sort_keys=True, default=str)
-
-
-__all__ = ["TrialRunner", "FailureKind", "weights_sha256", "size_caps", "trial_summary", "dumps"]
