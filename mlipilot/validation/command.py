@@ -24,7 +24,7 @@ from mlipilot.ledger import Ledger
 from mlipilot.records import FailureKind, TrialRecord, TrialStatus, ValidationEvent
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
-from mlipilot.store import Store
+from mlipilot.store import HOLDOUT_FILE, Store
 from mlipilot.validation.runner import table
 from mlipilot.validation.spec import load_validation_spec
 
@@ -169,7 +169,7 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
     repo = git.Repo(cfg.root)
     # the job refuses files that differ from their hash sealed at init (the spec: or by --reseal-spec)
     sealed = load_seal(cfg.store)["files"]
-    expected = {"validation": spec_sealed, **({"holdout": sealed["holdout.xyz"]} if "holdout.xyz" in sealed else {})}
+    expected = {"validation": spec_sealed, **({"holdout": sealed[HOLDOUT_FILE]} if HOLDOUT_FILE in sealed else {})}
     spec_sha = sha256_file(spec)  # = the spec's sha256 recorded in each validation.json
     summaries = []
     for row in rows:
