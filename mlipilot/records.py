@@ -90,6 +90,14 @@ class _Row:
         event = getattr(self, "EVENT", None)
         return {"event": event, **out} if event and "event" not in out else out
 
+    # The row's JSON view, for tests and benchmark scripts that held rows as dicts (the package itself
+    # reads the fields; tests/test_trial_pipeline.py greps that it does).
+    def __getitem__(self, key: str):
+        return self.to_json()[key]
+
+    def get(self, key: str, default=None):
+        return self.to_json().get(key, default)
+
 
 @dataclass(kw_only=True)
 class _Usage:
@@ -194,9 +202,6 @@ class TrialRecord(_Row):
         out.update(self.extra or {})
         return out
 
-    def __getitem__(self, key: str):
-        """The row's JSON view (for tests and scripts that hold rows as dicts); modules use the fields."""
-        return self.to_json()[key]
 
     @property
     def by_harness(self) -> bool:

@@ -182,7 +182,19 @@ class ScriptedAgent(Agent):
         return IterationResult(Outcome.EXPERIMENT, f"energy_weight {w}")
 
 
-def test_agent_loop_serial_refuses_a_repeat_and_stops_on_finish(cfg):
+def no_reads_by_key(monkeypatch) -> None:
+    """Records raise when read by string key: the package reads their fields."""
+    from mlipilot import records
+
+    def by_key(self, *a):
+        raise AssertionError(f"{type(self).__name__} read by string key {a[0]!r}")
+
+    monkeypatch.setattr(records._Row, "__getitem__", by_key)
+    monkeypatch.setattr(records._Row, "get", by_key)
+
+
+def test_agent_loop_serial_refuses_a_repeat_and_stops_on_finish(cfg, monkeypatch):
+    no_reads_by_key(monkeypatch)  # the loop, its briefs, tools and admission
     fake = FakePipeline(cfg.root, score)
     status = run_agent(cfg, ScriptedAgent([1000.0, 500.0, 1000.0, None]), Budget(iterations=6),
                        progress=lambda s: None, trial=runner(cfg, fake))
@@ -197,7 +209,8 @@ def test_agent_loop_serial_refuses_a_repeat_and_stops_on_finish(cfg):
     assert end.exit_status == "finished" and end.iterations == 4
 
 
-def test_agent_loop_parallel_trains_candidates_in_worktrees_and_decides_in_order(cfg):
+def test_agent_loop_parallel_trains_candidates_in_worktrees_and_decides_in_order(cfg, monkeypatch):
+    no_reads_by_key(monkeypatch)
     fake = FakePipeline(cfg.root, score)
     status = run_agent(cfg, ScriptedAgent([1000.0, 2.0, 500.0, 9.0]), Budget(iterations=4, parallel=2),
                        progress=lambda s: None, trial=runner(cfg, fake))
@@ -215,11 +228,15 @@ def test_agent_loop_parallel_trains_candidates_in_worktrees_and_decides_in_order
     assert {r[1] for r in fake.runs} == {1}
 
 
-def test_report_of_a_single_run_shows_its_trials(cfg, tmp_path):
+def test_report_of_a_single_run_shows_its_trials(cfg, tmp_path, monkeypatch, capsys):
     """`mlipilot report RUN`: one series, a table row per trial (hypothesis, verdict), the figures the
     run's columns call for (MD outcomes: its scorecard has MD runs; no tokens spent: no tokens figure),
-    each embedded, and nothing written into the run directory."""
+    each embedded, and nothing written into the run directory. Throughout, and in `status`, `log` and
+    `show`, no module reads a record by string key (the dict view is for scripts)."""
+    from mlipilot.cli import main
     from mlipilot.report import write_report
+
+    no_reads_by_key(monkeypatch)
 
     t = runner(cfg, FakePipeline(cfg.root, score))
     t.run("baseline")
@@ -237,6 +254,11 @@ def test_report_of_a_single_run_shows_its_trials(cfg, tmp_path):
     assert pngs == {"composite_vs_iteration", "verdict_grid", "ranking", "md_outcomes"}
     assert page.count("<figure><img") == len(pngs)
     assert git.Repo(cfg.root).git.status("--porcelain") == ""
+    capsys.readouterr()
+    assert main(["status", "--run", str(cfg.root)]) == 0 and main(["log", str(cfg.root), "--all"]) == 0
+    assert main(["show", "3", "--run", str(cfg.root)]) == 0
+    out = capsys.readouterr().out
+    assert "best: trial 2 (feasible), composite 1.1667" in out and "trial 3: rejected" in out
 
 
 def test_the_ledger_is_read_once_per_command(cfg, monkeypatch):
