@@ -16,7 +16,7 @@ from mlipilot import jobs
 from mlipilot.model_export import WEIGHTS_FILE
 from mlipilot.records import FailureKind, TrialRecord
 from mlipilot.scorecard.result import MDRun, ScoreResult
-from mlipilot.trial.stages import Outcome
+from mlipilot.trial.stages import PipelineResult
 
 
 class Crash(BaseException):
@@ -48,19 +48,19 @@ class FakePipeline:
     def config(self, commit: str) -> dict:
         return yaml.safe_load(git.Repo(self.root).git.show(f"{commit}:train/config.yaml"))
 
-    def _submit(self, seed: int, trial_dir: Path, on_submit, outcome: Outcome) -> FakeJob:
+    def _submit(self, seed: int, trial_dir: Path, on_submit, outcome: PipelineResult) -> FakeJob:
         job = FakeJob(f"fake-{len(self.runs)}-{seed}")
         if on_submit:
             on_submit("train", job.job_id, outcome)
         return job
 
     def start(self, commit: str, seed: int, trial_dir: Path, on_submit=None):
-        return self._submit(seed, Path(trial_dir), on_submit, Outcome())
+        return self._submit(seed, Path(trial_dir), on_submit, PipelineResult())
 
-    def run(self, commit: str, seed: int, trial_dir: Path, attach: dict | None = None, on_submit=None) -> Outcome:
+    def run(self, commit: str, seed: int, trial_dir: Path, attach: dict | None = None, on_submit=None) -> PipelineResult:
         attach = attach or {}
         self.runs.append((commit, seed, dict(attach)))
-        out = Outcome(job_ids={k: str(getattr(v, "job_id", v)) for k, v in attach.items()})
+        out = PipelineResult(job_ids={k: str(getattr(v, "job_id", v)) for k, v in attach.items()})
         if "train" not in attach:
             out.job_ids["train"] = self._submit(seed, Path(trial_dir), on_submit, out).job_id
             if self.crash_after_submit:

@@ -10,7 +10,7 @@ from mlipilot.records import FailureKind, NoiseEvent, TrialRecord
 from mlipilot.run_config import RunConfig
 from mlipilot.scorecard.spec import ScorecardSpec
 from mlipilot.scorecard.verdict import ACCEPTED, FAILED, REJECTED, Assessment, Noise, Verdict, assess, decide
-from mlipilot.trial.stages import Outcome
+from mlipilot.trial.stages import PipelineResult
 
 SEED_IGNORED = ("train/train.py ignores MLIPILOT_SEED, so seeds measure nothing; pass it to mace-torch "
                 "(`--seed`, as the shipped train.py does)")
@@ -42,7 +42,7 @@ def noise_for(incumbent: TrialRecord | None, events: list[NoiseEvent], spec: Sco
                  cfg.noise.z, cfg.noise.confirm)
 
 
-def decide_trial(outcome: Outcome, incumbent: TrialRecord | None, spec: ScorecardSpec, noise: Noise | None,
+def decide_trial(outcome: PipelineResult, incumbent: TrialRecord | None, spec: ScorecardSpec, noise: Noise | None,
                  integrity: str | None) -> Decision:
     inc = assess(incumbent.metrics, spec) if incumbent else None
     candidate = assess(outcome.metrics, spec) if outcome.metrics else None
@@ -53,7 +53,7 @@ def decide_trial(outcome: Outcome, incumbent: TrialRecord | None, spec: Scorecar
     return Decision(verdict, candidate, inc, noise)
 
 
-def confirm(first: Decision, seed: int, second: Outcome, identical_weights: bool,
+def confirm(first: Decision, seed: int, second: PipelineResult, identical_weights: bool,
             spec: ScorecardSpec) -> tuple[Verdict, dict]:
     """Accept a close call only if the mean over two harness seeds still beats the incumbent; `second`
     is the candidate trained again with harness seed `seed`."""
@@ -80,7 +80,7 @@ def confirm(first: Decision, seed: int, second: Outcome, identical_weights: bool
                    both_.margin), record
 
 
-def failure_kind(verdict: Verdict, outcome: Outcome, integrity: str | None) -> str | None:
+def failure_kind(verdict: Verdict, outcome: PipelineResult, integrity: str | None) -> str | None:
     """The trial's FailureKind: why it failed, or was rejected for integrity; None otherwise."""
     if integrity:
         return str(FailureKind.INTEGRITY)

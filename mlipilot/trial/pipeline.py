@@ -18,15 +18,15 @@ from mlipilot.executors.base import submitting_from
 from mlipilot.records import FailureKind, TrialRecord
 from mlipilot.run_config import RunConfig
 from mlipilot.store import Store
-from mlipilot.trial.stages import STAGES, JobEnv, Outcome, Stage, StageContext
+from mlipilot.trial.stages import STAGES, JobEnv, PipelineResult, Stage, StageContext
 
 # called with (stage, job id, outcome) once a job is submitted, before any waiting (re-attach)
-OnSubmit = Callable[[str, str, Outcome], None]
+OnSubmit = Callable[[str, str, PipelineResult], None]
 
 
 class Pipeline(Protocol):
     def run(self, commit: str, seed: int, trial_dir: Path, attach: dict | None = None,
-            on_submit: OnSubmit | None = None) -> Outcome:
+            on_submit: OnSubmit | None = None) -> PipelineResult:
         """Every stage in order for `commit` trained with harness seed `seed` in `trial_dir`. `attach`
         maps a stage to a job id (a stopped launcher's), a job object (submitted by `start`) or the
         JobFailed `start` met."""
@@ -47,7 +47,7 @@ class JobPipeline:
         self.cfg, self.store, self.env, self.progress, self.stages = cfg, store, env, progress, stages
 
     def _ctx(self, commit: str, seed: int, trial_dir: Path, attach: dict) -> StageContext:
-        outcome = Outcome(job_ids={k: str(getattr(v, "job_id", v)) for k, v in attach.items()})
+        outcome = PipelineResult(job_ids={k: str(getattr(v, "job_id", v)) for k, v in attach.items()})
         return StageContext(self.cfg, self.store, self.env, commit, seed, Path(trial_dir), outcome, self.progress)
 
     def start(self, commit: str, seed: int, trial_dir: Path, on_submit: OnSubmit | None = None) -> object:
@@ -58,7 +58,7 @@ class JobPipeline:
             return e  # recorded as this trial's failure when its verdict comes
 
     def run(self, commit: str, seed: int, trial_dir: Path, attach: dict | None = None,
-            on_submit: OnSubmit | None = None) -> Outcome:
+            on_submit: OnSubmit | None = None) -> PipelineResult:
         attach = attach or {}
         ctx = self._ctx(commit, seed, trial_dir, attach)
         out = ctx.outcome

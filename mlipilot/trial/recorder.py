@@ -22,7 +22,7 @@ from mlipilot.scorecard.spec import ScorecardSpec
 from mlipilot.scorecard.verdict import ACCEPTED, FAILED, Assessment, Noise, Verdict
 from mlipilot.store import Store
 from mlipilot.trial.decider import INTERRUPTED_REASON, failure_kind
-from mlipilot.trial.stages import Outcome
+from mlipilot.trial.stages import PipelineResult
 
 
 def harness_hash() -> str:
@@ -82,7 +82,7 @@ class Recorder:
         self.progress(f"trial {n}: {hypothesis.splitlines()[0][:80]}  [{record.diff_stat}]")
         return record
 
-    def job_submitted(self, record: TrialRecord, stage: str, job_id: str, outcome: Outcome) -> None:
+    def job_submitted(self, record: TrialRecord, stage: str, job_id: str, outcome: PipelineResult) -> None:
         """A job id, recorded before any waiting, so a restarted launcher can re-attach."""
         if outcome.prepare_seconds is not None:
             record.prepare_seconds = outcome.prepare_seconds
@@ -90,7 +90,7 @@ class Recorder:
         self.ledger.append(record)
 
     # -- after the verdict ------------------------------------------------------------------------
-    def trailers(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: Outcome,
+    def trailers(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: PipelineResult,
                  incumbent: TrialRecord | None, seeds: list[int]) -> dict:
         trailers = {"Trial": record.trial, "Hypothesis": record.hypothesis, "Agent": record.agent,
                     "Model": record.model, "Verdict": verdict.verdict, "Reason": verdict.reason,
@@ -109,7 +109,7 @@ class Recorder:
             trailers["Foundation"] = record.foundation
         return trailers
 
-    def finish(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: Outcome,
+    def finish(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: PipelineResult,
                noise: Noise | None, integrity: str | None, trailers: dict, wall_total: float) -> TrialRecord:
         """Amend the commit's message with the trailers, keep or revert it, write the decided row."""
         cfg, n = self.cfg, record.trial

@@ -25,7 +25,7 @@ from mlipilot.trial import admission, decider
 from mlipilot.trial.decider import SEED_IGNORED
 from mlipilot.trial.pipeline import JobPipeline, Pipeline
 from mlipilot.trial.recorder import Recorder, text
-from mlipilot.trial.stages import JobEnv, Outcome
+from mlipilot.trial.stages import JobEnv, PipelineResult
 
 
 class TrialRunner:
@@ -162,7 +162,7 @@ class TrialRunner:
         return f"{name} {known[name].sha256[:16]}" if name in known else None
 
     # -- noise: replicates of one commit with other harness seeds -----------------------------------
-    def replicate(self, row: TrialRecord, seed: int) -> tuple[Outcome, bool]:
+    def replicate(self, row: TrialRecord, seed: int) -> tuple[PipelineResult, bool]:
         """Train and score `row`'s commit again with harness seed `seed` (kept in the trial's folder);
         also whether it trained the very weights `row` did (a train.py deaf to the seed)."""
         folder = Path(row.trial_dir) / f"seed-{seed}"

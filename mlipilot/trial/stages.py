@@ -1,6 +1,6 @@
 """The stages of a trial's pipeline: each a job function, its resources, how its arguments are built
 from the trial and what earlier stages produced, and how its result (or failure) is read into the
-trial's `Outcome`. Adding a stage (sample, select, label ...) is one `Stage` here and its place in
+trial's `PipelineResult`. Adding a stage (sample, select, label ...) is one `Stage` here and its place in
 `STAGES`; the pipeline submits, re-attaches, waits and streams logs for all of them alike."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mlipilot.store import SCORE_FILE, Store
 
 
 @dataclass
-class Outcome:
+class PipelineResult:
     """What a trial's jobs gave: the typed score, or why there is none."""
     job_ids: dict[str, str] = field(default_factory=dict)  # stage -> job id
     wall: dict[str, float] = field(default_factory=dict)  # seconds by phase (queue, train, train_*, score)
@@ -55,7 +55,7 @@ class StageContext:
     commit: str
     seed: int
     trial_dir: Path
-    outcome: Outcome
+    outcome: PipelineResult
     progress: Callable[[str], None] = print
 
 
