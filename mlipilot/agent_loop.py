@@ -21,7 +21,7 @@ from mlipilot.context import build_brief
 from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo
-from mlipilot.ledger import latest_trials
+from mlipilot.ledger import events_of, latest_trials
 from mlipilot.records import (
     HARNESS_AGENT,
     RUN_ENDING,
@@ -73,38 +73,41 @@ class Budget:
 def spent(rows: list[dict]) -> Spent:
     """Agent iterations, tokens and cost so far: trials (latest record each; the harness's baseline
     is not an agent iteration, nor is a trial a stopped launcher interrupted) and iterations that
-    ended without an experiment."""
+    ended without an experiment. `rows`: the ledger's rows as read (Ledger.rows())."""
     counted: list[TrialRecord | IterationEvent] = [t for t in map(TrialRecord.from_json, latest_trials(rows))
                                                    if not t.by_harness and not t.interrupted]
-    counted += [IterationEvent.from_json(r) for r in rows if r.get("event") == IterationEvent.EVENT]
+    counted += events_of(rows, IterationEvent)
     total = Spent()
     for r in counted:
         total += Spent(1, int(r.tokens_in or 0) + int(r.tokens_out or 0), r.cost)
     return total
 
 
-def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None] = print) -> str:
+def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None] = print,
+              trial: TrialRunner | None = None) -> str:
+    """`trial`: the TrialRunner to use (tests pass one with a fake pipeline)."""
     with run_lock(cfg.store):  # one launcher per run, for the whole run
-        return _run_agent(cfg, agent, budget, progress)
+        return _run_agent(cfg, agent, budget, progress, trial)
 
 
-def _run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None]) -> str:
-    trial = TrialRunner(cfg, progress=progress)
+def _run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None],
+               trial: TrialRunner | None = None) -> str:
+    trial = trial or TrialRunner(cfg, progress=progress)
     trial.recover_interrupted()
     agent.progress = progress
     ledger = trial.ledger
     t_start = time.time()
-    ledger.append(RunEvent("run_start", agent.name, agent.model, budget=asdict(budget)).to_json())
+    ledger.append(RunEvent("run_start", agent.name, agent.model, budget=asdict(budget)))
     status = ExitStatus.BUDGET_ITERATIONS
     try:
-        if not ledger.trials():
+        if not ledger.latest():
             if effective_changes(cfg.root, cfg.editable):
                 raise MLIPilotError(f"{cfg.root}: {', '.join(effective_changes(cfg.root, cfg.editable))} edited before "
                                     "the baseline — the harness measures the unedited workspace first: test your edit "
                                     "with `mlipilot trial -m \"...\"`, or discard it with `git checkout -- train/`")
             progress("iteration 0: the harness measures the baseline (the shipped workspace, unedited)")
             trial.run(BASELINE_HYPOTHESIS, agent=HARNESS_AGENT, model="none",
-                      extra={"iteration": 0, "knobs": knob_values(WorkspaceTools(cfg))})
+                      extra={"iteration": 0, "knobs": knob_values(WorkspaceTools(cfg, trial.store))})
         while True:
             used = spent(ledger.rows())
             stop = budget.exhausted(used, time.time() - t_start)
@@ -121,12 +124,12 @@ def _run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[
         raise
     except BaseException as e:  # the run did not end by a budget: say so, whatever stopped it
         status = ExitStatus.ERROR
-        ledger.append(RunEvent("run_error", error=f"{type(e).__name__}: {e}"[:2000]).to_json())
+        ledger.append(RunEvent("run_error", error=f"{type(e).__name__}: {e}"[:2000]))
         raise
     finally:
         used = spent(ledger.rows())
         ledger.append(RunEvent("run_end", agent.name, agent.model, exit_status=status, iterations=used.iterations,
-                               tokens=used.tokens, cost=used.cost, wall_s=round(time.time() - t_start, 1)).to_json())
+                               tokens=used.tokens, cost=used.cost, wall_s=round(time.time() - t_start, 1)))
         progress(f"run ended: {status} after {used.iterations} iterations, {used.tokens} tokens")
     return str(status)
 
@@ -139,10 +142,10 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
     pending = []
     stop = None
     for i in range(k):
-        it = used.iterations + i + 1
-        workdir = cfg.root if k == 1 else repo.add_worktree(cfg.store / "worktrees" / f"iteration-{it}")
+        it = used.iterations + 1  # `used` already counts this round's earlier proposals
+        workdir = cfg.root if k == 1 else repo.add_worktree(trial.store.worktree(it))
         wcfg = cfg if k == 1 else dataclasses.replace(cfg, root=workdir)
-        tools = WorkspaceTools(wcfg)
+        tools = WorkspaceTools(wcfg, trial.store)
         brief = build_brief(wcfg, tools, it, budget.iterations)
         result = agent.run_iteration(tools, brief, budget.limits(used))
         u = result.usage
@@ -161,9 +164,9 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
             if k == 1:
                 record = trial.run(result.text, **kw)
                 best = trial.ledger.incumbent()
-                progress(f"iteration {it}/{budget.iterations}: trial {record['trial']} {record['verdict']}"
-                         f" | composite {_fmt(record.get('composite'))} | best {_fmt(best and best.get('composite'))}"
-                         f" (trial {best and best['trial']}) | tokens {u.tokens_in} in / {u.tokens_out} out"
+                progress(f"iteration {it}/{budget.iterations}: trial {record.trial} {record.verdict}"
+                         f" | composite {_fmt(record.composite)} | best {_fmt(best and best.composite)}"
+                         f" (trial {best and best.trial}) | tokens {u.tokens_in} in / {u.tokens_out} out"
                          f" | tool errors {u.tool_errors}")
             else:
                 pending.append(trial.start_in_worktree(workdir, result.text, **kw))
@@ -175,7 +178,7 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
         else:
             repo.remove_worktree(workdir)
         trial.ledger.append(IterationEvent(result.action, result.text, result.exit_status, agent.name, agent.model,
-                                           **usage, **extra).to_json())
+                                           **usage, **extra))
         progress(f"iteration {it}/{budget.iterations}: {result.action} — {single_line(result.text, 200)}"
                  f" | tokens {u.tokens_in} in / {u.tokens_out} out | tool errors {u.tool_errors}")
         if result.action == Outcome.FINISH:
@@ -186,8 +189,8 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
             break  # no more proposals this round; those already training are still decided
     for record, job in pending:
         done = trial.finish_parallel(record, job)
-        progress(f"iteration {done['iteration']}/{budget.iterations} (parallel {k}): trial {done['trial']} "
-                 f"{done['verdict']} | composite {_fmt(done.get('composite'))}")
+        progress(f"iteration {done.iteration}/{budget.iterations} (parallel {k}): trial {done.trial} "
+                 f"{done.verdict} | composite {_fmt(done.composite)}")
     return stop
 
 

@@ -16,6 +16,7 @@ from mlipilot.git_history import (
     read_validation_note,
 )
 from mlipilot.sanitize import single_line
+from mlipilot.store import SCORE_FILE, Store
 
 METRIC_TRAILERS = ("Composite", "Violation", *(metric_trailer(m) for m in TRAILER_METRICS))
 
@@ -105,22 +106,19 @@ def show(path: Path, trial: int, store: Path | None = None) -> dict:
             # added training frames are listed by `show` as files and frame counts, not as xyz text
             e["diff"] = repo.git.diff(e["parent"], e["commit"], "--", ".", ":(exclude)data/added") if e["parent"] else ""
             e["trailers"] = trailers(commit)
-            folder = store / "trials" / f"{trial:04d}" if store is not None else None
-            if folder is not None and (folder / "scorecard.json").is_file():
-                e["scorecard_json"] = str(folder / "scorecard.json")
+            folder = Store(store).trial_dir(trial) if store is not None else None
+            if folder is not None and (folder / SCORE_FILE).is_file():
+                e["scorecard_json"] = str(folder / SCORE_FILE)
             if folder is not None and (folder / "train.log").is_file():  # written by jobs.train_job
                 from mlipilot.sanitize import tail
 
                 e["train_log"] = str(folder / "train.log")
                 e["log_tail"] = tail((folder / "train.log").read_text(errors="replace"), LOG_TAIL_LINES)
             if store is not None:  # a close call trained twice: both runs
-                from mlipilot.ledger import Ledger
-
-                row = next((r for r in Ledger(store / "ledger.jsonl").trials() if r["trial"] == trial), {})
-                if isinstance(row.get("metrics"), dict):  # the full scorecard: per element, group and MD run
-                    e["scored"] = row["metrics"]
-                if row.get("confirm"):
-                    e["seeds"] = [{"seed": row.get("seed", 1), "composite": row.get("composite"),
-                                   "metrics": row.get("metrics")}, row["confirm"]]
+                row = next((r for r in Store(store).ledger.latest() if r.trial == trial), None)
+                if row is not None and isinstance(row.metrics, dict):  # the full scorecard: per element, group and MD run
+                    e["scored"] = row.metrics
+                if row is not None and row.confirm:
+                    e["seeds"] = [{"seed": row.seed, "composite": row.composite, "metrics": row.metrics}, row.confirm]
             return e
     raise MLIPilotError(f"no trial {trial} in {path} (fetch refs/mlipilot/* if it was rejected in a clone)")

@@ -31,6 +31,7 @@ def _cmd_init(a: argparse.Namespace) -> int:
 
 
 def _cmd_trial(a: argparse.Namespace) -> int:
+    from mlipilot.records import VerdictKind
     from mlipilot.run_config import load_run_config
     from mlipilot.trial import TrialRunner
 
@@ -38,7 +39,7 @@ def _cmd_trial(a: argparse.Namespace) -> int:
     if a.executor:
         cfg = dataclasses.replace(cfg, executor=a.executor)
     record = TrialRunner(cfg).run(a.message)
-    return 0 if record["verdict"] in ("accepted", "rejected") else 3
+    return 0 if record.verdict in (VerdictKind.ACCEPTED, VerdictKind.REJECTED) else 3
 
 
 def _cmd_noise(a: argparse.Namespace) -> int:
@@ -49,12 +50,12 @@ def _cmd_noise(a: argparse.Namespace) -> int:
     if a.executor:
         cfg = dataclasses.replace(cfg, executor=a.executor)
     e = TrialRunner(cfg).measure_noise(a.seeds)
-    print(f"noise of trial {e['incumbent_trial']} over harness seeds {e['seeds']} ({e['wall_s']:.0f} s):")
-    print(f"  composite: {', '.join(f'{x:.4f}' for x in e['composite'])}  sigma {e['sigma_composite']:.4g}")
-    print(f"  total violation: {', '.join(f'{x:.3f}' for x in e['total_violation'])}  sigma {e['sigma_violation']:.4g}")
+    print(f"noise of trial {e.incumbent_trial} over harness seeds {e.seeds} ({e.wall_s:.0f} s):")
+    print(f"  composite: {', '.join(f'{x:.4f}' for x in e.composite)}  sigma {e.sigma_composite:.4g}")
+    print(f"  total violation: {', '.join(f'{x:.3f}' for x in e.total_violation)}  sigma {e.sigma_violation:.4g}")
     for m in ("energy_rmse", "force_rmse", "steps_per_cpu_second", "steps_per_second"):
-        if m in e["values"]:
-            print(f"  {m}: {', '.join(f'{x:.4g}' for x in e['values'][m])}  sigma {e['sigma'][m]:.4g}")
+        if m in e.values:
+            print(f"  {m}: {', '.join(f'{x:.4g}' for x in e.values[m])}  sigma {e.sigma[m]:.4g}")
     print(f"margin from now on: max(noise_margin x incumbent, {cfg.noise.z:g} x sigma); close calls under "
           f"{cfg.noise.confirm:g} sigma are confirmed with a second seed")
     return 0
@@ -69,16 +70,16 @@ def _echo(text: str) -> None:
 
 
 def _cmd_status(a: argparse.Namespace) -> int:
-    from mlipilot.ledger import Ledger
     from mlipilot.run_config import load_run_config
     from mlipilot.sanitize import single_line
+    from mlipilot.store import Store
     from mlipilot.trial import dumps, trial_summary
 
     cfg = load_run_config(Path(a.run))
-    ledger = Ledger(cfg.store / "ledger.jsonl")
+    ledger = Store(cfg.store).ledger
     if problem := ledger.verify():
         raise MLIPilotError(f"store integrity: {problem}")
-    rows = [trial_summary(r) for r in ledger.trials()]
+    rows = [trial_summary(r) for r in ledger.latest()]
     best = ledger.incumbent()
     if a.json:
         print(dumps({"run": cfg.name, "branch": cfg.branch, "trials": rows,
@@ -92,8 +93,8 @@ def _cmd_status(a: argparse.Namespace) -> int:
               f"{fmt(r['energy_rmse'], '{:9.2f}'):>9} {fmt(r['force_rmse'], '{:8.1f}'):>8} "
               f"{fmt(r['md_failed_runs'], '{:7.0f}'):>7}  {single_line(r['hypothesis'] or '', 60)}")
     if best:
-        _echo(f"best: trial {best['trial']} ({'feasible' if best['feasible'] else 'infeasible'}), "
-              f"composite {best['composite']:.4f}")
+        _echo(f"best: trial {best.trial} ({'feasible' if best.feasible else 'infeasible'}), "
+              f"composite {best.composite:.4f}")
     return 0
 
 
@@ -121,16 +122,16 @@ def _cmd_run(a: argparse.Namespace) -> int:
 def _cmd_log(a: argparse.Namespace) -> int:
     from mlipilot.audit import GIT_ONE_LINER, audit
     from mlipilot.data_actions.commits import carried_data, data_commits_between, describe, trial_parent
-    from mlipilot.ledger import Ledger
     from mlipilot.run_config import load_run_config
     from mlipilot.sanitize import single_line
+    from mlipilot.store import Store
     from mlipilot.trial import dumps
 
     try:
         store = load_run_config(Path(a.run)).store
     except MLIPilotError:  # a clone without its store: git alone answers
         store = None
-    if store is not None and (problem := Ledger(store / "ledger.jsonl").verify()):
+    if store is not None and (problem := Store(store).ledger.verify()):
         raise MLIPilotError(f"store integrity: {problem}")
     entries = audit(Path(a.run), include_rejected=a.all)
     if a.json:

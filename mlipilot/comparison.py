@@ -23,11 +23,11 @@ from mlipilot.errors import MLIPilotError
 from mlipilot.executors import ExecutorKind, get_executor
 from mlipilot.git_history import RunRepo
 from mlipilot.integrity import sha256_file
-from mlipilot.ledger import Ledger
-from mlipilot.records import COMPLETED
+from mlipilot.records import COMPLETED, ExitStatus, RunEvent
 from mlipilot.results import run_rows, summary, write_table
 from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run, read_data_seed
+from mlipilot.store import Store
 from mlipilot.trial import harness_hash
 
 DONE = COMPLETED
@@ -44,7 +44,7 @@ def start_fingerprint(root: Path, store: Path) -> dict:
     listing = repo.git.ls_tree("-r", init).splitlines()
     baseline = hashlib.sha256("\n".join(x for x in listing if not x.endswith("\tmlipilot.toml")).encode()).hexdigest()
     return {"baseline": baseline,
-            "holdout": sha256_file(store / "holdout.xyz"), "scorecard": sha256_file(store / "scorecard.yaml"),
+            "holdout": sha256_file(Store(store).holdout), "scorecard": sha256_file(Store(store).scorecard),
             "harness": harness_hash(), "sandbox": str(load_run_config(root).sandbox.kind)}
 
 
@@ -104,10 +104,9 @@ def bench_data_seed(out: Path, manifest: dict, bench: Benchmark, given: int | No
 
 
 def _finished(store: Path, iterations: int) -> bool:
-    rows = Ledger(store / "ledger.jsonl").rows()
-    ends = [r for r in rows if r.get("event") == "run_end"]
-    return bool(ends) and ends[-1]["exit_status"] in DONE and \
-        (ends[-1]["exit_status"] != "budget_iterations" or ends[-1]["iterations"] >= iterations)
+    ends = [e for e in Store(store).ledger.events(RunEvent) if e.event == "run_end"]
+    return bool(ends) and ends[-1].exit_status in DONE and \
+        (ends[-1].exit_status != ExitStatus.BUDGET_ITERATIONS or (ends[-1].iterations or 0) >= iterations)
 
 
 def _validate_runs(manifest: dict, out: Path, executor: str, progress: Callable[[str], None]) -> None:
@@ -202,7 +201,7 @@ def run_bench(benchmark: str, agents: list[str], seeds: int, iterations: int, ou
     rows = []
     for name, entry in manifest["runs"].items():
         store = out / "runs" / f"{name}.mlipilot-store"
-        if (store / "ledger.jsonl").exists():
+        if Store(store).ledger_path.exists():
             rows += run_rows(store, entry["agent"], entry["seed"], name)
     df = write_table(rows, out)
     summ = summary(df)

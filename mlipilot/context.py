@@ -7,8 +7,11 @@ import hashlib
 import json
 
 from mlipilot.knobs import Knob, load_knobs
+from mlipilot.records import IterationEvent, Outcome, TrialRecord
 from mlipilot.run_config import RunConfig
+from mlipilot.scorecard.result import ScoreResult
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
+from mlipilot.store import Store
 from mlipilot.workspace_tools import WorkspaceTools
 
 RECENT_TRIALS = 5
@@ -30,13 +33,13 @@ def scorecard_summary(spec: ScorecardSpec) -> str:
     return f"constraints: {cons}\ncomposite (lower is better): {comp}; noise margin {spec.noise_margin:.0%}"
 
 
-def _trial_line(r: dict) -> str:
-    m = r.get("metrics") or {}
+def _trial_line(r: TrialRecord) -> str:
+    m = r.score.metrics if r.score else {}
     fmt = lambda k: f"{m[k]:.3g}" if isinstance(m.get(k), (int, float)) else "-"  # noqa: E731
-    comp = f"{r['composite']:.4g}" if isinstance(r.get("composite"), (int, float)) else "-"
-    return (f"trial {r['trial']} [{r.get('verdict')}] composite {comp} E {fmt('energy_rmse')} meV/atom "
-            f"F {fmt('force_rmse')} meV/Å MD-failed {fmt('md_failed_runs')} | {r.get('hypothesis', '')[:160]}"
-            f" | {r.get('diff_stat', '')} | {str(r.get('reason', ''))[:200]}")
+    comp = f"{r.composite:.4g}" if isinstance(r.composite, (int, float)) else "-"
+    return (f"trial {r.trial} [{r.verdict}] composite {comp} E {fmt('energy_rmse')} meV/atom "
+            f"F {fmt('force_rmse')} meV/Å MD-failed {fmt('md_failed_runs')} | {(r.hypothesis or '')[:160]}"
+            f" | {r.diff_stat or ''} | {str(r.reason or '')[:200]}")
 
 
 def _acting_on(metric: str, knobs: dict[str, Knob]) -> str:
@@ -44,12 +47,13 @@ def _acting_on(metric: str, knobs: dict[str, Knob]) -> str:
     return f"; options documented as acting on it: {', '.join(names)}" if names else ""
 
 
-def what_fails(best: dict, spec: ScorecardSpec, knobs: dict[str, Knob] | None = None) -> str:
+def what_fails(best: TrialRecord, spec: ScorecardSpec, knobs: dict[str, Knob] | None = None) -> str:
     """The incumbent's violated constraints in physical units (value, bound, unit, factor) and its
     failed MD runs with step and reason: normalised violations are easy to misread. Beside each,
     the options knobs.yaml documents as acting on that metric (documentation, not a prescription)."""
     knobs = knobs or {}
-    m = best.get("metrics") or {}
+    score = best.score or ScoreResult()
+    m = score.metrics
     lines = []
     for c in spec.constraints:
         v = m.get(c.metric)
@@ -62,33 +66,34 @@ def what_fails(best: dict, spec: ScorecardSpec, knobs: dict[str, Knob] | None = 
         factor = f" ({v / bound:.1f}×)" if bound else ""
         lines.append(f"- {c.metric} {v:.4g} {c.unit} {'>' if c.max is not None else '<'} {bound:g}{factor}"
                      + _acting_on(c.metric, knobs))
-    for name, run in sorted((m.get("md_runs") or {}).items()):
-        if not run.get("ok"):
-            lines.append(f"- MD {name} failed after {run.get('steps')} steps: {run.get('reason')}")
+    for name, run in sorted(score.md_runs.items()):
+        if not run.ok:
+            lines.append(f"- MD {name} failed after {run.steps} steps: {run.reason}")
     return "\n".join(lines) or "nothing: every constraint holds; lower the composite"
 
 
-def tried_table(trials: list[dict], events: list[dict]) -> str:
+def tried_table(trials: list[TrialRecord], events: list[IterationEvent]) -> str:
     """Every trial's option values (as recorded from train/config.yaml) with verdict and key metrics, and
     the iterations that ended without an experiment: so an agent sees what it already tried."""
-    keys = sorted({k for t in trials for k in (t.get("knobs") or {})})
+    keys = sorted({k for t in trials for k in (t.knobs or {})})
     head = "trial | " + " | ".join(keys) + " | verdict | E meV/atom | F meV/Å"
     rows = [head]
     for t in trials:
-        m, knobs = t.get("metrics") or {}, t.get("knobs") or {}
+        m, knobs = (t.score.metrics if t.score else {}), t.knobs or {}
         num = lambda k: f"{m[k]:.3g}" if isinstance(m.get(k), (int, float)) else "-"  # noqa: E731
-        rows.append(f"{t['trial']} | " + " | ".join(str(knobs.get(k, "-")) for k in keys)
-                    + f" | {t.get('verdict')} | {num('energy_rmse')} | {num('force_rmse')}")
+        rows.append(f"{t.trial} | " + " | ".join(str(knobs.get(k, "-")) for k in keys)
+                    + f" | {t.verdict} | {num('energy_rmse')} | {num('force_rmse')}")
     for e in events:
-        if e.get("event") == "iteration" and e.get("outcome") != "experiment":
-            rows.append(f"iteration {e.get('iteration', '?')}: no experiment ({e.get('outcome')}): {str(e.get('text'))[:160]}")
+        if e.outcome != Outcome.EXPERIMENT:
+            rows.append(f"iteration {'?' if e.iteration is None else e.iteration}: no experiment ({e.outcome}): "
+                        f"{str(e.text)[:160]}")
     return "\n".join(rows)
 
 
 def build_brief(cfg: RunConfig, tools: WorkspaceTools, iteration: int, iterations_total: int) -> str:
     """Static text first (program, scorecard: byte-identical across iterations, so a server's prompt
     cache reuses it), then this iteration's state."""
-    spec = load_spec(cfg.store / "scorecard.yaml")
+    spec = load_spec(Store(cfg.store).scorecard)
     trials = tools.history.trials()
     best = tools.history.incumbent()
     parts = []
@@ -98,17 +103,17 @@ def build_brief(cfg: RunConfig, tools: WorkspaceTools, iteration: int, iteration
     parts.append("## Scorecard\n" + scorecard_summary(spec))
     parts.append(f"# Iteration {iteration} of {iterations_total}")
     if best:
-        m = {k: v for k, v in (best.get("metrics") or {}).items() if not isinstance(v, dict)
+        m = {k: v for k, v in (best.metrics or {}).items() if not isinstance(v, dict)
              and not k.startswith(("energy_rmse_", "force_rmse_"))}
         parts.append(f"## Best so far (the current files)\n{_trial_line(best)}\nviolations: "
-                     f"{json.dumps(best.get('violations'))}\nmetrics: "
+                     f"{json.dumps(best.violations)}\nmetrics: "
                      f"{json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()})}")
         knobs = load_knobs(cfg.root / "knobs.yaml", with_mace=False)
         parts.append("## What fails (the best so far)\n" + what_fails(best, spec, knobs))
     else:
         parts.append("## Best so far\nno trial yet")
     if trials:
-        parts.append("## Configurations tried\n" + tried_table(trials, tools.history.rows()))
+        parts.append("## Configurations tried\n" + tried_table(trials, tools.history.iterations()))
         parts.append("## Recent trials\n" + "\n".join(_trial_line(r) for r in trials[-RECENT_TRIALS:]))
     files = []
     for e in cfg.editable:

@@ -13,6 +13,8 @@ from pathlib import Path
 import git
 import yaml
 
+from mlipilot.records import TrialRecord
+
 HARNESS_KEYS = ("seed",)  # set by the harness for every training; the config's value is overridden
 
 
@@ -76,16 +78,14 @@ def fingerprint_commit(root: Path, editable: tuple[str, ...], commit: str) -> st
     return _fingerprint({n: _normal_form(n, repo.git.show(f"{commit}:{n}")) for n in names})
 
 
-def repeat_of(root: Path, editable: tuple[str, ...], trials: list) -> int | None:
+def repeat_of(root: Path, editable: tuple[str, ...], trials: list[TrialRecord]) -> int | None:
     """The earlier trial whose trained configuration the working tree reproduces, if any: training
     it again would only measure seed noise (that is what `mlipilot noise` is for)."""
     now = fingerprint_worktree(root, editable)
     for t in trials:
-        commit = t.get("commit") if isinstance(t, dict) else getattr(t, "commit", None)
-        n = t.get("trial") if isinstance(t, dict) else getattr(t, "trial", None)
         try:
-            if commit and fingerprint_commit(Path(root), tuple(editable), commit) == now:
-                return int(n)
+            if t.commit and fingerprint_commit(Path(root), tuple(editable), t.commit) == now:
+                return int(t.trial)
         except git.GitCommandError:
             continue  # a commit this clone lacks cannot be compared
     return None

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import ClassVar
 
+from mlipilot.scorecard.result import ScoreResult
+
 HARNESS_AGENT = "harness"  # the `agent` of the trial the harness itself makes: the unedited baseline
 
 
@@ -79,7 +81,7 @@ class _Row:
         names = {f.name for f in fields(cls)}
         obj = cls(**{k: v for k, v in row.items() if k in names})
         if "extra" in names:
-            obj.extra = {k: v for k, v in row.items() if k not in names and k != "event"}
+            obj.extra = {k: v for k, v in row.items() if k not in names and k not in ("event", "prev")}
         return obj
 
     def to_json(self) -> dict:
@@ -87,6 +89,14 @@ class _Row:
         out.update(getattr(self, "extra", {}) or {})
         event = getattr(self, "EVENT", None)
         return {"event": event, **out} if event and "event" not in out else out
+
+    # The row's JSON view, for tests and benchmark scripts that held rows as dicts (the package itself
+    # reads the fields; tests/test_trial_pipeline.py greps that it does).
+    def __getitem__(self, key: str):
+        return self.to_json()[key]
+
+    def get(self, key: str, default=None):
+        return self.to_json().get(key, default)
 
 
 @dataclass(kw_only=True)
@@ -102,26 +112,96 @@ class _Usage:
     llm_seconds: float = 0.0
 
 
+class VerdictKind(StrEnum):
+    """A trial's verdict (the ledger's `verdict`, the `Verdict:` trailer)."""
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class TrialStatus(StrEnum):
+    SUBMITTED = "submitted"  # written before any job runs: a crash loses nothing
+    FINISHED = "finished"
+
+
+# Written only once a trial is decided: a `submitted` row has none of these keys.
+_DECIDED = frozenset({"verdict", "reason", "failure", "metrics", "log_tail", "margin", "noise", "violations",
+                      "total_violation", "composite", "feasible", "wall", "finished_at", "rejected_ref"})
+
+
 @dataclass
-class TrialRecord(_Usage, _Row):
-    """A trial's latest ledger row: the fields readers use by name; everything else in `extra`."""
-    trial: int
-    status: str = "submitted"
-    verdict: str | None = None
-    reason: str | None = None
-    failure: str | None = None  # a FailureKind when the trial failed
+class TrialRecord(_Row):
+    """A trial's ledger row: every field a reader uses by name; keys of other ledgers kept in `extra`.
+    `to_json` writes the keys the untyped rows held: the decision's only once decided, optional ones
+    only when set."""
+    trial: int = 0
+    status: str = TrialStatus.SUBMITTED
+    run: str | None = None
     agent: str = "human"
     model: str = "none"
     hypothesis: str = ""
     commit: str | None = None
     parent_commit: str | None = None
+    diff_stat: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float | None = None
+    executor: str | None = None
+    sandbox: str | None = None
+    seed: int = 1
+    host: str | None = None
+    trial_dir: str | None = None
+    started_at: str | None = None
+    hashes: dict = field(default_factory=dict)
+    # optional: written when set
     iteration: int | None = None
-    metrics: dict | None = None
+    knobs: dict | None = None
+    workdir: str | None = None  # a parallel candidate's git worktree
+    job_ids: dict | None = None  # stage -> job id, known before any waiting (re-attach)
+    prepare_seconds: float | None = None
+    confirm: dict | None = None  # the close call's second seed
+    foundation: str | None = None  # `name sha256-prefix` of the model it fine-tuned from
+    llm_calls: int | None = None
+    tool_errors: int | None = None
+    refused: int | None = None
+    cached_tokens: int | None = None
+    llm_seconds: float | None = None
+    brief_chars: int | None = None
+    parallel: int | None = None
+    # the decision
+    verdict: str | None = None
+    reason: str | None = None
+    failure: str | None = None  # a FailureKind when the trial failed
+    metrics: dict | None = None  # the scorecard (ScoreResult.to_json's flat shape)
+    log_tail: str | None = None
+    margin: float | None = None
+    noise: dict | None = None
+    violations: dict | None = None
     composite: float | None = None
     feasible: bool = False
     total_violation: float | None = None
-    knobs: dict | None = None
+    wall: dict | None = None
+    finished_at: str | None = None
+    rejected_ref: str | None = None
     extra: dict = field(default_factory=dict)
+
+    _OPTIONAL: ClassVar[frozenset] = frozenset({
+        "iteration", "knobs", "workdir", "job_ids", "prepare_seconds", "confirm", "foundation", "llm_calls",
+        "tool_errors", "refused", "cached_tokens", "llm_seconds", "brief_chars", "parallel"})
+
+    def to_json(self) -> dict:
+        decided = self.status != TrialStatus.SUBMITTED
+        out = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            v = getattr(self, f.name)
+            if (f.name in _DECIDED and not decided) or (f.name in self._OPTIONAL and v is None):
+                continue
+            out[f.name] = _plain(v)
+        out.update(self.extra or {})
+        return out
+
 
     @property
     def by_harness(self) -> bool:
@@ -132,10 +212,23 @@ class TrialRecord(_Usage, _Row):
         """Ended by a stopped launcher, not by its experiment: no spent iteration, free to retry."""
         return self.failure == FailureKind.INTERRUPTED
 
+    @property
+    def score(self) -> ScoreResult | None:
+        """The scorecard, typed (metrics, MD runs, timings apart)."""
+        return ScoreResult.from_json(self.metrics) if self.metrics else None
 
-def interrupted(row: dict) -> bool:
-    """The same for a ledger row read as a dict."""
-    return row.get("failure") == FailureKind.INTERRUPTED
+    @property
+    def decided(self) -> bool:
+        return self.status != TrialStatus.SUBMITTED
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == VerdictKind.ACCEPTED
+
+
+def interrupted(row: TrialRecord) -> bool:
+    """Ended by a stopped launcher (see TrialRecord.interrupted)."""
+    return row.interrupted
 
 
 @dataclass
@@ -170,6 +263,41 @@ class RunEvent(_Row):
 
     def to_json(self) -> dict:
         return {k: v for k, v in super().to_json().items() if v is not None or k == "cost"}
+
+
+@dataclass
+class NoiseEvent(_Row):
+    """`mlipilot noise`: the spread of the incumbent's metrics over harness seeds."""
+    EVENT: ClassVar[str] = "noise"
+    incumbent_trial: int = 0
+    commit: str | None = None
+    seeds: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)
+    sigma: dict = field(default_factory=dict)
+    composite: list = field(default_factory=list)
+    total_violation: list = field(default_factory=list)
+    sigma_composite: float = 0.0
+    sigma_violation: float = 0.0
+    wall_s: float = 0.0
+    at: str = field(default_factory=_now)
+
+
+@dataclass
+class DataActionEvent(_Row):
+    """A data action (mlipilot.data_actions: sample, select, label, add, prune): what it made and what
+    it cost; the action's own figures (pool, strategy, file ...) are kept in `extra`."""
+    EVENT: ClassVar[str] = "data_action"
+    action: str = ""
+    at: str = field(default_factory=_now)
+    id: int | None = None
+    calls: int = 0  # reference calls charged
+    cpu_seconds: float = 0.0
+    charged_keys: list = field(default_factory=list)  # label cache keys paid for (a resumed job pays once)
+    labelled: int | None = None  # add: the labelled set it added
+    commit: str | None = None  # add/prune: the data commit
+    summary: str | None = None
+    what: str | None = None
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass

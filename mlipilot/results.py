@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlipilot.ledger import Ledger, latest_trials
-from mlipilot.records import HARNESS_AGENT, FailureKind
+from mlipilot.records import HARNESS_AGENT, FailureKind, IterationEvent, TrialRecord, ValidationEvent, VerdictKind
+from mlipilot.store import Store
 
 COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict", "composite", "feasible",
            "total_violation", "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors",
@@ -18,51 +18,64 @@ COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict
 
 def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
     """Rows in iteration order: trials (latest record each) and iterations that ran no experiment."""
-    all_rows = Ledger(store / "ledger.jsonl").rows()
-    items = [r for r in all_rows if r.get("event") == "iteration"] + latest_trials(all_rows)
+    ledger = Store(store).ledger
+    items: list[TrialRecord | IterationEvent] = [*ledger.events(IterationEvent), *ledger.latest()]
     # `mlipilot validate`'s latest verdict per trial (a changed spec may redo it)
-    validation = {int(r["validated_trial"]): r for r in all_rows if r.get("event") == "validation"}
-    items.sort(key=lambda r: (r["iteration"] if r.get("iteration") is not None else r.get("trial") or 0,
-                              r.get("trial") or 0))
+    validation = {int(v.validated_trial): v for v in ledger.events(ValidationEvent)}
+    trial_of = lambda r: r.trial if isinstance(r, TrialRecord) else None  # noqa: E731
+    items.sort(key=lambda r: (r.iteration if r.iteration is not None else trial_of(r) or 0, trial_of(r) or 0))
     rows, best, best_feasible, feasible_so_far = [], None, None, False
-    first = 0 if items and items[0].get("agent") == HARNESS_AGENT else 1  # the harness's baseline is iteration 0
+    first = 0 if items and items[0].agent == HARNESS_AGENT else 1  # the harness's baseline is iteration 0
     for i, r in enumerate(items, start=first):
-        m = r.get("metrics") or {}
-        wall = r.get("wall") or {}
-        verdict = r.get("verdict") or ("no_experiment" if r.get("event") == "iteration" else r.get("status"))
-        if verdict == "accepted":
-            best, best_feasible = r.get("composite"), bool(r.get("feasible"))
+        row = {"agent": agent, "seed": seed, "run": run, "iteration": i, "trial_agent": r.agent,  # a run can change hands
+               "tokens_in": r.tokens_in or 0, "tokens_out": r.tokens_out or 0, "cost": r.cost,
+               "tool_errors": r.tool_errors or 0, "llm_calls": r.llm_calls or 0, "wall_llm": r.llm_seconds,
+               "validated": None, "validation_failed": None}  # None: never validated
+        if isinstance(r, IterationEvent):
+            rows.append(_event_row(row, r, best, best_feasible, feasible_so_far))
+            continue
+        verdict = r.verdict or r.status
+        if verdict == VerdictKind.ACCEPTED:
+            best, best_feasible = r.composite, bool(r.feasible)
             feasible_so_far = feasible_so_far or best_feasible
-        row = {"agent": agent, "seed": seed, "run": run, "iteration": i, "trial": r.get("trial"),
-               "trial_agent": r.get("agent"),  # who ran this trial: a run can change hands
-               "verdict": verdict, "composite": r.get("composite"), "feasible": bool(r.get("feasible")),
-               "total_violation": r.get("total_violation"), "best_so_far": best,
-               "best_so_far_feasible": best_feasible, "feasible_so_far": feasible_so_far,
-               "tokens_in": r.get("tokens_in") or 0, "tokens_out": r.get("tokens_out") or 0, "cost": r.get("cost"),
-               "tool_errors": r.get("tool_errors") or 0, "llm_calls": r.get("llm_calls") or 0,
-               "job_failed": verdict == "failed", "job_timeout": _timed_out(r),
-               "wall_llm": r.get("llm_seconds"), "wall_queue": wall.get("queue"), "wall_train": wall.get("train"),
-               "wall_score": wall.get("score"), "wall_total": wall.get("total"),
-               "harness_seed": r.get("seed"), "confirm_seed": (r.get("confirm") or {}).get("seed"),
-               "confirm_composite": (r.get("confirm") or {}).get("composite"), "margin": r.get("margin"),
-               "noise_sigma": (r.get("noise") or {}).get("sigma_composite"),
-               "harness_hash": (r.get("hashes") or {}).get("harness"),
-               "scorecard_hash": (r.get("hashes") or {}).get("scorecard"),
-               "validated": None, "validation_failed": None,  # None: never validated
-               "foundation": r.get("foundation"),  # `name sha256-prefix` of the model it fine-tuned from
-               "hypothesis": r.get("hypothesis") or r.get("text")}
-        if (v := validation.get(r.get("trial"))) is not None:
-            row.update(validated=bool(v["passed"]), validation_failed=",".join(v.get("failed_checks") or []))
-        for k, v in m.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                row[f"metric_{k}"] = v
-        for name, md in (m.get("md_runs") or {}).items():  # a dict per MD run: flat columns for csv/parquet
-            row[f"md_ok_{name}"] = float(bool(md.get("ok")))  # 1/0, not bool: survives a csv round trip
-            row[f"md_steps_{name}"] = md.get("steps")
-        for k, v in (r.get("violations") or {}).items():
+        wall, confirm, noise, hashes = r.wall or {}, r.confirm or {}, r.noise or {}, r.hashes or {}
+        row.update({
+            "trial": r.trial, "verdict": verdict, "composite": r.composite, "feasible": bool(r.feasible),
+            "total_violation": r.total_violation, "best_so_far": best, "best_so_far_feasible": best_feasible,
+            "feasible_so_far": feasible_so_far, "job_failed": verdict == VerdictKind.FAILED,
+            "job_timeout": _timed_out(r), "wall_queue": wall.get("queue"), "wall_train": wall.get("train"),
+            "wall_score": wall.get("score"), "wall_total": wall.get("total"), "harness_seed": r.seed,
+            "confirm_seed": confirm.get("seed"), "confirm_composite": confirm.get("composite"), "margin": r.margin,
+            "noise_sigma": noise.get("sigma_composite"), "harness_hash": hashes.get("harness"),
+            "scorecard_hash": hashes.get("scorecard"),
+            "foundation": r.foundation,  # `name sha256-prefix` of the model it fine-tuned from
+            "hypothesis": r.hypothesis or None})
+        if (v := validation.get(r.trial)) is not None:
+            row.update(validated=bool(v.passed), validation_failed=",".join(v.failed_checks or []))
+        score = r.score
+        if score is not None:
+            for k, v in score.metrics.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    row[f"metric_{k}"] = v
+            for name, md in score.md_runs.items():  # a dict per MD run: flat columns for csv/parquet
+                row[f"md_ok_{name}"] = float(bool(md.ok))  # 1/0, not bool: survives a csv round trip
+                row[f"md_steps_{name}"] = md.steps
+        for k, v in (r.violations or {}).items():
             row[f"violation_{k}"] = v
         rows.append(row)
     return rows
+
+
+def _event_row(row: dict, e: IterationEvent, best, best_feasible, feasible_so_far) -> dict:
+    """An iteration that trained nothing: no trial, the run's best so far carried on."""
+    row.update({"trial": None, "verdict": "no_experiment", "composite": None, "feasible": False,
+                "total_violation": None, "best_so_far": best, "best_so_far_feasible": best_feasible,
+                "feasible_so_far": feasible_so_far, "job_failed": False, "job_timeout": False,
+                "wall_queue": None, "wall_train": None, "wall_score": None, "wall_total": None,
+                "harness_seed": None, "confirm_seed": None, "confirm_composite": None, "margin": None,
+                "noise_sigma": None, "harness_hash": None, "scorecard_hash": None, "foundation": None,
+                "hypothesis": e.text})
+    return row
 
 
 def write_table(rows: list[dict], out_dir: Path) -> pd.DataFrame:
@@ -116,7 +129,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _timed_out(r: dict) -> bool:
-    if "failure" in r:
-        return r["failure"] == FailureKind.TIMEOUT
-    return "timed out" in str(r.get("reason", ""))  # ledgers written before trials recorded a failure kind
+def _timed_out(r: TrialRecord) -> bool:
+    if r.failure is not None or r.verdict != VerdictKind.FAILED:
+        return r.failure == FailureKind.TIMEOUT
+    return "timed out" in str(r.reason or "")  # ledgers written before trials recorded a failure kind

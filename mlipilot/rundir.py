@@ -18,7 +18,6 @@ from mlipilot.foundation import install as install_foundations
 from mlipilot.foundation import knobs_yaml
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import (
-    DATA_SEED,
     LARGE_DATA_MANIFEST,
     VALIDATION_SPEC,
     protected_hashes,
@@ -35,6 +34,7 @@ from mlipilot.sandbox import probe as probe_sandbox
 from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
 from mlipilot.scorecard.winnable import check_reference
+from mlipilot.store import Store
 from mlipilot.validation.spec import load_validation_spec
 from mlipilot.units import copy_labels
 
@@ -43,7 +43,7 @@ GITIGNORE = "__pycache__/\n*.pyc\n"
 
 def read_data_seed(store: Path) -> int | None:
     """The data seed recorded in a run's store (None: a benchmark with its own files, or an older run)."""
-    path = Path(store) / DATA_SEED
+    path = Store(store).data_seed
     return int(json.loads(path.read_text())["seed"]) if path.is_file() else None
 
 
@@ -238,15 +238,15 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
                      "force_unit)")
         for split in ("train", "valid"):
             copy_labels(data[split], run_dir / "data" / f"{split}.xyz", bench.units)
-        copy_labels(data["holdout"], store / "holdout.xyz", bench.units)
+        copy_labels(data["holdout"], Store(store).holdout, bench.units)
         if bench.generated:  # private: whoever knows the seed can regenerate the holdout
-            (store / DATA_SEED).write_text(json.dumps({"generator": bench.data["generator"], "seed": seed,
+            Store(store).data_seed.write_text(json.dumps({"generator": bench.data["generator"], "seed": seed,
                                                        "size": size}, indent=1))
         if "md_structures" in data:  # MD starts the scorer uses; private like the holdout
             copy_labels(data["md_structures"], store / MD_STRUCTURES, bench.units)
         if bench.isolated_atoms:  # readable by the agent: the expert's (and anyone's) E0s
             (run_dir / "data" / ISOLATED_ATOMS).write_text(json.dumps(bench.isolated_atoms, indent=1))
-        shutil.copy(bench.scorecard, store / "scorecard.yaml")
+        shutil.copy(bench.scorecard, Store(store).scorecard)
         if bench.validation is not None:  # private: `mlipilot validate` reads it, the agent never sees it
             shutil.copy(bench.validation, store / VALIDATION_SPEC)
         else:
@@ -289,7 +289,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         repo.commit_all(format_message(f"MLIPilot: initialise run from benchmark {bench.name}", "",
                                        {"Benchmark": bench.name, "Scorecard-SHA256": spec.sha256[:16],
                                         "Sandbox": sandbox, "Seal-SHA256": seal_digest(seal["files"])}))
-        (store / "ledger.jsonl").touch()
+        Store(store).ledger_path.touch()
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written
         shutil.rmtree(store, ignore_errors=True)

@@ -14,16 +14,15 @@ from pathlib import Path
 import git
 import yaml
 
-from mlipilot.data_actions.commits import pending_data_commits
 from mlipilot.edits import effective_changes, repeat_of, same_once_parsed
 from mlipilot.git_history import RunRepo
 from mlipilot.integrity import GIT_CONTROL_FILES, is_editable
 from mlipilot.knobs import config_problems, config_with, load_knobs
 from mlipilot.knobs import option as knob_option
-from mlipilot.ledger import History, Ledger
-from mlipilot.records import interrupted
+from mlipilot.ledger import History
 from mlipilot.run_config import RunConfig
 from mlipilot.sanitize import sanitize
+from mlipilot.store import Store
 
 OUTPUT_CAP = 20_000  # bytes of tool output returned to a model
 MAX_FILE_BYTES = 1 << 20  # what read_file reads and write_file/edit_file write, at most
@@ -85,10 +84,11 @@ def cap(text: str, limit: int = OUTPUT_CAP) -> str:
 
 
 class WorkspaceTools:
-    def __init__(self, cfg: RunConfig):
+    def __init__(self, cfg: RunConfig, store: Store | None = None):
+        """`store`: the run's Store when the caller holds one (its ledger is then read once, not again)."""
         self.cfg = cfg
         self.root = cfg.root.resolve()
-        self.history = History(Ledger(cfg.store / "ledger.jsonl"))  # agents read copies, never the ledger
+        self.history = History((store or Store(cfg.store)).ledger)  # agents read copies, never the ledger
 
     # -- the guard ---------------------------------------------------------------------------------
     def resolve(self, path: str, write: bool) -> Path:
@@ -239,27 +239,27 @@ class WorkspaceTools:
     def show_history(self) -> str:
         rows = []
         for r in self.history.trials():
-            m = r.get("metrics") or {}
-            rows.append({"trial": r["trial"], "verdict": r.get("verdict"), "hypothesis": r.get("hypothesis"),
-                         "composite": r.get("composite"), "feasible": r.get("feasible"),
+            m = r.score.metrics if r.score else {}
+            rows.append({"trial": r.trial, "verdict": r.verdict, "hypothesis": r.hypothesis,
+                         "composite": r.composite, "feasible": r.feasible,
                          "energy_rmse": m.get("energy_rmse"), "force_rmse": m.get("force_rmse"),
-                         "md_failed_runs": m.get("md_failed_runs"), "diff_stat": r.get("diff_stat")})
+                         "md_failed_runs": m.get("md_failed_runs"), "diff_stat": r.diff_stat})
         return cap(json.dumps(rows, indent=1, default=_round)) if rows else "no trials yet"
 
     def show_trial(self, trial: int) -> str:
-        rows = {r["trial"]: r for r in self.history.trials()}
+        rows = {r.trial: r for r in self.history.trials()}
         try:
             r = rows[int(trial)]
         except (KeyError, ValueError, TypeError):
             raise ToolError(f"no trial {trial!r}; trials so far: {sorted(rows) or 'none'}") from None
         try:
-            diff = RunRepo(self.root).repo.git.diff(r["parent_commit"], r["commit"], "--", *self.cfg.editable)
+            diff = RunRepo(self.root).repo.git.diff(r.parent_commit, r.commit, "--", *self.cfg.editable)
         except (git.GitCommandError, KeyError):
             diff = "(diff unavailable)"
-        metrics = {k: v for k, v in (r.get("metrics") or {}).items() if not isinstance(v, dict)}
-        body = {"trial": r["trial"], "verdict": r.get("verdict"), "reason": r.get("reason"),
-                "hypothesis": r.get("hypothesis"), "metrics": metrics, "violations": r.get("violations"),
-                "log_tail": r.get("log_tail")}
+        metrics = {k: v for k, v in (r.metrics or {}).items() if not isinstance(v, dict)}
+        body = {"trial": r.trial, "verdict": r.verdict, "reason": r.reason,
+                "hypothesis": r.hypothesis, "metrics": metrics, "violations": r.violations,
+                "log_tail": r.log_tail}
         return cap(json.dumps(body, indent=1, default=_round) + "\n--- diff ---\n" + diff)
 
     def schemas(self) -> list[dict]:
@@ -288,25 +288,14 @@ class WorkspaceTools:
 
     def repeat_of(self) -> int | None:
         """The trial that already trained exactly what the files now say, if any."""
-        return repeat_of(self.root, self.cfg.editable, [t for t in self.history.trials() if not interrupted(t)])
+        return repeat_of(self.root, self.cfg.editable, [t for t in self.history.trials() if not t.interrupted])
 
     def refusal(self) -> str | None:
-        """Why run_experiment must not train now (nothing changed, or a repeat), else None."""
-        trials = self.history.trials()
-        if pending_data_commits(self.root):  # new training data: a new experiment whatever the options
-            return None
-        if trials and not self.has_changes():
-            return ("nothing under train/ changed since the best trial in a way training would see (comments, "
-                    "whitespace and the seed, which the harness sets, do not count); change an option first")
-        n = self.repeat_of()
-        if n is not None:
-            r = next((t for t in trials if t.get("trial") == n), {})
-            m = r.get("metrics") or {}
-            got = ", ".join(f"{k} {m[k]:.4g}" for k in ("energy_rmse", "force_rmse") if isinstance(m.get(k), (int, float)))
-            return (f"this exact configuration was already trained in trial {n} ({r.get('verdict')}"
-                    + (f"; {got}" if got else "") + "); training it again only measures seed noise. "
-                    "Try a configuration not in the table of configurations tried")
-        return None
+        """Why run_experiment must not train now (nothing changed, or a repeat), else None: the
+        trial's admission decides (mlipilot.trial.admission)."""
+        from mlipilot.trial.admission import experiment_refusal
+
+        return experiment_refusal(self.root, self.cfg.editable, self.history.trials())
 
     def call(self, name: str, args: dict) -> str:
         """Dispatch a non-terminal tool; ToolError and bad arguments come back as text."""

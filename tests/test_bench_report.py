@@ -13,6 +13,7 @@ from mlipilot_testkit import assert_figures_render_in_chromium, surrogate_traine
 
 from fake_llm_server import FakeLLMServer
 from mlipilot.comparison import run_bench
+from mlipilot.ledger import Ledger
 from mlipilot.report import write_report
 
 pytestmark = pytest.mark.slow  # every test reads one bench of several runs, each with trials and validation
@@ -145,4 +146,13 @@ def test_report_figures_and_html_render_in_chromium(bench_dir, tmp_path):
 def test_report_on_a_single_run_directory(bench_dir, tmp_path):
     out, _, _, _ = bench_dir
     report = write_report(out / "runs" / "expert-s0", tmp_path / "r")
-    assert report.is_file() and (tmp_path / "r" / "verdict_grid.png").is_file()
+    page = report.read_text()
+    # the run's own rows (its baseline + 3 iterations), not the bench's 24, and its trials table
+    assert "<p>4 iterations over 1 runs." in page and "<h2>Trials</h2>" in page
+    trials = page.split("<h2>Trials</h2>")[1].split("<h2>")[0]
+    recorded = Ledger(out / "runs" / "expert-s0.mlipilot-store" / "ledger.jsonl").latest()
+    assert trials.count("<tr>") == len(recorded) >= 2  # a row per trial (the header row is styled)
+    assert all(f"<td>{t.verdict}</td>" in trials for t in recorded)
+    pngs = sorted((tmp_path / "r").glob("*.png"))
+    assert {p.stem for p in pngs} >= {"composite_vs_iteration", "verdict_grid", "ranking"}
+    assert page.count("<figure><img") == len(pngs) and all(p.stat().st_size > 5000 for p in pngs)

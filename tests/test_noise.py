@@ -62,10 +62,10 @@ def test_noise_margin_and_confirmed_close_call(tiny_run):
     noise = t.measure_noise(3)
     # measured here (seeds 1, 2, 3; 8 channels, 3 epochs, small Cu data): total violation 17.09, 20.97,
     # 19.90 (sigma 2.0, so 2 sigma = 4.0 against a 2 % margin of 0.34); 15 epochs: 6.26 and 7.6 (seeds 1, 2)
-    print("noise", noise["composite"], noise["sigma_composite"], noise["total_violation"])
-    assert noise["seeds"] == [1, 2, 3] and len(set(noise["composite"])) == 3, "seeds must change the training"
+    print("noise", noise.composite, noise.sigma_composite, noise.total_violation)
+    assert noise.seeds == [1, 2, 3] and len(set(noise.composite)) == 3, "seeds must change the training"
     assert (tiny_run.store / "trials" / "0001" / "seed-3" / "logs" / "model_run-3.log").is_file()
-    sigma = noise["sigma_composite"] if base["feasible"] else noise["sigma_violation"]
+    sigma = noise.sigma_composite if base.feasible else noise.sigma_violation
     assert sigma > 0
 
     # within the band: an option that changes nothing numerically (no early stop in 3 epochs) trains
@@ -89,21 +89,36 @@ def test_noise_margin_and_confirmed_close_call(tiny_run):
     assert out.returncode == 0 and "seed 1: composite" in out.stdout and "seed 2: composite" in out.stdout
 
 
-def test_report_draws_the_noise_band(tmp_path):
+def test_report_draws_the_noise_band(tmp_path, monkeypatch):
+    """The composite figure shades best-so-far ± the incumbent's measured sigma (carried forward from
+    its first measurement, none before it), and draws no band for a run that never measured noise."""
+    import numpy as np
     import pandas as pd
+    from matplotlib.axes import Axes
 
     from mlipilot.report import make_figures
-    from mlipilot.results import summary
 
+    bands = []
+    real = Axes.fill_between
+
+    def spy(self, x, y1, y2=0, **kw):
+        bands.append((np.asarray(x, float), np.asarray(y1, float), np.asarray(y2, float)))
+        return real(self, x, y1, y2, **kw)
+
+    monkeypatch.setattr(Axes, "fill_between", spy)
     rows = [{"agent": "expert", "seed": 0, "run": "r", "iteration": i, "trial": i, "verdict": v, "composite": c,
              "feasible": True, "total_violation": 0.0, "best_so_far": b, "best_so_far_feasible": True,
              "feasible_so_far": True, "tokens_in": 0, "tokens_out": 0, "cost": 0.0, "tool_errors": 0, "llm_calls": 0,
              "job_failed": False, "wall_llm": 0.0, "wall_total": 1.0, "noise_sigma": s, "harness_seed": 1}
             for i, (v, c, b, s) in enumerate([("accepted", 1.5, 1.5, None), ("rejected", 1.45, 1.5, 0.1),
                                               ("accepted", 1.1, 1.1, 0.1)], start=1)]
-    df = pd.DataFrame(rows)
-    figs = make_figures(df, tmp_path)
-    assert figs["composite_vs_iteration"].stat().st_size > 0 and len(summary(df)) == 1
+    make_figures(pd.DataFrame(rows), tmp_path)
+    [(x, lower, upper)] = bands
+    assert x.tolist() == [1, 2, 3]
+    assert lower.tolist() == pytest.approx([1.5, 1.4, 1.0]) and upper.tolist() == pytest.approx([1.5, 1.6, 1.2])
+    bands.clear()
+    make_figures(pd.DataFrame([{**r, "noise_sigma": None} for r in rows]), tmp_path)
+    assert bands == []  # never measured: no band
 
 
 @pytest.mark.slow  # three scorings of the same model

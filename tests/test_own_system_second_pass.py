@@ -21,6 +21,7 @@ from mlipilot.agents.expert import STRATEGIES, ExpertAgent
 from mlipilot.cli import main, score_tables
 from mlipilot.e0s import ISOLATED_ATOMS, run_e0s
 from mlipilot.run_config import load_run_config
+from mlipilot.records import TrialRecord
 from mlipilot.trial import TrialRunner, provide_large_files
 
 
@@ -125,7 +126,7 @@ class FakeTools:
 
     def __init__(self, root: Path, trials: int):
         self.root = root
-        self.history = type("H", (), {"trials": lambda _: [{"trial": i + 1, "verdict": "rejected"}
+        self.history = type("H", (), {"trials": lambda _: [TrialRecord(trial=i + 1, verdict="rejected")
                                                               for i in range(trials)]})()
 
     def resolve(self, path: str, write: bool) -> Path:

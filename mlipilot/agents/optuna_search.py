@@ -25,10 +25,10 @@ class OptunaAgent(Agent):
         dists = {k: optuna.distributions.CategoricalDistribution(v) for k, v in knobs.items()}
         study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=self.seed))
         for row in trials:
-            params = row.get("knobs")
-            if not params or row.get("composite") is None:
+            params = row.knobs
+            if not params or row.composite is None:
                 continue
-            value = row["composite"] + (0.0 if row.get("feasible") else INFEASIBLE_OFFSET + row["total_violation"])
+            value = row.composite + (0.0 if row.feasible else INFEASIBLE_OFFSET + row.total_violation)
             params = {k: v for k, v in params.items() if k in dists and v in knobs[k]}
             if len(params) == len(dists):
                 study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))

@@ -38,11 +38,11 @@ from mlipilot.executors.base import submitting_from
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import integrity_problem, load_seal, record_data_files, sha256_file
 from mlipilot.ledger import Ledger
+from mlipilot.records import DataActionEvent
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
 from mlipilot.scorecard.spec import load_spec
 
-EVENT = "data_action"  # the ledger rows' event name
 MAX_FRAMES = 5000
 MAX_STEPS = 100_000
 PRUNE_RULES = ("addition", "force_above", "energy_above", "closest_below")
@@ -116,10 +116,10 @@ class DataActions:
         return read(self._folder("pools") / f"{pool.id:04d}.xyz", index=":", format="extxyz") if pool.n else []
 
     def _record(self, action: str, **fields) -> None:
-        self.ledger.append({"event": EVENT, "action": action, "at": _now(), **fields})
+        self.ledger.append(DataActionEvent.from_json({"action": action, "at": _now(), **fields}))
 
-    def rows(self) -> list[dict]:
-        return [r for r in self.ledger.rows() if r.get("event") == EVENT]
+    def rows(self) -> list[DataActionEvent]:
+        return self.ledger.events(DataActionEvent)
 
     # -- the run's state ----------------------------------------------------------------------------
     def _check_workspace(self) -> None:
@@ -147,7 +147,7 @@ class DataActions:
         best = self.ledger.incumbent()
         if not best:
             return []
-        trial_dir = Path(best["trial_dir"])
+        trial_dir = Path(best.trial_dir)
         dirs = [trial_dir / jobs.MODEL_DIR] + sorted(trial_dir.glob(f"seed-*/{jobs.MODEL_DIR}"))
         return [str(d) for d in dirs if d.is_dir()]
 
@@ -168,12 +168,12 @@ class DataActions:
         return ref.name, dict(ref.params)
 
     def budget(self) -> Budget:
-        calls = sum(int(r.get("calls", 0)) for r in self.rows())
-        cpu = sum(float(r.get("cpu_seconds", 0.0)) for r in self.rows())
+        calls = sum(int(r.calls or 0) for r in self.rows())
+        cpu = sum(float(r.cpu_seconds or 0.0) for r in self.rows())
         return Budget(self.data_cfg.calls, self.data_cfg.cpu_seconds, calls, cpu)
 
     def _charged(self) -> set[str]:
-        return {k for r in self.rows() for k in r.get("charged_keys", ())}
+        return {k for r in self.rows() for k in r.charged_keys or ()}
 
     def _run_job(self, action: str, ident: int, fn, *args) -> dict:
         folder = self._folder("jobs") / f"{action}-{ident:04d}"
@@ -312,11 +312,11 @@ class DataActions:
         if models is None:
             dirs = self._incumbent_models()
         else:
-            rows = {t["trial"]: t for t in self.ledger.trials()}
+            rows = {t.trial: t for t in self.ledger.latest()}
             dirs = []
             for t in models:
                 row = rows.get(t) if isinstance(t, int) and not isinstance(t, bool) else None
-                d = Path(row["trial_dir"]) / jobs.MODEL_DIR if row and row.get("trial_dir") else None
+                d = Path(row.trial_dir) / jobs.MODEL_DIR if row and row.trial_dir else None
                 if d is None or not d.is_dir():
                     raise DataRefusal(f"models: trial {t!r} has no model — name trials that trained, e.g. [3, 5]")
                 dirs.append(str(d))
@@ -415,10 +415,10 @@ class DataActions:
         with run_lock(self.store):
             self._check_workspace()
             repo = self._on_branch()
-            done = [r for r in self.rows() if r["action"] == "add" and r.get("labelled") == lab.id and r.get("commit")]
-            if done and any(repo.repo.is_ancestor(r["commit"], "HEAD") for r in done):
+            done = [r for r in self.rows() if r.action == "add" and r.labelled == lab.id and r.commit]
+            if done and any(repo.repo.is_ancestor(r.commit, "HEAD") for r in done):
                 raise DataRefusal(f"labelled {lab.id} is already in the training set (data commit "
-                                  f"{done[-1]['commit'][:10]})")
+                                  f"{done[-1].commit[:10]})")
             frames = read(self._folder("labelled") / f"{lab.id:04d}.xyz", index=":", format="extxyz") if lab.n else []
             guard = Guard.from_files(protected_files(self.store))
             keep, refused = [], []

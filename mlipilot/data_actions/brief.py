@@ -40,7 +40,7 @@ def data_state(acts: "DataActions", last: int = 4) -> str:
     rows = acts.rows()[-last:]
     if rows:
         parts.append("last data actions:")
-        parts += [f"- {r['action']}: {r.get('summary') or r.get('what') or ''}"[:300] for r in rows]
+        parts += [f"- {r.action}: {r.summary or r.what or ''}"[:300] for r in rows]
     return "\n".join(parts)
 
 

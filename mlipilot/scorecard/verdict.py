@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlipilot.records import VerdictKind
 from mlipilot.scorecard.spec import ScorecardSpec
 
-ACCEPTED, REJECTED, FAILED = "accepted", "rejected", "failed"
+ACCEPTED, REJECTED, FAILED = VerdictKind.ACCEPTED, VerdictKind.REJECTED, VerdictKind.FAILED
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Assessment:
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: str
+    verdict: VerdictKind
     reason: str
     margin: float | None = None  # the absolute margin the decision used (composite or violation units)
     close: bool = False  # accepted by less than confirm x sigma: worth a second seed

@@ -20,10 +20,11 @@ from mlipilot.executors.base import submitting_from
 from mlipilot.git_history import harden_git_environment, write_validation_note
 from mlipilot.integrity import VALIDATION_SPEC, load_seal, sha256_file
 from mlipilot.ledger import Ledger
-from mlipilot.records import FailureKind, ValidationEvent
+from mlipilot.records import FailureKind, TrialRecord, TrialStatus, ValidationEvent
 from mlipilot.registry import load_dotted
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
+from mlipilot.store import HOLDOUT_FILE, Store
 from mlipilot.validation.runner import table
 from mlipilot.validation.spec import load_validation_spec
 
@@ -119,18 +120,18 @@ class _LogTail:
             self.progress(line)
 
 
-def select(ledger: Ledger, trial: int | None, accepted: bool) -> list[dict]:
-    scored = [t for t in ledger.trials() if t.get("metrics") and t.get("status") == "finished"]
+def select(ledger: Ledger, trial: int | None, accepted: bool) -> list[TrialRecord]:
+    scored = [t for t in ledger.latest() if t.metrics and t.status == TrialStatus.FINISHED]
     if trial is not None:
-        rows = [t for t in scored if t["trial"] == trial]
+        rows = [t for t in scored if t.trial == trial]
         if not rows:
             raise MLIPilotError(f"--trial {trial}: no scored trial {trial} in {ledger.path} — see `mlipilot status`")
         return rows
     if accepted:
-        rows = [t for t in scored if t.get("verdict") == "accepted"]
+        rows = [t for t in scored if t.accepted]
     else:
         best = ledger.incumbent()
-        rows = [best] if best and best.get("metrics") else []
+        rows = [best] if best and best.metrics else []
     if not rows:
         raise MLIPilotError(f"{ledger.path}: no accepted, scored trial yet — run `mlipilot trial` first")
     return rows
@@ -157,7 +158,8 @@ def validate_run(cfg: RunConfig, trial: int | None = None, accepted: bool = Fals
 def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: str | None,
                   timeout_min: float, progress: Callable[[str], None], reseal: bool) -> list[dict]:
     harden_git_environment()
-    ledger = Ledger(cfg.store / "ledger.jsonl")
+    store = Store(cfg.store)
+    ledger = store.ledger
     if problem := ledger.verify():
         raise MLIPilotError(problem)
     spec, spec_sealed = spec_path(cfg, reseal, progress)  # unsealed or a typo: fails here, before anything else
@@ -167,11 +169,11 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
     repo = git.Repo(cfg.root)
     # the job refuses files that differ from their hash sealed at init (the spec: or by --reseal-spec)
     sealed = load_seal(cfg.store)["files"]
-    expected = {"validation": spec_sealed, **({"holdout": sealed["holdout.xyz"]} if "holdout.xyz" in sealed else {})}
+    expected = {"validation": spec_sealed, **({"holdout": sealed[HOLDOUT_FILE]} if HOLDOUT_FILE in sealed else {})}
     spec_sha = sha256_file(spec)  # = the spec's sha256 recorded in each validation.json
     summaries = []
     for row in rows:
-        n, trial_dir = row["trial"], Path(row["trial_dir"])
+        n, trial_dir = row.trial, Path(row.trial_dir)
         out = trial_dir / "validation.json"
         if out.is_file() and json.loads(out.read_text()).get("spec_sha256") == spec_sha:
             summary = json.loads(out.read_text())
@@ -182,7 +184,7 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
                 model = trial_dir / "job" / "out" / "export"
             if not model.is_dir() or model.is_symlink():
                 raise MLIPilotError(f"{model}: trial {n}'s exported model is gone — it cannot be validated")
-            progress(f"trial {n}: validating ({executor}; spec {spec.name}) — {row.get('hypothesis', '')[:60]}")
+            progress(f"trial {n}: validating ({executor}; spec {spec.name}) — {(row.hypothesis or '')[:60]}")
             t0 = time.time()
             with_dir = trial_dir / "validate"
             with_dir.mkdir(exist_ok=True)
@@ -194,8 +196,8 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
                 # a yaml.py that the job's unpickling would import); the executor's python is `-P` too
                 with submitting_from(with_dir):
                     job = jobs.make_executor(executor, with_dir / "submitit", timeout_min, cfg.slurm, "validate").submit(
-                        jobs.validate_job, str(model), str(spec), str(cfg.store / "scorecard.yaml"),
-                        str(cfg.store / "holdout.xyz"), str(out), str(extra) if extra else None, expected, str(log))
+                        jobs.validate_job, str(model), str(spec), str(store.scorecard),
+                        str(store.holdout), str(out), str(extra) if extra else None, expected, str(log))
             shown = _LogTail(log, progress)
             try:
                 result = jobs.wait(job, poll_s=2.0, on_poll=shown)
@@ -206,12 +208,12 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
             for line in result["log"][shown.count:]:  # what the polls did not show (a local job that ran inline)
                 progress(line)
             summary = result["summary"]
-            ledger.append(ValidationEvent(n, row.get("commit"), summary["passed"], summary["failed_checks"],
-                                          summary["spec"], summary["spec_sha256"],
-                                          round(time.time() - t0, 1)).to_json())
-        if row.get("commit"):
-            write_validation_note(repo, row["commit"], summary)
-        progress(f"trial {n} ({row.get('verdict')}, composite {row.get('composite', float('nan')):.4g}):")
+            ledger.append(ValidationEvent(n, row.commit, summary["passed"], summary["failed_checks"],
+                                          summary["spec"], summary["spec_sha256"], round(time.time() - t0, 1)))
+        if row.commit:
+            write_validation_note(repo, row.commit, summary)
+        composite = float("nan") if row.composite is None else row.composite
+        progress(f"trial {n} ({row.verdict}, composite {composite:.4g}):")
         progress(table(summary))
         summaries.append({"trial": n, **summary})
     return summaries

@@ -1,0 +1,156 @@
+"""What a trial leaves behind: its commit (the edit, with trailers once decided), the run branch
+kept or reverted, and its ledger rows (`submitted` before any job, the decision after).
+
+Data actions add a commit of their own before the experiment's: `commit_data` makes it on the
+trial's repo before `begin`, and `begin(parent=...)` records the parent from before it, so a
+rejected trial's `reject` (a reset to that parent) reverts both."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import socket
+from pathlib import Path
+
+import mlipilot
+from mlipilot.data_actions.commits import sync_data_hashes
+from mlipilot.git_history import TRAILER_METRICS, RunRepo, format_message, metric_trailer
+from mlipilot.integrity import sha256_file
+from mlipilot.records import FailureKind, TrialRecord, TrialStatus
+from mlipilot.run_config import RunConfig
+from mlipilot.sanitize import sanitize, strip_controls
+from mlipilot.scorecard.spec import ScorecardSpec
+from mlipilot.scorecard.verdict import ACCEPTED, FAILED, Assessment, Noise, Verdict
+from mlipilot.store import Store
+from mlipilot.trial.decider import INTERRUPTED_REASON, failure_kind
+from mlipilot.trial.stages import PipelineResult
+
+
+def harness_hash() -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(mlipilot.__file__).parent.rglob("*.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def text(s: str) -> str:
+    """Text as git and terminals take it: no lone surrogates, NUL bytes or terminal controls (a
+    hypothesis with a carriage return or an escape sequence could rewrite what `mlipilot log` shows)."""
+    return strip_controls(s)
+
+
+class Recorder:
+    def __init__(self, cfg: RunConfig, store: Store, repo: RunRepo, spec: ScorecardSpec, sandbox_kind: str,
+                 progress=print):
+        self.cfg, self.store, self.repo, self.spec = cfg, store, repo, spec
+        self.sandbox_kind, self.progress = str(sandbox_kind), progress
+        self.ledger = store.ledger
+
+    def repo_of(self, row: TrialRecord) -> RunRepo:
+        return RunRepo(Path(row.workdir)) if row.workdir else self.repo
+
+    # -- before any job ---------------------------------------------------------------------------
+    def commit_data(self, repo: RunRepo, paths: tuple[str, ...], message: str) -> str:
+        """A data action's commit (new training data) before the experiment's; pass the head from
+        before it to `begin(parent=...)` so that a rejected trial reverts both."""
+        return repo.commit_paths(paths, format_message(message, "", {}))
+
+    def begin(self, hypothesis: str, agent: str, model: str, tokens_in: int, tokens_out: int, cost: float | None,
+              extra: dict, repo: RunRepo, parent: str | None = None) -> TrialRecord:
+        """Commit the edit and write the trial's `submitted` row."""
+        cfg = self.cfg
+        n = self.ledger.next_trial_id()
+        trial_dir = self.store.trial_dir(n)
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        parent = parent or repo.head()
+        agent, model = text(agent), text(model)
+        base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": agent, "Model": model}
+        commit = repo.commit_paths(cfg.editable, format_message(hypothesis, "", base_trailers))
+        record = TrialRecord.from_json({
+            "trial": n, "status": TrialStatus.SUBMITTED, "run": cfg.name, "parent_commit": parent,
+            "commit": commit, "diff_stat": repo.diff_stat(parent, commit), "hypothesis": sanitize(hypothesis, 2000),
+            "agent": agent, "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
+            "executor": cfg.executor, "sandbox": self.sandbox_kind, "seed": cfg.noise.base_seed,
+            "host": socket.gethostname(), "trial_dir": str(trial_dir), "started_at": now(),
+            "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.store.holdout),
+                       "harness": harness_hash(), "harness_version": mlipilot.__version__},
+            **(extra or {})})
+        self.ledger.append(record)
+        self.progress(f"trial {n}: {hypothesis.splitlines()[0][:80]}  [{record.diff_stat}]")
+        return record
+
+    def job_submitted(self, record: TrialRecord, stage: str, job_id: str, outcome: PipelineResult) -> None:
+        """A job id, recorded before any waiting, so a restarted launcher can re-attach."""
+        if outcome.prepare_seconds is not None:
+            record.prepare_seconds = outcome.prepare_seconds
+        record.job_ids = {**(record.job_ids or {}), stage: job_id}
+        self.ledger.append(record)
+
+    # -- after the verdict ------------------------------------------------------------------------
+    def trailers(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: PipelineResult,
+                 incumbent: TrialRecord | None, seeds: list[int]) -> dict:
+        trailers = {"Trial": record.trial, "Hypothesis": record.hypothesis, "Agent": record.agent,
+                    "Model": record.model, "Verdict": verdict.verdict, "Reason": verdict.reason,
+                    "Parent-Trial": incumbent.trial if incumbent else None, "Seed": ",".join(map(str, seeds)),
+                    "Margin": None if verdict.margin is None else f"{verdict.margin:.4g}"}
+        if candidate:
+            trailers.update({"Composite": f"{candidate.composite:.6g}", "Feasible": str(candidate.feasible).lower(),
+                             "Violation": f"{candidate.total_violation:.6g}"})
+            metrics = outcome.score.metrics if outcome.score else {}
+            for m in TRAILER_METRICS:
+                if metrics.get(m) is not None:
+                    trailers[metric_trailer(m)] = f"{metrics[m]:.6g}"
+        trailers["Scorecard-SHA256"] = self.spec.sha256[:16]
+        trailers["Sandbox"] = self.sandbox_kind
+        if record.foundation:
+            trailers["Foundation"] = record.foundation
+        return trailers
+
+    def finish(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: PipelineResult,
+               noise: Noise | None, integrity: str | None, trailers: dict, wall_total: float) -> TrialRecord:
+        """Amend the commit's message with the trailers, keep or revert it, write the decided row."""
+        cfg, n = self.cfg, record.trial
+        repo = self.repo_of(record)
+        message = format_message(record.hypothesis, "", trailers)
+        final_commit = repo.amend_message(message)
+        rejected_ref = None
+        if record.workdir:
+            if verdict.verdict == ACCEPTED:
+                final_commit = self.repo.adopt(cfg.branch, final_commit, message)
+            else:
+                rejected_ref = self.repo.keep_rejected(n, final_commit)
+            self.repo.remove_worktree(Path(record.workdir))
+        elif verdict.verdict != ACCEPTED:
+            rejected_ref = self.repo.reject(n, record.parent_commit, cfg.editable)
+            sync_data_hashes(cfg.store, cfg.root)  # its data commits went with it
+        record.status = TrialStatus.FINISHED
+        record.commit, record.rejected_ref = final_commit, rejected_ref
+        record.verdict, record.reason = verdict.verdict, verdict.reason
+        record.failure = failure_kind(verdict, outcome, integrity)
+        record.metrics, record.job_ids, record.log_tail = outcome.metrics, outcome.job_ids, outcome.log_tail
+        record.margin, record.noise = verdict.margin, (noise.__dict__ if noise else None)
+        record.violations = candidate.violations if candidate else None
+        record.total_violation = candidate.total_violation if candidate else None
+        record.composite = candidate.composite if candidate else None
+        record.feasible = candidate.feasible if candidate else False
+        record.wall = {**outcome.wall, "total": wall_total}
+        record.finished_at = now()
+        self.ledger.append(record)
+        return record
+
+    def interrupted(self, row: TrialRecord) -> None:
+        """A trial whose jobs are gone: its commit kept under the rejected ref, git repaired, recorded
+        `failed`/interrupted (not a spent iteration)."""
+        if row.workdir:
+            self.repo.keep_rejected(row.trial, row.commit)
+            self.repo.remove_worktree(Path(row.workdir))
+        else:
+            self.repo.move_head_to_rejected(row.trial, row.commit, row.parent_commit, self.cfg.editable)
+            sync_data_hashes(self.cfg.store, self.cfg.root)
+        row.status, row.verdict, row.finished_at = TrialStatus.FINISHED, FAILED, now()
+        row.failure, row.reason = str(FailureKind.INTERRUPTED), INTERRUPTED_REASON
+        self.ledger.append(row)
