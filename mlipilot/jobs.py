@@ -169,7 +169,7 @@ SCORER_MODULES = ("mace", "torch", "mace.calculators", "mlipilot.model_export", 
 def _preload(modules: tuple[str, ...]) -> threading.Thread:
     """Import `modules` in a background thread of this (harness) process; failures are left for the
     real import to report. One thread per process, as the scorer runs."""
-    import importlib
+    from mlipilot.registry import load_dotted
 
     for k, v in ONE_THREAD.items():
         os.environ.setdefault(k, v)
@@ -177,7 +177,7 @@ def _preload(modules: tuple[str, ...]) -> threading.Thread:
     def run() -> None:
         for name in modules:
             try:
-                importlib.import_module(name)
+                load_dotted(name)
             except Exception:
                 return
 
