@@ -21,6 +21,7 @@ AGENTS: dict[str, str] = {  # name -> "module:Class", constructed as Class(seed=
     "expert": "mlipilot.agents.expert:ExpertAgent",
     "random": "mlipilot.agents.random_search:RandomAgent",
     "optuna": "mlipilot.agents.optuna_search:OptunaAgent",
+    "al": "mlipilot.agents.al:ALAgent",
 }
 BASELINES = tuple(AGENTS)
 SPEC_FORMS = "a name (" + ", ".join(AGENTS) + "), local:<model>, provider/model (litellm) or package.module:Class"
