@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from mlipilot.data_actions.commits import discard_pending
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
 from mlipilot.agents.config_edits import knob_values
 from mlipilot.context import build_brief
@@ -170,6 +171,7 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
         if k == 1:  # edits without an experiment are discarded
             repo.repo.git.checkout("--", *cfg.editable)
             repo.repo.git.clean("-fdxq", "--", *cfg.editable)
+            discard_pending(cfg.root, cfg.store)  # data commits no trial followed go the same way
         else:
             repo.remove_worktree(workdir)
         trial.ledger.append(IterationEvent(result.action, result.text, result.exit_status, agent.name, agent.model,

@@ -123,5 +123,9 @@ def build_brief(cfg: RunConfig, tools: WorkspaceTools, iteration: int, iteration
                 n_lines = data.count(b"\n")
                 files.append(f"### {rel}: {len(data)} bytes, {n_lines} lines, "
                              f"sha256 {hashlib.sha256(data).hexdigest()[:12]} (read_file to see it)")
+    if cfg.data is not None and cfg.data.enabled:  # [data] in mlipilot.toml: the data actions' state
+        from mlipilot.data_actions.brief import brief_section
+
+        parts.append(brief_section(cfg))
     parts.append("## Editable files\n" + "\n".join(files))
     return "\n\n".join(parts)

@@ -40,9 +40,27 @@ def save_hashes(store: Path, hashes: dict[str, str]) -> None:
     (store / "protected.json").write_text(json.dumps(hashes, indent=1, sort_keys=True))
 
 
+DATA_FILES = "data_files.json"  # the harness's own additions (data/added/*.xyz), rewritten by each data commit
+
+
+def data_file_hashes(store: Path) -> dict[str, str]:
+    """sha256 of the files the data actions wrote (mlipilot.data_actions); protected like the rest."""
+    path = Path(store) / DATA_FILES
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_data_files(store: Path, root: Path, folder: str = "data/added") -> dict[str, str]:
+    """Record the hashes of the harness-written data files now in `root` (called by the harness right
+    after it writes or reverts them, never by agent code); protected.json stays as sealed at init."""
+    base = Path(root) / folder
+    hashes = {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(base.glob("*.xyz")) if p.is_file()}
+    (Path(store) / DATA_FILES).write_text(json.dumps(hashes, indent=1, sort_keys=True))
+    return hashes
+
+
 def integrity_problem(root: Path, store: Path, editable: tuple[str, ...]) -> str | None:
     """None when every protected file matches its recorded hash, else a one-line description."""
-    recorded = json.loads((store / "protected.json").read_text())
+    recorded = {**json.loads((store / "protected.json").read_text()), **data_file_hashes(store)}
     current = protected_hashes(root, editable)
     changed = sorted(k for k in recorded if current.get(k) != recorded[k])
     added = sorted(k for k in current if k not in recorded)

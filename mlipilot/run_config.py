@@ -61,6 +61,10 @@ llm_calls_per_iteration = 12
 # max_tokens = 200000
 # max_cost = 5.0
 # max_wall_min = 120
+
+# [data]                    # data actions (sample / select / label / add / prune): the labelling budget
+# label_budget = { calls = 200, cpu_seconds = 3600 }
+# reference = "emt"         # default: the scorecard's stability.reference; "pyscf" for B3LYP/6-31G(d)
 """
 # the executor part comes from the registry: each kind's commented option lines (braces kept literal)
 TEMPLATE = _TEMPLATE.replace("@EXECUTOR_NAMES@", " | ".join(EXECUTORS)).replace(
@@ -90,6 +94,7 @@ class RunConfig:
     slurm: dict  # the executor options found (the kinds' config_fields), whatever the kind
     sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
     noise: NoiseConfig = NoiseConfig()  # [noise]
+    data: "DataConfig | None" = None  # [data] (mlipilot.data_actions.config); None: its defaults
 
 
 _NOISE_FIELDS = {"seeds": int, "z": (int, float), "confirm": (int, float), "base_seed": int}
@@ -210,10 +215,14 @@ def load_run_config(root: Path) -> RunConfig:
             raise config_error(path, f"noise.{key}", f"must be positive ({value!r})", "see the template")
     if noise.get("seeds", 3) < 2:
         raise config_error(path, "noise.seeds", "needs at least 2 seeds to measure a spread", "write seeds = 3")
+    from mlipilot.data_actions.config import parse_data_table
+
+    data = parse_data_table(path, _optional_table(path, d, "data", {"label_budget": dict, "reference": str},
+                                                  "write [data] with label_budget = { calls = 200 }"))
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), editable,
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), agent,
                      options,
                      SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ())),
                                    Limits(**{k: v for k, v in sandbox.items() if k in LIMIT_FIELDS})),
                      NoiseConfig(int(noise.get("seeds", 3)), float(noise.get("z", 2.0)), float(noise.get("confirm", 3.0)),
-                                 int(noise.get("base_seed", 1))))
+                                 int(noise.get("base_seed", 1))), data)

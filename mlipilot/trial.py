@@ -19,6 +19,7 @@ from typing import Callable
 
 import mlipilot
 from mlipilot import foundation, jobs
+from mlipilot.data_actions.commits import pending_data_commits, sync_data_hashes, trial_parent
 from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import get_executor
@@ -103,7 +104,7 @@ class TrialRunner:
         problem = self.sandbox.problem()
         if problem:
             raise MLIPilotError(f"{cfg.root / 'mlipilot.toml'}: sandbox {self.sandbox.kind} cannot start: {problem}")
-        if self.ledger.trials() and not effective_changes(root, cfg.editable):
+        if self.ledger.trials() and not effective_changes(root, cfg.editable) and not pending_data_commits(root):
             raise MLIPilotError(f"no change under {', '.join(cfg.editable)} that training would see (comments, "
                                 "whitespace and the seed, which the harness sets, do not count) — edit an option "
                                 "or train.py first")
@@ -208,7 +209,7 @@ class TrialRunner:
         n = self.ledger.next_trial_id()
         trial_dir = cfg.store / "trials" / f"{n:04d}"
         trial_dir.mkdir(parents=True, exist_ok=True)
-        parent = repo.head()
+        parent = trial_parent(repo.root)  # before the data commits this trial carries (mlipilot.data_actions)
         agent, model = _text(agent), _text(model)
         base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": agent, "Model": model}
         commit = repo.commit_paths(cfg.editable, format_message(hypothesis, "", base_trailers))
@@ -284,6 +285,7 @@ class TrialRunner:
             self.repo.remove_worktree(workdir)
         elif verdict.verdict != ACCEPTED:
             rejected_ref = self.repo.reject(n, parent, cfg.editable)
+            sync_data_hashes(cfg.store, cfg.root)  # its data commits went with it
 
         record.update({
             "status": "finished", "commit": final_commit, "rejected_ref": rejected_ref,

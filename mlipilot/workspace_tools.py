@@ -5,6 +5,7 @@ trial's details. Every path is resolved and refused unless it stays inside an al
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import stat
@@ -13,6 +14,7 @@ from pathlib import Path
 import git
 import yaml
 
+from mlipilot.data_actions.commits import pending_data_commits
 from mlipilot.edits import effective_changes, repeat_of, same_once_parsed
 from mlipilot.git_history import RunRepo
 from mlipilot.integrity import GIT_CONTROL_FILES, is_editable
@@ -264,6 +266,11 @@ class WorkspaceTools:
         """The tool schemas, with set_options' `updates` typed by knobs.yaml: a small model's output is
         then constrained to the declared options (set_options itself also takes mace-torch's others)."""
         knobs = load_knobs(self.root / "knobs.yaml", with_mace=False)
+        if self.cfg.data is not None and self.cfg.data.enabled:  # [data] in mlipilot.toml: the data tools too
+            from mlipilot.data_actions.tools import DATA_TOOL_SCHEMAS
+
+            return [*WorkspaceTools(dataclasses.replace(self.cfg, data=None)).schemas()[:-2], *DATA_TOOL_SCHEMAS,
+                    *TOOL_SCHEMAS[-2:]]
         if not knobs:
             return TOOL_SCHEMAS
         json_type = {float: "number", int: "integer", bool: "boolean", str: "string"}
@@ -286,6 +293,8 @@ class WorkspaceTools:
     def refusal(self) -> str | None:
         """Why run_experiment must not train now (nothing changed, or a repeat), else None."""
         trials = self.history.trials()
+        if pending_data_commits(self.root):  # new training data: a new experiment whatever the options
+            return None
         if trials and not self.has_changes():
             return ("nothing under train/ changed since the best trial in a way training would see (comments, "
                     "whitespace and the seed, which the harness sets, do not count); change an option first")
@@ -304,6 +313,11 @@ class WorkspaceTools:
         fn = {"list_files": self.list_files, "read_file": self.read_file, "edit_file": self.edit_file,
               "write_file": self.write_file, "set_options": self.set_options, "show_history": self.show_history,
               "show_trial": self.show_trial}.get(name)
+        if fn is None and self.cfg.data is not None and self.cfg.data.enabled and name.endswith(("_data", "data_status")):
+            from mlipilot.data_actions.tools import DATA_TOOL_NAMES, call_data_tool
+
+            if name in DATA_TOOL_NAMES and isinstance(args, dict):
+                return cap(call_data_tool(self.cfg, name, args))
         if fn is None:
             raise ToolError(f"unknown tool {name!r}; available: {', '.join(s['function']['name'] for s in TOOL_SCHEMAS)}")
         if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):

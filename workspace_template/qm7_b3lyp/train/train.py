@@ -1,4 +1,4 @@
-"""Train a MACE model with mace-torch on data/train.xyz and data/valid.xyz.
+"""Train a MACE model with mace-torch on data/train.xyz (+ data/added/*.xyz) and data/valid.xyz.
 
 The harness runs:  python train/train.py --out-dir DIR --model-out PATH
 and scores whatever model file ends up at PATH. Options come from train/config.yaml; the training
@@ -41,6 +41,11 @@ def main() -> None:
                      f"({', '.join(['none', *models])})")
         config["foundation_model"] = models[name]
         config.setdefault("multiheads_finetuning", bool(config.get("pt_train_file")))
+    train_file = DATA / "train.xyz"
+    added = sorted((DATA / "added").glob("*.xyz"), key=lambda f: int(f.stem) if f.stem.isdigit() else 1 << 30)
+    if added:  # frames the harness's data actions added (data/added/<n>.xyz): train on the union
+        train_file = out / "train_union.xyz"
+        train_file.write_text("".join(f.read_text().rstrip("\n") + "\n" for f in [DATA / "train.xyz", *added]))
     if config != yaml.safe_load(config_file.read_text()):
         config_file = out / "config.resolved.yaml"
         config_file.write_text(yaml.safe_dump(config))
@@ -48,7 +53,7 @@ def main() -> None:
         sys.executable, "-m", "mace.cli.run_train",
         "--config", str(config_file),
         "--name", "model",
-        "--train_file", str(DATA / "train.xyz"),
+        "--train_file", str(train_file),
         "--valid_file", str(DATA / "valid.xyz"),
         "--energy_key", "REF_energy",
         "--forces_key", "REF_forces",
