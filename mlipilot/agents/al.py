@@ -69,6 +69,7 @@ class ALAgent(Agent):
         # how the agent reaches the data actions: the run's DataActions (tests may inject a fake)
         self._actions_factory = actions_factory
         self._actions = None
+        self._committee = True  # until the data actions say the incumbent has no committee
 
     def actions(self, tools: WorkspaceTools):
         if self._actions is None:
@@ -114,22 +115,26 @@ class ALAgent(Agent):
 
     def _probe(self, acts, n_trials: int, attempt: int):
         """Sample the current stage, score the whole pool, select the frames to add."""
+        from mlipilot.data_actions import DataRefusal
+
         s = self.settings
         temps = list(s.stages_K[self.stage])
         seed = self.seed * 10_000 + n_trials * 10 + attempt  # resumable: depends on the trial count only
         pool = acts.sample(source=s.source, driver="incumbent", method="langevin", temperatures=temps,
                            n_frames=s.pool_frames, steps=s.md_steps, structures=s.structures, seed=seed)
         n_add = min(s.add_frames, pool.n)
-        try:  # a committee where the incumbent has replicates; else the true error (cheap references)
+        selection = None
+        if self._committee:  # a committee where the incumbent has replicates; else the true error (cheap references)
             lo, hi = s.committee_trust
-            selection = acts.select(pool, strategy="committee", n=n_add, trust=(lo, hi), seed=seed)
-            accurate = selection.params.get("accurate", 0) / max(1, pool.n)
-            strategy = "committee"
-        except Exception as e:
-            from mlipilot.data_actions import DataRefusal
-
-            if not isinstance(e, DataRefusal) or "committee" not in str(e):
-                raise
+            try:
+                selection = acts.select(pool, strategy="committee", n=n_add, trust=(lo, hi), seed=seed)
+                accurate = selection.params.get("accurate", 0) / max(1, pool.n)
+                strategy = "committee"
+            except DataRefusal as e:
+                if "committee" not in str(e):
+                    raise
+                self._committee = False
+        if selection is None:
             lo, _ = s.max_error_trust
             every = acts.select(pool, strategy="max_error", n=pool.n, seed=seed)  # labels the whole pool once
             accurate = sum(x < lo for x in every.scores) / max(1, pool.n)
