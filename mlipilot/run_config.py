@@ -63,7 +63,7 @@ llm_calls_per_iteration = 12
 # max_wall_min = 120
 
 # [data]                    # data actions (sample / select / label / add / prune): the labelling budget
-# label_budget = { calls = 200, cpu_seconds = 3600 }
+# label_budget = {{ calls = 200, cpu_seconds = 3600 }}
 # reference = "emt"         # default: the scorecard's stability.reference; "pyscf" for B3LYP/6-31G(d)
 """
 # the executor part comes from the registry: each kind's commented option lines (braces kept literal)
