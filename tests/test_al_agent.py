@@ -106,7 +106,7 @@ def step(agent, tools, verdict="accepted", feasible=False):
     return res
 
 
-HOT = [1.2, 0.9, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, 0.1, 0.1]  # accurate ratio 0.4 at lo = 0.35
+HOT = [1.2, 0.9, 0.8, 0.7, 0.5, 0.45, 0.3, 0.2, 0.1, 0.1]  # accurate ratio 0.4 at lo = 0.4
 GOOD = [0.1] * 9 + [0.5]  # 0.9: converged
 
 
@@ -150,7 +150,7 @@ def test_al_stops_on_a_spent_budget_and_uses_a_committee_when_there_is_one():
     assert res.action == "finish" and "budget spent" in res.text
     committee = FakeActions([HOT, GOOD], committee=True)
     tools = FakeTools()
-    agent = ALAgent(settings=ALSettings(add_frames=3, committee_trust=(0.35, 1.0)),
+    agent = ALAgent(settings=ALSettings(add_frames=3, committee_trust=(0.4, 1.0)),
                     actions_factory=lambda cfg: committee)
     step(agent, tools)
     res = step(agent, tools)

@@ -33,14 +33,15 @@ class ALSettings:
     stages_K: tuple[tuple[float, ...], ...] = ((1500.0, 2000.0), (2500.0,), (3000.0,), (3500.0,))
     source: str = "md*"  # training frames the MD starts from (config_type glob)
     structures: int = 2  # start frames per sample
-    pool_frames: int = 40  # candidates per round
+    pool_frames: int = 30  # candidates per round (max_error labels them all: EMT is cheap)
     md_steps: int = 400  # Langevin steps per start frame and temperature
-    add_frames: int = 12  # labelled and added per round
+    add_frames: int = 15  # labelled and added per round
     accurate_ratio: float = 0.9  # DP-GEN's convergence rule
     # trust windows (eV/Å): DP-GEN's usual committee deviation window; for the true max-force error of
-    # a small MACE model, whose hot-liquid errors are ~4x its force RMSE (benchmarks/cu_hot/calibration.py)
+    # a small MACE model on hot liquid Cu: 10th percentile 0.44 without hot data, 90th 0.37 with 100 hot
+    # frames (cu_hot holdout, benchmarks/cu_hot/calibration.py)
     committee_trust: tuple[float, float] = (0.05, 0.15)
-    max_error_trust: tuple[float, float] = (0.35, 10.0)
+    max_error_trust: tuple[float, float] = (0.4, 10.0)
     initial_config: dict[str, Any] = field(default_factory=lambda: dict(INITIAL))
 
 
