@@ -102,7 +102,8 @@ def _config_edits(monkeypatch):
 def step(agent, tools, verdict="accepted", feasible=False):
     res = agent.run_iteration(tools, "", IterationLimits())
     if res.action == "experiment":
-        tools.history.rows.append({"trial": len(tools.history.rows) + 1, "verdict": verdict, "feasible": feasible})
+        tools.history.rows.append({"trial": len(tools.history.rows) + 1, "verdict": verdict, "feasible": feasible,
+                                   "hypothesis": res.text})
     return res
 
 
@@ -158,9 +159,13 @@ def test_al_stops_on_a_spent_budget_and_uses_a_committee_when_there_is_one():
     assert [c for c in committee.calls if c[0] == "select"] == [("select", "committee", 3)]
 
 
-def test_al_does_not_sample_when_the_first_model_was_rejected():
+def test_al_trains_its_configuration_after_the_baseline_and_needs_a_model_to_sample():
     tools = FakeTools()
-    agent = ALAgent(actions_factory=lambda cfg: pytest.fail("no data action without a model"))
+    tools.history.rows.append({"trial": 1, "verdict": "accepted", "hypothesis": "baseline: the shipped workspace"})
+    agent = ALAgent(actions_factory=lambda cfg: pytest.fail("no data action before its own model"))
+    first = step(agent, tools, verdict="failed")
+    assert first.action == "experiment" and tools.config == al_module.INITIAL
+    tools = FakeTools()
     step(agent, tools, verdict="failed")
     assert step(agent, tools).action == "finish"
 

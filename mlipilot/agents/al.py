@@ -25,6 +25,7 @@ from mlipilot.records import interrupted
 from mlipilot.workspace_tools import WorkspaceTools
 
 INITIAL = {"energy_weight": 100.0, "forces_weight": 10.0, "max_num_epochs": 10}  # the expert's re-weighting
+INITIAL_HYPOTHESIS = "al: initial model"
 MAX_ROUNDS_PER_ITERATION = 6  # converged stages and refused additions one iteration may pass through
 
 
@@ -86,12 +87,13 @@ class ALAgent(Agent):
         from mlipilot.data_actions import DataRefusal
 
         trials = [t for t in tools.history.trials() if not interrupted(t)]
-        if not trials or tools.history.incumbent() is None:
-            if trials:
-                return IterationResult("finish", "al: the initial model was not accepted; nothing to sample with")
+        mine = [t for t in trials if str(t.get("hypothesis") or "").startswith(INITIAL_HYPOTHESIS)]
+        if not mine:  # the harness's baseline (or another agent's trials) came first: train the known config once
             set_config(tools, self.settings.initial_config)
-            return IterationResult("experiment", "al: initial model with the known configuration ("
+            return IterationResult("experiment", f"{INITIAL_HYPOTHESIS} with the known configuration ("
                                    + ", ".join(f"{k} {v}" for k, v in self.settings.initial_config.items()) + ")")
+        if tools.history.incumbent() is None:
+            return IterationResult("finish", "al: no accepted model; nothing to sample with")
         acts = self.actions(tools)
         feasible = bool(tools.history.incumbent().get("feasible"))
         try:
