@@ -174,3 +174,14 @@ def test_al_is_registered():
     assert AGENTS["al"] == "mlipilot.agents.al:ALAgent" and check_agent_spec("al") == "registered"
     with open_agent("al", seed=3) as agent:
         assert isinstance(agent, ALAgent) and agent.seed == 3
+
+
+def test_data_growth_figure_has_one_line_per_run(tmp_path):
+    from mlipilot.data_growth import plot_growth
+
+    rows = {"al seed 0": [{"trial": 1, "composite": 3.1, "feasible": False, "train_frames": 146, "labels_spent": 0},
+                          {"trial": 2, "composite": 2.4, "feasible": True, "train_frames": 161, "labels_spent": 30}],
+            "expert seed 0": [{"trial": 1, "composite": 3.2, "feasible": False, "train_frames": 146,
+                               "labels_spent": 0}]}
+    png = plot_growth(rows, tmp_path)
+    assert png.is_file() and png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"

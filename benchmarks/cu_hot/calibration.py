@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1])
     ap.add_argument("--ramp", action="store_true", help="also run the validation heating ramp")
     ap.add_argument("--keep", type=Path, help="copy each model here as <variant>-s<seed>.model")
+    ap.add_argument("--models", nargs="+", type=Path, help="score these model files instead of training")
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     from mlipilot.benchmark import resolve_benchmark
@@ -108,35 +109,35 @@ def main() -> None:
     bench = resolve_benchmark("cu_hot")
     spec = load_spec(bench.scorecard)
     data = bench.data_files(verbose=False)
-    added = hot_frames(read(data["train"], ":"))
-    for variant in a.variants:
-        updates, with_hot = VARIANTS[variant]
-        for seed in a.seeds:
-            work = Path(tempfile.mkdtemp(prefix=f"cu_hot-{variant}-"))
-            t0 = time.perf_counter()
-            model = train(work, data, added if with_hot else [], updates, seed)
-            t_train = time.perf_counter() - t0
-            export(model, work / "export")
-            m = score_model(work / "export", spec, data["holdout"], progress=lambda s: None)
-            row = {"variant": variant, "seed": seed, "train_s": round(t_train),
-                   "frames_added": len(added) if with_hot else 0,
-                   "E": round(m["energy_rmse"], 1), "F": round(m["force_rmse"], 1),
-                   "F_hot": round(m["force_rmse_hot*"], 1), "E_hot": round(m.get("energy_rmse_hot*", float("nan")), 1),
-                   "md": {k: (v["steps"], v["reason"]) for k, v in m["md_runs"].items()},
-                   "md_ref_F": m.get("md_reference_force_rmse"),
-                   "steps_per_cpu_s": round(m["steps_per_cpu_second"], 1),
-                   "score_s": round(m["score_seconds"]["total"])}
-            verdict = assess(m, spec)
-            row.update(composite=round(verdict.composite, 4), feasible=verdict.feasible,
-                       violations={k: round(v, 3) for k, v in verdict.violations.items()})
-            if a.ramp:
-                row["ramp_fraction"], row["ramp_detail"] = validation_ramp(model)
-            if a.keep:
-                a.keep.mkdir(parents=True, exist_ok=True)
-                shutil.copy(model, a.keep / f"{variant}-s{seed}.model")
-            print(json.dumps(row), flush=True)
-            shutil.rmtree(work, ignore_errors=True)
-
+    added = [] if a.models else hot_frames(read(data["train"], ":"))
+    jobs = [(m.stem, None, m) for m in a.models] if a.models else \
+        [(variant, seed, None) for variant in a.variants for seed in a.seeds]
+    for variant, seed, given in jobs:
+        updates, with_hot = VARIANTS.get(variant, ({}, False))
+        work = Path(tempfile.mkdtemp(prefix=f"cu_hot-{variant}-"))
+        t0 = time.perf_counter()
+        model = given or train(work, data, added if with_hot else [], updates, seed)
+        t_train = time.perf_counter() - t0
+        export(model, work / "export")
+        m = score_model(work / "export", spec, data["holdout"], progress=lambda s: None)
+        row = {"variant": variant, "seed": seed, "train_s": None if given else round(t_train),
+               "frames_added": len(added) if with_hot else 0,
+               "E": round(m["energy_rmse"], 1), "F": round(m["force_rmse"], 1),
+               "F_hot": round(m["force_rmse_hot*"], 1),
+               "md": {k: (v["steps"], v["reason"]) for k, v in m["md_runs"].items()},
+               "md_ref_F": m.get("md_reference_force_rmse"),
+               "steps_per_cpu_s": round(m["steps_per_cpu_second"], 1),
+               "score_s": round(m["score_seconds"]["total"])}
+        verdict = assess(m, spec)
+        row.update(composite=round(verdict.composite, 4), feasible=verdict.feasible,
+                   violations={k: round(v, 3) for k, v in verdict.violations.items()})
+        if a.ramp:
+            row["ramp_fraction"], row["ramp_detail"] = validation_ramp(model)
+        if a.keep and not given:
+            a.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(model, a.keep / f"{variant}-s{seed}.model")
+        print(json.dumps(row), flush=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == "__main__":
     main()
