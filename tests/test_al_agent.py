@@ -123,7 +123,7 @@ def test_al_trains_first_then_adds_the_worst_frames_and_climbs_the_stages():
     third = step(agent, tools)  # stage 0 converged -> stage 1 probed in the same iteration, not converged
     assert third.action == "experiment" and agent.stage == 1
     temps = [c[1] for c in acts.calls if c[0] == "sample"]
-    assert temps == [[1500.0, 2000.0], [1500.0, 2000.0], [2500.0]]
+    assert temps == [[2000.0, 2500.0], [2000.0, 2500.0], [3000.0]]
     strategies = [c[1] for c in acts.calls if c[0] == "select"]
     assert strategies[0] == "committee" and set(strategies[1:]) == {"max_error"}  # refused once: true error
     while (res := step(agent, tools)).action == "experiment":
@@ -159,14 +159,25 @@ def test_al_stops_on_a_spent_budget_and_uses_a_committee_when_there_is_one():
     assert [c for c in committee.calls if c[0] == "select"] == [("select", "committee", 3)]
 
 
-def test_al_trains_its_configuration_after_the_baseline_and_needs_a_model_to_sample():
+def test_al_sets_its_configuration_and_adds_data_in_its_first_trial_after_the_baseline():
+    acts = FakeActions([HOT, GOOD])
     tools = FakeTools()
-    tools.history.rows.append({"trial": 1, "verdict": "accepted", "hypothesis": "baseline: the shipped workspace"})
-    agent = ALAgent(actions_factory=lambda cfg: pytest.fail("no data action before its own model"))
+    tools.history.rows.append({"trial": 1, "verdict": "accepted", "feasible": False,
+                               "hypothesis": "baseline: the shipped workspace"})
+    agent = ALAgent(settings=ALSettings(add_frames=3), actions_factory=lambda cfg: acts)
+    first = step(agent, tools)  # the baseline drives the first sample; config and data go in one trial
+    assert first.action == "experiment" and tools.config == al_module.INITIAL
+    assert first.text.startswith(al_module.INITIAL_HYPOTHESIS) and "add 3 frames" in first.text
+    tools.config.clear()
+    second = step(agent, tools)  # every stage converges on GOOD pools: done
+    assert second.action == "finish" and "every stage converged" in second.text and not tools.config  # set once
+
+
+def test_al_needs_a_model_to_sample():
+    tools = FakeTools()
+    agent = ALAgent(actions_factory=lambda cfg: pytest.fail("no data action without a model"))
     first = step(agent, tools, verdict="failed")
     assert first.action == "experiment" and tools.config == al_module.INITIAL
-    tools = FakeTools()
-    step(agent, tools, verdict="failed")
     assert step(agent, tools).action == "finish"
 
 

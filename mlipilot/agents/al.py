@@ -2,8 +2,9 @@
 compared with. It never edits options after its first trial; it grows the training set.
 
 One iteration, DP-GEN style:
-1. no model yet: train the benchmark's known configuration (the expert's re-weighting) once;
-2. at the current temperature stage (rising: 1500/2000 K, then 2500, 3000, 3500 K) sample a pool by
+1. its first iteration sets the benchmark's known configuration (the expert's re-weighting), once,
+   and, where the harness's baseline is there to sample with, adds data in the same trial;
+2. at the current temperature stage (rising: 2000/2500 K, then 3000, 3500 K) sample a pool by
    MD with the incumbent from training frames, score it (true max-force error against the reference
    where it is cheap, Lang2MLIP; the committee's force deviation where `mlipilot noise` made one);
 3. accurate ratio (frames scoring below the trust window's lower edge) >= 0.9: the stage has
@@ -31,12 +32,12 @@ MAX_ROUNDS_PER_ITERATION = 6  # converged stages and refused additions one itera
 
 @dataclass(frozen=True)
 class ALSettings:
-    stages_K: tuple[tuple[float, ...], ...] = ((1500.0, 2000.0), (2500.0,), (3000.0,), (3500.0,))
+    stages_K: tuple[tuple[float, ...], ...] = ((2000.0, 2500.0), (3000.0,), (3500.0,))
     source: str = "md*"  # training frames the MD starts from (config_type glob)
     structures: int = 2  # start frames per sample
-    pool_frames: int = 30  # candidates per round (max_error labels them all: EMT is cheap)
+    pool_frames: int = 40  # candidates per round (max_error labels them all: EMT is cheap)
     md_steps: int = 400  # Langevin steps per start frame and temperature
-    add_frames: int = 15  # labelled and added per round
+    add_frames: int = 20  # labelled and added per round (Lang2MLIP: up to ~30 % when the model was unstable)
     accurate_ratio: float = 0.9  # DP-GEN's convergence rule
     # trust windows (eV/Å): DP-GEN's usual committee deviation window; for the true max-force error of
     # a small MACE model on hot liquid Cu: 10th percentile 0.44 without hot data, 90th 0.37 with 100 hot
@@ -87,15 +88,17 @@ class ALAgent(Agent):
         from mlipilot.data_actions import DataRefusal
 
         trials = [t for t in tools.history.trials() if not interrupted(t)]
-        mine = [t for t in trials if str(t.get("hypothesis") or "").startswith(INITIAL_HYPOTHESIS)]
-        if not mine:  # the harness's baseline (or another agent's trials) came first: train the known config once
+        first = not any(str(t.get("hypothesis") or "").startswith(INITIAL_HYPOTHESIS) for t in trials)
+        prefix = ""
+        if first:  # after the harness's baseline (or another agent's trials): the known configuration, once
             set_config(tools, self.settings.initial_config)
-            return IterationResult("experiment", f"{INITIAL_HYPOTHESIS} with the known configuration ("
-                                   + ", ".join(f"{k} {v}" for k, v in self.settings.initial_config.items()) + ")")
-        if tools.history.incumbent() is None:
-            return IterationResult("finish", "al: no accepted model; nothing to sample with")
+            prefix = (f"{INITIAL_HYPOTHESIS} with the known configuration ("
+                      + ", ".join(f"{k} {v}" for k, v in self.settings.initial_config.items()) + ")")
+        if tools.history.incumbent() is None:  # nothing to sample with
+            return IterationResult("experiment", prefix) if first else \
+                IterationResult("finish", "al: no accepted model; nothing to sample with")
         acts = self.actions(tools)
-        feasible = bool(tools.history.incumbent().get("feasible"))
+        feasible = bool(tools.history.incumbent().get("feasible")) and not first
         try:
             for attempt in range(MAX_ROUNDS_PER_ITERATION):
                 report, selection = self._probe(acts, len(trials), attempt)
@@ -103,18 +106,23 @@ class ALAgent(Agent):
                 converged = report.accurate_ratio >= self.settings.accurate_ratio
                 if converged and (feasible or self.stage == len(self.settings.stages_K) - 1):
                     why = "scorecard met" if feasible else "every stage converged"
-                    return IterationResult("finish", f"al: {why}; {self._line(report)}")
+                    return IterationResult("experiment", f"{prefix}; {self._line(report)}") if first else \
+                        IterationResult("finish", f"al: {why}; {self._line(report)}")
                 if converged:
                     self.stage += 1
                     continue
                 labelled = acts.label(selection)
                 outcome = acts.add(labelled)
                 if outcome.frames_added:
-                    return IterationResult("experiment", f"al: add {outcome.frames_added} frames labelled by the "
-                                           f"reference; {self._line(report)}")
+                    return IterationResult("experiment", (f"{prefix}; " if first else "al: ")
+                                           + f"add {outcome.frames_added} frames labelled by the reference; "
+                                           + self._line(report))
+            if first:
+                return IterationResult("experiment", prefix)
             return IterationResult("finish", f"al: no frames could be added in {MAX_ROUNDS_PER_ITERATION} rounds")
         except DataRefusal as e:
-            return IterationResult("finish", f"al: {e}")
+            return IterationResult("experiment", f"{prefix} ({e})") if first else \
+                IterationResult("finish", f"al: {e}")
 
     def _probe(self, acts, n_trials: int, attempt: int):
         """Sample the current stage, score the whole pool, select the frames to add."""
