@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from mlipilot.data_growth import growth_rows
+from mlipilot.data_actions.commits import frames_at
 from mlipilot.jobs import MODEL_DIR
 from mlipilot.ledger import Ledger
 from mlipilot.records import interrupted
@@ -47,13 +47,15 @@ def row(run: Path, ramp: bool) -> dict:
     cfg = load_run_config(run)
     ledger = Ledger(cfg.store / "ledger.jsonl")
     trials = [t for t in ledger.trials() if not interrupted(t) and t.get("status") == "finished"]
-    agents = sorted({str(t.get("agent")) for t in trials if t.get("agent") and t.get("agent") != "human"})
+    agents = sorted({str(t.get("agent")) for t in trials if t.get("agent") not in (None, "", "human", "harness")})
     calls = sum(int(r.get("calls") or 0) for r in ledger.rows()
                 if r.get("event") == "data_action" and r.get("action") == "label")
-    growth = growth_rows(cfg.root, cfg.store)
     best = ledger.incumbent()
+    added = frames_at(cfg.root, best["commit"]) if best else {}
     out = {"run": run.name, "agent": "+".join(agents) or "-", "trials": len(trials),
-           "frames_added": (growth[-1]["train_frames"] - growth[0]["train_frames"]) if growth else 0,
+           "frames_added_best": sum(n for name, n in added.items() if name != "data/train.xyz"),
+           "frames_added_all": sum(int(r.get("added") or 0) for r in ledger.rows()
+                                   if r.get("event") == "data_action" and r.get("action") == "add"),
            "reference_calls": calls, "composite": best and round(best["composite"], 4),
            "feasible": bool(best and best.get("feasible")), "best_trial": best and best["trial"]}
     if best:
