@@ -8,6 +8,14 @@ from a training frame, heated 2000 -> 3500 K, every 40 steps, labelled with EMT.
 validation suite's 108-atom 300 -> 3000 K heating ramp (3000 steps, ~2 min per model on one core).
 
     OMP_NUM_THREADS=1 python benchmarks/cu_hot/calibration.py --variants fix fix+hot --seeds 1 2
+
+Measured (public data seed 0; E meV/atom, F and F_hot meV/Å; ramp: fraction of the validation ramp):
+    variant   seed  E     F      F_hot  nvt3500_108                       composite  feasible  ramp
+    fix       1     18.2  130.3  202.2  fails: force error 566 @ step 200  4.3302     no        0.95, 0.93 (*)
+    fix       2     12.7  178.9  287.5  fails: force error 452 @ step 100  5.4135     no
+    fix+hot   1     14.0   72.6   91.9  300/300                            2.4332     yes       1.0
+    fix+hot   2     14.6   52.3   68.4  300/300                            1.9946     yes
+(*) fix seed 1 is tests/data/cu_fix.model; its ramp for two MD seeds from /work/shared/DATA_ACTIONS.md.
 """
 
 from __future__ import annotations
