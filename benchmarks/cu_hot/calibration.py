@@ -12,10 +12,13 @@ validation suite's 108-atom 300 -> 3000 K heating ramp (3000 steps, ~2 min per m
 Measured (public data seed 0; E meV/atom, F and F_hot meV/Å; ramp: fraction of the validation ramp):
     variant   seed  E     F      F_hot  nvt3500_108                       composite  feasible  ramp
     fix       1     18.2  130.3  202.2  fails: force error 566 @ step 200  4.3302     no        0.95, 0.93 (*)
-    fix       2     12.7  178.9  287.5  fails: force error 452 @ step 100  5.4135     no
+    fix       2     12.7  178.9  287.5  fails: force error 452 @ step 100  5.4135     no        0.59 (1.41 Å)
+    fix+zbl   1     18.1  130.1  201.8  fails: force error 563 @ step 200  4.3218     no
     fix+hot   1     14.0   72.6   91.9  300/300                            2.4332     yes       1.0
-    fix+hot   2     14.6   52.3   68.4  300/300                            1.9946     yes
+    fix+hot   2     14.6   52.3   68.4  300/300                            1.9946     yes       1.0
 (*) fix seed 1 is tests/data/cu_fix.model; its ramp for two MD seeds from /work/shared/DATA_ACTIONS.md.
+The expert's capacity step (64 channels, on the re-weighted config, `mlipilot run --agent expert`) got
+E 32.7, F 221.3 and failed nvt3500_108 at step 50: neither ZBL nor capacity reaches this regime.
 """
 
 from __future__ import annotations
