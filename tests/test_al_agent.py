@@ -196,3 +196,16 @@ def test_data_growth_figure_has_one_line_per_run(tmp_path):
                                "labels_spent": 0}]}
     png = plot_growth(rows, tmp_path)
     assert png.is_file() and png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_al_moves_up_a_stage_after_its_rounds_there_even_unconverged():
+    acts = FakeActions([HOT])
+    tools = FakeTools()
+    agent = ALAgent(settings=ALSettings(add_frames=3, max_rounds_per_stage=2), actions_factory=lambda cfg: acts)
+    step(agent, tools)
+    for _ in range(5):
+        assert step(agent, tools).action == "experiment"
+    temps = [c[1] for c in acts.calls if c[0] == "sample"]
+    # two additions per stage, then the next stage without sampling the one it leaves; the last keeps going
+    assert temps == [[2000.0, 2500.0]] * 2 + [[3000.0]] * 2 + [[3500.0]]
+    assert agent.stage == 2

@@ -9,7 +9,8 @@ One iteration, DP-GEN style:
    where it is cheap, Lang2MLIP; the committee's force deviation where `mlipilot noise` made one);
 3. accurate ratio (frames scoring below the trust window's lower edge) >= 0.9: the stage has
    converged — move to the next stage; every stage converged, or the scorecard met with the current
-   stage converged: finish;
+   stage converged: finish; after max_rounds_per_stage additions it moves up unconverged (dpgen2's
+   per-stage iteration cap);
 4. otherwise select the worst frames (inside the trust window for a committee), label them with the
    reference, add them (a data commit) and run a trial on the grown set.
 A spent labelling budget ends the run (a refusal of the data actions, not an error).
@@ -39,6 +40,9 @@ class ALSettings:
     md_steps: int = 400  # Langevin steps per start frame and temperature
     add_frames: int = 20  # labelled and added per round (Lang2MLIP: up to ~30 % when the model was unstable)
     accurate_ratio: float = 0.9  # DP-GEN's convergence rule
+    # additions at one stage before moving up unconverged (dpgen2's max_numb_iter per stage): measured on
+    # cu_hot, more frames picked at 2000/2500 K stopped helping the 3000 K holdout after two rounds
+    max_rounds_per_stage: int = 2
     # trust windows (eV/Å): DP-GEN's usual committee deviation window; for the true max-force error of
     # a small MACE model on hot liquid Cu: 10th percentile 0.44 without hot data, 90th 0.37 with 100 hot
     # frames (cu_hot holdout, benchmarks/cu_hot/calibration.py)
@@ -73,6 +77,7 @@ class ALAgent(Agent):
         self._actions_factory = actions_factory
         self._actions = None
         self._committee = True  # until the data actions say the incumbent has no committee
+        self.stage_rounds = 0  # additions made at the current stage
 
     def actions(self, tools: WorkspaceTools):
         if self._actions is None:
@@ -101,6 +106,9 @@ class ALAgent(Agent):
         feasible = bool(tools.history.incumbent().get("feasible")) and not first
         try:
             for attempt in range(MAX_ROUNDS_PER_ITERATION):
+                if self.stage_rounds >= self.settings.max_rounds_per_stage and \
+                        self.stage < len(self.settings.stages_K) - 1:  # no need to sample a stage we leave
+                    self.stage, self.stage_rounds = self.stage + 1, 0
                 report, selection = self._probe(acts, len(trials), attempt)
                 self.reports.append(report)
                 converged = report.accurate_ratio >= self.settings.accurate_ratio
@@ -110,10 +118,12 @@ class ALAgent(Agent):
                         IterationResult("finish", f"al: {why}; {self._line(report)}")
                 if converged:
                     self.stage += 1
+                    self.stage_rounds = 0
                     continue
                 labelled = acts.label(selection)
                 outcome = acts.add(labelled)
                 if outcome.frames_added:
+                    self.stage_rounds += 1
                     return IterationResult("experiment", (f"{prefix}; " if first else "al: ")
                                            + f"add {outcome.frames_added} frames labelled by the reference; "
                                            + self._line(report))
