@@ -209,3 +209,15 @@ def test_al_moves_up_a_stage_after_its_rounds_there_even_unconverged():
     # two additions per stage, then the next stage without sampling the one it leaves; the last keeps going
     assert temps == [[2000.0, 2500.0]] * 2 + [[3000.0]] * 2 + [[3500.0]]
     assert agent.stage == 2
+
+
+def test_a_resumed_al_run_takes_up_its_stage_from_the_hypotheses():
+    acts = FakeActions([HOT])
+    tools = FakeTools()
+    first = ALAgent(settings=ALSettings(add_frames=3), actions_factory=lambda cfg: acts)
+    step(first, tools)
+    step(first, tools)
+    step(first, tools)  # two additions at stage 0
+    resumed = ALAgent(settings=ALSettings(add_frames=3), actions_factory=lambda cfg: acts)
+    res = step(resumed, tools)
+    assert res.action == "experiment" and resumed.stage == 1 and "stage 1 at 3000 K" in res.text

@@ -18,6 +18,7 @@ A spent labelling budget ends the run (a refusal of the data actions, not an err
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,6 +29,7 @@ from mlipilot.workspace_tools import WorkspaceTools
 
 INITIAL = {"energy_weight": 100.0, "forces_weight": 10.0, "max_num_epochs": 10}  # the expert's re-weighting
 INITIAL_HYPOTHESIS = "al: initial model"
+STAGE_IN_HYPOTHESIS = re.compile(r"frames labelled by the reference; stage (\d+) at ")
 MAX_ROUNDS_PER_ITERATION = 6  # converged stages and refused additions one iteration may pass through
 
 
@@ -102,6 +104,8 @@ class ALAgent(Agent):
         if tools.history.incumbent() is None:  # nothing to sample with
             return IterationResult("experiment", prefix) if first else \
                 IterationResult("finish", "al: no accepted model; nothing to sample with")
+        if not self.reports:  # a fresh process on a run with history (a resumed `mlipilot run`)
+            self._resume(trials)
         acts = self.actions(tools)
         feasible = bool(tools.history.incumbent().get("feasible")) and not first
         try:
@@ -133,6 +137,14 @@ class ALAgent(Agent):
         except DataRefusal as e:
             return IterationResult("experiment", f"{prefix} ({e})") if first else \
                 IterationResult("finish", f"al: {e}")
+
+    def _resume(self, trials: list[dict]) -> None:
+        """The stage and its additions so far, from the hypotheses this agent wrote ("stage K at ...")."""
+        stages = [int(m.group(1)) for t in trials
+                  if (m := STAGE_IN_HYPOTHESIS.search(str(t.get("hypothesis") or "")))]
+        if stages:
+            self.stage = min(max(stages), len(self.settings.stages_K) - 1)
+            self.stage_rounds = sum(1 for k in stages if k == self.stage)
 
     def _probe(self, acts, n_trials: int, attempt: int):
         """Sample the current stage, score the whole pool, select the frames to add."""
