@@ -19,6 +19,7 @@ AGENTS: Registry[type[Agent]] = Registry("agent", {  # name -> "module:Class", c
     "expert": "mlipilot.agents.expert:ExpertAgent",
     "random": "mlipilot.agents.random_search:RandomAgent",
     "optuna": "mlipilot.agents.optuna_search:OptunaAgent",
+    "al": "mlipilot.agents.al:ALAgent",
 }, dotted=True, forms=", local:<model>, provider/model (litellm) or package.module:Class",
     check=lambda cls: None if isinstance(cls, type) and issubclass(cls, Agent) else
     "is not a subclass of mlipilot.agents.base.Agent", check_fix="derive from it")
