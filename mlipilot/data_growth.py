@@ -7,25 +7,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlipilot.data_actions.commits import frames_at
-from mlipilot.ledger import Ledger, latest_trials
+from mlipilot.records import DataActionEvent
+from mlipilot.store import Store
 
 
 def growth_rows(root: Path, store: Path) -> list[dict]:
-    """Per finished trial: trial, verdict, composite, feasible, train_frames (data/train.xyz plus
-    data/added/ at the trial's commit) and labels_spent (reference calls charged before it ended)."""
-    rows = Ledger(Path(store) / "ledger.jsonl").rows()
-    finished = {t["trial"]: t for t in latest_trials(rows) if t.get("commit")}
-    out, spent, seen = [], 0, set()
-    for r in rows:
-        if r.get("event") == "data_action" and r.get("action") == "label":
-            spent += int(r.get("calls") or 0)
-        n = r.get("trial")
-        if n in finished and n not in seen and r.get("status") == "finished":
-            seen.add(n)
-            t = finished[n]
-            out.append({"trial": n, "verdict": t.get("verdict"), "composite": t.get("composite"),
-                        "feasible": bool(t.get("feasible")), "labels_spent": spent,
-                        "train_frames": sum(frames_at(Path(root), t["commit"]).values())})
+    """Per decided trial: trial, verdict, composite, feasible, train_frames (data/train.xyz plus
+    data/added/ at the trial's commit) and labels_spent (reference calls charged before it started)."""
+    ledger = Store(store).ledger
+    labels = sorted((e.at, int(e.calls or 0)) for e in ledger.events(DataActionEvent))
+    out = []
+    for t in ledger.latest():
+        if not t.decided or not t.commit:
+            continue
+        spent = t.labels_spent if t.labels_spent is not None else sum(
+            c for at, c in labels if t.started_at and at <= t.started_at)
+        frames = t.train_frames if t.train_frames is not None else sum(frames_at(Path(root), t.commit).values())
+        out.append({"trial": t.trial, "verdict": t.verdict, "composite": t.composite, "feasible": bool(t.feasible),
+                    "labels_spent": spent, "train_frames": frames})
     return out
 
 
@@ -39,10 +38,11 @@ def plot_growth(runs: dict[str, list[dict]], out: Path) -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for label, rows in runs.items():
-        rows = [r for r in rows if isinstance(r.get("composite"), (int, float))]
         for ax, x in zip(axes, ("train_frames", "labels_spent")):
-            line, = ax.plot([r[x] for r in rows], [r["composite"] for r in rows], "-", label=label, alpha=0.7)
-            for r in rows:
+            # trials before any data action carry no figures: left out
+            pts = [r for r in rows if _number(r.get("composite")) and _number(r.get(x))]
+            line, = ax.plot([r[x] for r in pts], [r["composite"] for r in pts], "-", label=label, alpha=0.7)
+            for r in pts:
                 ax.plot(r[x], r["composite"], "o", color=line.get_color(),
                         markerfacecolor=line.get_color() if r["feasible"] else "none")
     axes[0].set_xlabel("training frames")
@@ -56,3 +56,7 @@ def plot_growth(runs: dict[str, list[dict]], out: Path) -> Path:
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return png
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v

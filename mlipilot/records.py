@@ -168,6 +168,8 @@ class TrialRecord(_Row):
     llm_seconds: float | None = None
     brief_chars: int | None = None
     parallel: int | None = None
+    train_frames: int | None = None  # frames the commit trains on (data/train.xyz + data/added/), when data was added
+    labels_spent: int | None = None  # reference calls the run's data actions had charged when it started
     # the decision
     verdict: str | None = None
     reason: str | None = None
@@ -187,7 +189,8 @@ class TrialRecord(_Row):
 
     _OPTIONAL: ClassVar[frozenset] = frozenset({
         "iteration", "knobs", "workdir", "job_ids", "prepare_seconds", "confirm", "foundation", "llm_calls",
-        "tool_errors", "refused", "cached_tokens", "llm_seconds", "brief_chars", "parallel"})
+        "tool_errors", "refused", "cached_tokens", "llm_seconds", "brief_chars", "parallel", "train_frames",
+        "labels_spent"})
 
     def to_json(self) -> dict:
         decided = self.status != TrialStatus.SUBMITTED

@@ -147,6 +147,11 @@ def make_figures(df: pd.DataFrame, out: Path) -> dict[str, Path]:
         figs["md_outcomes"] = _md_outcomes(plt, df, md_names, single, x, out)
     if "validated" in df and df["validated"].notna().any():
         figs["validation"] = _validation(plt, df, single, out)
+    if "labels_spent" in df and df["labels_spent"].notna().any():  # data actions: what the added data bought
+        from mlipilot.data_growth import plot_growth
+
+        figs["data_growth"] = plot_growth({f"{agent} seed {seed}": g.to_dict("records")
+                                           for (agent, seed), g in df.groupby(["agent", "seed"])}, out)
     return figs
 
 

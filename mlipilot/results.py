@@ -13,7 +13,8 @@ COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict
            "total_violation", "best_so_far", "feasible_so_far", "tokens_in", "tokens_out", "cost", "tool_errors",
            "llm_calls", "job_failed", "job_timeout", "wall_llm", "wall_queue", "wall_train", "wall_score", "wall_total",
            "harness_seed", "confirm_seed", "confirm_composite", "margin", "noise_sigma",
-           "harness_hash", "scorecard_hash", "validated", "validation_failed", "hypothesis"]
+           "harness_hash", "scorecard_hash", "validated", "validation_failed", "train_frames", "labels_spent",
+           "hypothesis"]
 
 
 def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
@@ -49,6 +50,7 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
             "noise_sigma": noise.get("sigma_composite"), "harness_hash": hashes.get("harness"),
             "scorecard_hash": hashes.get("scorecard"),
             "foundation": r.foundation,  # `name sha256-prefix` of the model it fine-tuned from
+            "train_frames": r.train_frames, "labels_spent": r.labels_spent,  # set once data actions added frames
             "hypothesis": r.hypothesis or None})
         if (v := validation.get(r.trial)) is not None:
             row.update(validated=bool(v.passed), validation_failed=",".join(v.failed_checks or []))
@@ -74,7 +76,7 @@ def _event_row(row: dict, e: IterationEvent, best, best_feasible, feasible_so_fa
                 "wall_queue": None, "wall_train": None, "wall_score": None, "wall_total": None,
                 "harness_seed": None, "confirm_seed": None, "confirm_composite": None, "margin": None,
                 "noise_sigma": None, "harness_hash": None, "scorecard_hash": None, "foundation": None,
-                "hypothesis": e.text})
+                "train_frames": None, "labels_spent": None, "hypothesis": e.text})
     return row
 
 

@@ -13,10 +13,10 @@ import socket
 from pathlib import Path
 
 import mlipilot
-from mlipilot.data_actions.commits import sync_data_hashes
+from mlipilot.data_actions.commits import frames_at, sync_data_hashes
 from mlipilot.git_history import TRAILER_METRICS, RunRepo, format_message, metric_trailer
 from mlipilot.integrity import sha256_file
-from mlipilot.records import FailureKind, TrialRecord, TrialStatus
+from mlipilot.records import DataActionEvent, FailureKind, TrialRecord, TrialStatus
 from mlipilot.run_config import RunConfig
 from mlipilot.sanitize import sanitize, strip_controls
 from mlipilot.scorecard.spec import ScorecardSpec
@@ -78,10 +78,18 @@ class Recorder:
             "host": socket.gethostname(), "trial_dir": str(trial_dir), "started_at": now(),
             "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.store.holdout),
                        "harness": harness_hash(), "harness_version": mlipilot.__version__},
-            **(extra or {})})
+            **(extra or {}), **self._data_state(repo, commit)})
         self.ledger.append(record)
         self.progress(f"trial {n}: {hypothesis.splitlines()[0][:80]}  [{record.diff_stat}]")
         return record
+
+    def _data_state(self, repo: RunRepo, commit: str) -> dict:
+        """What the trial trains on, once data actions added any: the frames and the labels paid so far."""
+        events = self.ledger.events(DataActionEvent)
+        if not events:
+            return {}
+        return {"train_frames": sum(frames_at(repo.root, commit).values()),
+                "labels_spent": sum(int(e.calls or 0) for e in events)}
 
     def job_submitted(self, record: TrialRecord, stage: str, job_id: str, outcome: PipelineResult) -> None:
         """A job id, recorded before any waiting, so a restarted launcher can re-attach."""
