@@ -5,8 +5,9 @@ One iteration, DP-GEN style:
 1. its first iteration sets the benchmark's known configuration (the expert's re-weighting), once,
    and, where the harness's baseline is there, adds reference-sampled data in the same trial: MD
    driven by the reference (EMT: free to run) heated across every stage from training frames, all of
-   it labelled and added (Lang2MLIP's `pfp_sample`, DP-GEN's initial data) — the incumbent's own MD
-   cannot reach a regime it has never seen without falling apart;
+   it labelled and added (Lang2MLIP's `pfp_sample`, DP-GEN's initial data). Measured on cu_hot: pools
+   from the incumbent's own MD (20 frames a round at 2000/2500 K) left it infeasible after 60 frames;
+   100 frames of reference MD made the same configuration feasible;
 2. at the current temperature stage (rising: 2000/2500 K, then 3000, 3500 K) sample a pool by
    MD with the incumbent from training frames, score it (true max-force error against the reference
    where it is cheap, Lang2MLIP; the committee's force deviation where `mlipilot noise` made one);
