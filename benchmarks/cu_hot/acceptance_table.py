@@ -34,7 +34,7 @@ def ramp_from_validation(trial_dir: Path) -> float | None:
 
 def measure_ramp(model_dir: Path) -> tuple[float, str]:
     from mlipilot.scorecard.evaluate import load_model
-    from mlipilot.scorecard.md_driver import fcc_cell
+    from mlipilot.md.integrators import fcc_cell
     from mlipilot.validation.dynamics import _langevin_run
 
     p = {"steps": 3000, "timestep_fs": 2.0, "friction": 0.02, "seed": 0, "min_distance_A": 1.8,
