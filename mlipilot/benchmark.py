@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ase.data import atomic_numbers
 
+from mlipilot.data_actions.config import DATA_TABLE
 from mlipilot.errors import config_error
 from mlipilot.registry import Registry, load_dotted
 from mlipilot.schema import OMIT, Field, Table, read_file
@@ -39,6 +40,7 @@ class Benchmark:
     validation: Path | None = None  # the private validation spec (mlipilot validate)
     units: LabelUnits = LabelUnits()  # what the data files' labels are in; init converts to eV, eV/Å
     foundation_models: dict[str, Path] = field(default_factory=dict)  # name -> a MACE model file to fine-tune from
+    data_actions: dict | None = None  # the run's [data] table (labelling budget, reference), written by init
 
     @property
     def spec_file(self) -> Path:
@@ -155,7 +157,8 @@ BENCHMARK = Table({
     "name": Field(str, fix=PATH), "description": Field(str, "", fix=PATH), "scorecard": Field(str, fix=PATH),
     "workspace": Field(str, None, fix=PATH), "data": Field(dict), "isolated_atoms": Field(object, None),
     "validation": Field(str, None, fix=PATH), "energy_unit": _unit("energy", ENERGY_UNITS),
-    "force_unit": _unit("force", FORCE_UNITS), "foundation_models": Field(object, None)}, missing=SEE, fix=SEE)
+    "force_unit": _unit("force", FORCE_UNITS), "foundation_models": Field(object, None),
+    "data_actions": Field(DATA_TABLE, None, fix=SEE)}, missing=SEE, fix=SEE)
 TOP_KEYS = tuple(BENCHMARK.fields)
 DATA = {"generator": Table({"generator": Field(str), "seed": Field(object, OMIT)}, missing=SEE),  # the data:
         "files": Table({s: Field(str) for s in SPLITS} | {"md_structures": Field(str, OMIT)}, missing=SEE)}  # either
@@ -182,7 +185,8 @@ def resolve_benchmark(name_or_path: str) -> Benchmark:
                       _isolated_atoms(d["isolated_atoms"], directory, spec_file) if d["isolated_atoms"] is not None
                       else {}, d["description"],
                       (directory / d["validation"]).resolve() if d["validation"] is not None else None,
-                      LabelUnits(**units), _foundation_models(d["foundation_models"], directory, spec_file))
+                      LabelUnits(**units), _foundation_models(d["foundation_models"], directory, spec_file),
+                      d["data_actions"])
     if not bench.scorecard.is_file():
         raise config_error(spec_file, "scorecard", f"{bench.scorecard} does not exist", "fix the path")
     if bench.validation is not None and not bench.validation.is_file():

@@ -170,6 +170,19 @@ def default_store(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".mlipilot-store")
 
 
+def data_table(table: dict | None) -> str:
+    """benchmark.yaml's data_actions as the run's [data] table ("" without one: data actions stay off)."""
+    if table is None:
+        return ""
+    budget = table.get("label_budget") or {}
+    lines = ["", "[data]                      # from the benchmark's data_actions"]
+    if budget:
+        lines.append("label_budget = { " + ", ".join(f"{k} = {v!r}" for k, v in budget.items()) + " }")
+    if table.get("reference"):
+        lines.append(f"reference = {json.dumps(table['reference'])}")
+    return "\n".join(lines) + "\n"
+
+
 def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor: str = "local",
              size: str = "default", train_timeout_min: float = 30, score_timeout_min: float = 10,
              progress=print, sandbox: str | None = None, base_seed: int = 1, data_seed: int | None = None,
@@ -278,7 +291,7 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         (run_dir / CONFIG_NAME).write_text(TEMPLATE.format(
             name=run_dir.name, benchmark=benchmark_ref(benchmark, bench), branch=branch, store=store, executor=executor,
             train_timeout_min=train_timeout_min, score_timeout_min=score_timeout_min, sandbox=sandbox,
-            base_seed=int(base_seed)))
+            base_seed=int(base_seed)) + data_table(bench.data_actions))
         cfg = load_run_config(run_dir)
         repo = RunRepo.create(run_dir, branch)
         save_hashes(store, protected_hashes(run_dir, cfg.editable))

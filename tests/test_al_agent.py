@@ -15,6 +15,7 @@ from mlipilot.agents import al as al_module
 from mlipilot.agents.al import ALAgent, ALSettings
 from mlipilot.agents.base import IterationLimits
 from mlipilot.data_actions import DataRefusal
+from mlipilot.records import TrialRecord
 
 
 @dataclass
@@ -46,19 +47,27 @@ class FakeActions:
         self.spent = 0
 
     def sample(self, **kw):
+        if kw["driver"] == "reference":  # the bootstrap: the reference's own MD, every frame kept
+            self.calls.append(("sample", kw["driver"], kw["method"], kw["temperatures"], kw["n_frames"]))
+            self.current = [1.0] * kw["n_frames"]
+            return FakePool(len(self.calls), kw["n_frames"])
         self.calls.append(("sample", kw["temperatures"], kw["seed"]))
-        scores = self.pools[min(len([c for c in self.calls if c[0] == "sample"]) - 1, len(self.pools) - 1)]
+        scores = self.pools[min(len([c for c in self.calls if c[0] == "sample" and c[1] != "reference"]) - 1,
+                                len(self.pools) - 1)]
         self.current = scores
         return FakePool(len(self.calls), len(scores))
+
+    def _spend(self, n):  # refused before anything is spent, as DataActions._label_frames does
+        if self.spent + n > self.budget_calls:
+            raise DataRefusal("labelling budget spent (...) — train with what you have")
+        self.spent += n
 
     def select(self, pool, strategy, n, seed, trust=None):
         self.calls.append(("select", strategy, n))
         if strategy == "committee" and not self.committee:
             raise DataRefusal("committee needs at least 2 models — run `mlipilot noise`")
         if strategy == "max_error" and n == pool.n:
-            self.spent += pool.n
-            if self.spent > self.budget_calls:
-                raise DataRefusal("labelling budget spent (...) — train with what you have")
+            self._spend(pool.n)
         order = sorted(range(pool.n), key=lambda i: -self.current[i])[:n]
         params = {}
         if strategy == "committee":
@@ -68,6 +77,8 @@ class FakeActions:
 
     def label(self, selection):
         self.calls.append(("label", len(selection.indices)))
+        if self.calls[-2] == ("select", "random", len(selection.indices)):  # max_error labelled its pool already
+            self._spend(len(selection.indices))
         return selection
 
     def add(self, labelled):
@@ -79,11 +90,11 @@ class FakeHistory:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def trials(self):
-        return self.rows
+    def trials(self):  # typed, as mlipilot.ledger.History gives them
+        return [TrialRecord.from_json(r) for r in self.rows]
 
     def incumbent(self):
-        accepted = [t for t in self.rows if t.get("verdict") == "accepted"]
+        accepted = [t for t in self.trials() if t.accepted]
         return accepted[-1] if accepted else None
 
 
@@ -159,18 +170,58 @@ def test_al_stops_on_a_spent_budget_and_uses_a_committee_when_there_is_one():
     assert [c for c in committee.calls if c[0] == "select"] == [("select", "committee", 3)]
 
 
-def test_al_sets_its_configuration_and_adds_data_in_its_first_trial_after_the_baseline():
-    acts = FakeActions([HOT, GOOD])
-    tools = FakeTools()
+def baseline(tools):
     tools.history.rows.append({"trial": 1, "verdict": "accepted", "feasible": False,
                                "hypothesis": "baseline: the shipped workspace"})
+
+
+def test_al_first_trial_after_the_baseline_adds_reference_md_across_every_stage():
+    acts = FakeActions([HOT, GOOD])
+    tools = FakeTools()
+    baseline(tools)
     agent = ALAgent(settings=ALSettings(add_frames=3), actions_factory=lambda cfg: acts)
-    first = step(agent, tools)  # the baseline drives the first sample; config and data go in one trial
+    first = step(agent, tools)  # config and the reference-driven data go in one trial
     assert first.action == "experiment" and tools.config == al_module.INITIAL
-    assert first.text.startswith(al_module.INITIAL_HYPOTHESIS) and "add 3 frames" in first.text
+    assert first.text.startswith(al_module.INITIAL_HYPOTHESIS)
+    assert "add 100 frames of reference MD heated 2000 -> 3500 K" in first.text
+    # the reference drives a heating ramp over every stage; all of it is labelled and added
+    assert acts.calls == [("sample", "reference", "ramp", [[2000.0, 3500.0]], 100), ("select", "random", 100),
+                          ("label", 100), ("add", 100)]
+    assert acts.spent == 100
     tools.config.clear()
-    second = step(agent, tools)  # every stage converges on GOOD pools: done
-    assert second.action == "finish" and "every stage converged" in second.text and not tools.config  # set once
+    second = step(agent, tools)  # the incumbent's MD at stage 0 now; HOT: the 3 worst are added
+    assert second.action == "experiment" and "add 3 frames" in second.text and not tools.config  # set once
+    assert acts.calls[4] == ("sample", [2000.0, 2500.0], 20)
+    while (res := step(agent, tools)).action == "experiment":
+        pass
+    assert res.action == "finish" and "every stage converged" in res.text
+
+
+def test_al_adds_only_frames_outside_the_trust_window_and_skips_a_bootstrap_it_cannot_pay():
+    acts = FakeActions([HOT], budget_calls=50)
+    tools = FakeTools()
+    baseline(tools)
+    agent = ALAgent(settings=ALSettings(add_frames=10), actions_factory=lambda cfg: acts)
+    first = step(agent, tools)  # 100 labels > 50: refused, the configuration is still tried
+    assert first.action == "experiment" and "labelling budget spent" in first.text
+    assert not [c for c in acts.calls if c[0] == "add"]
+    second = step(agent, tools)  # HOT has 6 frames >= 0.4 eV/Å: 6 added, not add_frames = 10
+    assert second.action == "experiment" and ("add", 6) in acts.calls and "add 6 frames" in second.text
+    no_bootstrap = FakeActions([HOT])
+    tools = FakeTools()
+    baseline(tools)
+    agent = ALAgent(settings=ALSettings(add_frames=3, bootstrap_K=None), actions_factory=lambda cfg: no_bootstrap)
+    assert "add 3 frames" in step(agent, tools).text and no_bootstrap.calls[0][1] == [2000.0, 2500.0]
+
+
+def test_al_samples_again_when_every_run_stopped_before_a_frame():
+    acts = FakeActions([[], HOT])
+    tools = FakeTools()
+    agent = ALAgent(settings=ALSettings(add_frames=3), actions_factory=lambda cfg: acts)
+    step(agent, tools)
+    res = step(agent, tools)
+    assert res.action == "experiment" and "add 3 frames" in res.text
+    assert [c[0] for c in acts.calls] == ["sample", "sample", "select", "select", "select", "label", "add"]
 
 
 def test_al_needs_a_model_to_sample():
@@ -182,7 +233,7 @@ def test_al_needs_a_model_to_sample():
 
 
 def test_al_is_registered():
-    assert AGENTS["al"] == "mlipilot.agents.al:ALAgent" and check_agent_spec("al") == "registered"
+    assert AGENTS.resolve("al") is ALAgent and check_agent_spec("al") == "registered"
     with open_agent("al", seed=3) as agent:
         assert isinstance(agent, ALAgent) and agent.seed == 3
 

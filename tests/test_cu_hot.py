@@ -1,5 +1,6 @@
-"""The hot Cu benchmark (cu_hot): it initialises like cu_emt, its scorecard loads with the hot-frame
-constraint, and its data are cu_emt's training data with hot frames in the private holdout only."""
+"""The hot Cu benchmark (cu_hot): it initialises like cu_emt (plus a [data] table from its
+data_actions), its scorecard loads with the hot-frame constraint, and its data are cu_emt's training
+data with hot frames in the private holdout only."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ase.io import read
 
 from mlipilot.benchmark import resolve_benchmark, shipped_benchmarks
 from mlipilot.datasets import cu_emt, cu_hot
+from mlipilot.run_config import load_run_config
 from mlipilot.rundir import init_run
 from mlipilot.scorecard.metrics import parse_metric
 from mlipilot.scorecard.spec import load_spec
@@ -44,6 +46,11 @@ def test_init_gives_cu_emt_training_data_and_keeps_the_hot_frames_in_the_holdout
     seen = {f.info["config_type"] for f in read(root / "data" / "train.xyz", ":")}
     assert not any(ct.startswith("hot") for ct in seen), "hot frames leaked into the training data"
     assert (store / "scorecard.yaml").read_text() == (Path(resolve_benchmark("cu_hot").scorecard)).read_text()
+    # benchmark.yaml's data_actions became the run's [data] table: data actions on, the budget sealed
+    cfg = load_run_config(root)
+    assert cfg.data.enabled and (cfg.data.calls, cfg.data.cpu_seconds) == (200, 3600.0)
+    assert load_run_config(init_run("cu_emt", tmp_path / "emt_run", size="small", executor="debug", sandbox="none",
+                                    progress=lambda s: None, data_seed=5)).data.enabled is False
 
 
 def test_the_generator_is_deterministic_in_its_seed(tmp_path):

@@ -34,7 +34,7 @@ def ramp_from_validation(trial_dir: Path) -> float | None:
 
 def measure_ramp(model_dir: Path) -> tuple[float, str]:
     from mlipilot.scorecard.evaluate import load_model
-    from mlipilot.scorecard.md_driver import fcc_cell
+    from mlipilot.md.integrators import fcc_cell
     from mlipilot.validation.dynamics import _langevin_run
 
     p = {"steps": 3000, "timestep_fs": 2.0, "friction": 0.02, "seed": 0, "min_distance_A": 1.8,
@@ -46,23 +46,23 @@ def measure_ramp(model_dir: Path) -> tuple[float, str]:
 def row(run: Path, ramp: bool) -> dict:
     cfg = load_run_config(run)
     ledger = Ledger(cfg.store / "ledger.jsonl")
-    trials = [t for t in ledger.trials() if not interrupted(t) and t.get("status") == "finished"]
-    agents = sorted({str(t.get("agent")) for t in trials if t.get("agent") not in (None, "", "human", "harness")})
+    trials = [t for t in ledger.latest() if not interrupted(t) and t.status == "finished"]
+    agents = sorted({str(t.agent) for t in trials if t.agent not in (None, "", "human", "harness")})
     calls = sum(int(r.get("calls") or 0) for r in ledger.rows()
                 if r.get("event") == "data_action" and r.get("action") == "label")
     best = ledger.incumbent()
-    added = frames_at(cfg.root, best["commit"]) if best else {}
+    added = frames_at(cfg.root, best.commit) if best else {}
     out = {"run": run.name, "agent": "+".join(agents) or "-", "trials": len(trials),
            "frames_added_best": sum(n for name, n in added.items() if name != "data/train.xyz"),
            "frames_added_all": sum(int(r.get("added") or 0) for r in ledger.rows()
                                    if r.get("event") == "data_action" and r.get("action") == "add"),
-           "reference_calls": calls, "composite": best and round(best["composite"], 4),
-           "feasible": bool(best and best.get("feasible")), "best_trial": best and best["trial"]}
+           "reference_calls": calls, "composite": best and round(best.composite, 4),
+           "feasible": bool(best and best.feasible), "best_trial": best and best.trial}
     if best:
-        frac = ramp_from_validation(Path(best["trial_dir"]))
+        frac = ramp_from_validation(Path(best.trial_dir))
         detail = "mlipilot validate"
         if frac is None and ramp:
-            frac, detail = measure_ramp(Path(best["trial_dir"]) / MODEL_DIR)
+            frac, detail = measure_ramp(Path(best.trial_dir) / MODEL_DIR)
         out["ramp_fraction"], out["ramp_detail"] = frac, detail if frac is not None else "not measured"
     return out
 

@@ -93,7 +93,7 @@ def validation_ramp(model: Path) -> tuple[float, str]:
     from mace.calculators import MACECalculator
 
     from mlipilot.validation.dynamics import _langevin_run
-    from mlipilot.scorecard.md_driver import fcc_cell
+    from mlipilot.md.integrators import fcc_cell
 
     calc = MACECalculator(model_paths=str(model), device="cpu", default_dtype="float32")
     p = {"steps": 3000, "timestep_fs": 2.0, "friction": 0.02, "seed": 0, "min_distance_A": 1.8,

@@ -3,7 +3,11 @@ compared with. It never edits options after its first trial; it grows the traini
 
 One iteration, DP-GEN style:
 1. its first iteration sets the benchmark's known configuration (the expert's re-weighting), once,
-   and, where the harness's baseline is there to sample with, adds data in the same trial;
+   and, where the harness's baseline is there, adds reference-sampled data in the same trial: MD
+   driven by the reference (EMT: free to run) heated across every stage from training frames, all of
+   it labelled and added (Lang2MLIP's `pfp_sample`, DP-GEN's initial data). Measured on cu_hot: pools
+   from the incumbent's own MD (20 frames a round at 2000/2500 K) left it infeasible after 60 frames;
+   100 frames of reference MD made the same configuration feasible;
 2. at the current temperature stage (rising: 2000/2500 K, then 3000, 3500 K) sample a pool by
    MD with the incumbent from training frames, score it (true max-force error against the reference
    where it is cheap, Lang2MLIP; the committee's force deviation where `mlipilot noise` made one);
@@ -24,7 +28,7 @@ from typing import Any, Callable
 
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
 from mlipilot.agents.config_edits import set_config
-from mlipilot.records import interrupted
+from mlipilot.records import TrialRecord, interrupted
 from mlipilot.workspace_tools import WorkspaceTools
 
 INITIAL = {"energy_weight": 100.0, "forces_weight": 10.0, "max_num_epochs": 10}  # the expert's re-weighting
@@ -38,9 +42,18 @@ class ALSettings:
     stages_K: tuple[tuple[float, ...], ...] = ((2000.0, 2500.0), (3000.0,), (3500.0,))
     source: str = "md*"  # training frames the MD starts from (config_type glob)
     structures: int = 2  # start frames per sample
-    pool_frames: int = 40  # candidates per round (max_error labels them all: EMT is cheap)
-    md_steps: int = 400  # Langevin steps per start frame and temperature
-    add_frames: int = 20  # labelled and added per round (Lang2MLIP: up to ~30 % when the model was unstable)
+    # the first round: a reference-driven heating ramp over every stage, all frames labelled and added.
+    # Measured on cu_hot (benchmarks/cu_hot/calibration.py): 100 EMT frames of 32-atom MD heated
+    # 2000 -> 3500 K, one every 40 steps, made the expert's configuration feasible (seeds 1, 2); 40
+    # incumbent-driven frames at 2000/2500 K did not (force_rmse_hot* 133 vs 120). None or 0 frames: skipped.
+    bootstrap_K: tuple[float, float] | None = (2000.0, 3500.0)
+    bootstrap_frames: int = 100
+    bootstrap_steps: int = 2000  # per start frame: 2 starts x 50 frames, one every 40 steps
+    # later rounds: a small pool (max_error labels all of it) so the default budget (200 calls) pays for
+    # the bootstrap and five rounds; e2's 40-frame pools spent it in five rounds at stage 0
+    pool_frames: int = 20  # candidates per round
+    md_steps: int = 300  # Langevin steps per start frame and temperature (incumbent MD: the slow part)
+    add_frames: int = 10  # labelled and added per round, the worst first (frames scoring below lo never)
     accurate_ratio: float = 0.9  # DP-GEN's convergence rule
     # additions at one stage before moving up unconverged (dpgen2's max_numb_iter per stage): measured on
     # cu_hot, more frames picked at 2000/2500 K stopped helping the 3000 K holdout after two rounds
@@ -64,6 +77,14 @@ class RoundReport:
     strategy: str
     accurate_ratio: float
     early_stops: int
+
+
+@dataclass(frozen=True)
+class _Nothing:
+    frames_added: int = 0
+
+
+_NOTHING = _Nothing()
 
 
 class ALAgent(Agent):
@@ -95,7 +116,7 @@ class ALAgent(Agent):
         from mlipilot.data_actions import DataRefusal
 
         trials = [t for t in tools.history.trials() if not interrupted(t)]
-        first = not any(str(t.get("hypothesis") or "").startswith(INITIAL_HYPOTHESIS) for t in trials)
+        first = not any(str(t.hypothesis or "").startswith(INITIAL_HYPOTHESIS) for t in trials)
         prefix = ""
         if first:  # after the harness's baseline (or another agent's trials): the known configuration, once
             set_config(tools, self.settings.initial_config)
@@ -107,8 +128,12 @@ class ALAgent(Agent):
         if not self.reports:  # a fresh process on a run with history (a resumed `mlipilot run`)
             self._resume(trials)
         acts = self.actions(tools)
-        feasible = bool(tools.history.incumbent().get("feasible")) and not first
+        feasible = bool(tools.history.incumbent().feasible) and not first
         try:
+            if first and self.settings.bootstrap_K and self.settings.bootstrap_frames > 0:
+                outcome, line = self._bootstrap(acts, len(trials))
+                return IterationResult("experiment", f"{prefix}; {line}" if outcome.frames_added else
+                                       f"{prefix} ({line})")
             for attempt in range(MAX_ROUNDS_PER_ITERATION):
                 if self.stage_rounds >= self.settings.max_rounds_per_stage and \
                         self.stage < len(self.settings.stages_K) - 1:  # no need to sample a stage we leave
@@ -124,6 +149,8 @@ class ALAgent(Agent):
                     self.stage += 1
                     self.stage_rounds = 0
                     continue
+                if selection is None:  # every run stopped before its first frame: sample again
+                    continue
                 labelled = acts.label(selection)
                 outcome = acts.add(labelled)
                 if outcome.frames_added:
@@ -138,13 +165,27 @@ class ALAgent(Agent):
             return IterationResult("experiment", f"{prefix} ({e})") if first else \
                 IterationResult("finish", f"al: {e}")
 
-    def _resume(self, trials: list[dict]) -> None:
+    def _resume(self, trials: list[TrialRecord]) -> None:
         """The stage and its additions so far, from the hypotheses this agent wrote ("stage K at ...")."""
         stages = [int(m.group(1)) for t in trials
-                  if (m := STAGE_IN_HYPOTHESIS.search(str(t.get("hypothesis") or "")))]
+                  if (m := STAGE_IN_HYPOTHESIS.search(str(t.hypothesis or "")))]
         if stages:
             self.stage = min(max(stages), len(self.settings.stages_K) - 1)
             self.stage_rounds = sum(1 for k in stages if k == self.stage)
+
+    def _bootstrap(self, acts, n_trials: int):
+        """The reference-driven round: sample with the reference across every stage, label all, add all."""
+        s = self.settings
+        pool = acts.sample(source=s.source, driver="reference", method="ramp", temperatures=[list(s.bootstrap_K)],
+                           n_frames=s.bootstrap_frames, steps=s.bootstrap_steps, structures=s.structures,
+                           seed=self.seed * 10_000 + n_trials * 10)
+        if pool.n == 0:
+            return _NOTHING, "the reference sample gave no frames"
+        selection = acts.select(pool, strategy="random", n=pool.n, seed=self.seed)  # all of it: the frames are true MD
+        outcome = acts.add(acts.label(selection))
+        line = (f"{outcome.frames_added} frames of reference MD heated {s.bootstrap_K[0]:g} -> {s.bootstrap_K[1]:g} K "
+                f"(pool {pool.id}, {len(pool.early_stops)} early stops)")
+        return outcome, (f"add {line} labelled by the reference" if outcome.frames_added else f"nothing added from {line}")
 
     def _probe(self, acts, n_trials: int, attempt: int):
         """Sample the current stage, score the whole pool, select the frames to add."""
@@ -157,6 +198,8 @@ class ALAgent(Agent):
                            n_frames=s.pool_frames, steps=s.md_steps, structures=s.structures, seed=seed)
         n_add = min(s.add_frames, pool.n)
         selection = None
+        if pool.n == 0:
+            return RoundReport(self.stage, tuple(temps), pool.id, 0, "none", 0.0, len(pool.early_stops)), None
         if self._committee:  # a committee where the incumbent has replicates; else the true error (cheap references)
             lo, hi = s.committee_trust
             try:
@@ -172,9 +215,11 @@ class ALAgent(Agent):
             every = acts.select(pool, strategy="max_error", n=pool.n, seed=seed)  # labels the whole pool once
             accurate = sum(x < lo for x in every.scores) / max(1, pool.n)
             strategy = "max_error"
-            # the worst frames; their labels are already paid for (the label cache charges once)
-            selection = None if accurate >= s.accurate_ratio else acts.select(pool, strategy="max_error", n=n_add,
-                                                                             seed=seed)
+            # the worst frames outside the trust window; their labels are already paid for (the label cache
+            # charges once)
+            n_add = min(n_add, sum(x >= lo for x in every.scores))
+            selection = None if accurate >= s.accurate_ratio or n_add == 0 else \
+                acts.select(pool, strategy="max_error", n=n_add, seed=seed)
         report = RoundReport(self.stage, tuple(temps), pool.id, pool.n, strategy, round(accurate, 3),
                              len(pool.early_stops))
         return report, selection
