@@ -59,7 +59,7 @@ def test_cli_refuses_a_typo_and_runs_a_users_own_agent_class(tmp_path, fast_benc
     assert mlipilot("init", str(fast_benchmark), str(tmp_path / "run"), "--sandbox", "none",
                     cwd=tmp_path).returncode == 0
     typo = mlipilot("run", "--agent", "exprt", "--iterations", "1", cwd=tmp_path / "run")
-    assert typo.returncode == 2 and "--agent exprt: unknown agent — did you mean 'expert'?" in typo.stderr
+    assert typo.returncode == 2 and "--agent: unknown agent 'exprt' — did you mean 'expert'?" in typo.stderr
     own = mlipilot("run", "--agent", "my_agents:Finisher", "--iterations", "2", "--seed", "7", cwd=tmp_path / "run")
     assert own.returncode == 0, own.stdout + own.stderr
     assert "finished" in own.stdout + own.stderr

@@ -84,6 +84,7 @@ def test_expert_e0s_come_from_the_benchmark_or_a_fit(tmp_path):
     split (issue 25: EMT's isolated atoms made the alloy 4x worse); never copper's."""
     from mlipilot.agents.base import IterationLimits
     from mlipilot.agents.expert import ExpertAgent
+    from mlipilot.records import TrialRecord
     from mlipilot.run_config import load_run_config
     from mlipilot.workspace_tools import WorkspaceTools
 
@@ -93,7 +94,8 @@ def test_expert_e0s_come_from_the_benchmark_or_a_fit(tmp_path):
     for name, bench in (("cuau", alloy), ("box", box)):
         mlipilot("init", str(bench), str(tmp_path / f"run-{name}"), "--sandbox", "none", cwd=tmp_path)
         tools = WorkspaceTools(load_run_config(tmp_path / f"run-{name}"))
-        tools.history = type("ThreeTrialsDone", (), {"trials": staticmethod(lambda: [{}, {}, {}])})()
+        done = [TrialRecord(trial=n, verdict="accepted", status="finished") for n in (1, 2, 3)]
+        tools.history = type("ThreeTrialsDone", (), {"trials": staticmethod(lambda: done)})()
         result = ExpertAgent().run_iteration(tools, "", IterationLimits())
         cfg = yaml.safe_load((tmp_path / f"run-{name}" / "train" / "config.yaml").read_text())
         expected[name] = (result.text, yaml.safe_load(cfg["E0s"]))

