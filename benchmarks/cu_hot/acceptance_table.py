@@ -13,7 +13,7 @@ trials count the harness's baseline; ramp: this script's ramp on the model named
     al      1          5       104 / 117                160              1.8873     yes       1.0 (trial 2)
     al      2          2 (*)   100 / 100                100              1.7865     yes       1.0 (trial 2)
     expert  1          3       0                        0                4.9380     no        -
-    expert  0          7 (e2)  0                        0                4.3302     no        0.95 (e2)
+    expert  0          6 (e2)  0                        0                4.3302     no        0.95 (e2)
 
 al's first trial (the expert's options + 100 frames of EMT MD heated 2000 -> 3500 K) was feasible on every
 seed; seed 0 then finished on its own (accurate ratio 0.90 at 2000/2500 K, scorecard met); (*) seed 2
