@@ -4,6 +4,22 @@ best composite, feasible, and the fraction of the validation heating ramp (108 a
 with `--ramp` (~2 min per model on one idle core).
 
     OMP_NUM_THREADS=1 python benchmarks/cu_hot/acceptance_table.py runs/al0 runs/ex0 [--ramp]
+
+Measured (2026-11-30, 2 loaded cores, `mlipilot init cu_hot DIR --data-seed S`, local executor, bwrap;
+trials count the harness's baseline; ramp: this script's ramp on the model named):
+
+    agent   data seed  trials  frames added (best/all)  reference calls  composite  feasible  ramp
+    al      0          3       99 / 106                 139              1.7386     yes       1.0 (trial 2)
+    al      1          5       104 / 117                160              1.8873     yes       1.0 (trials 2, 4)
+    al      2          2 (*)   100 / 100                100              1.7865     yes       1.0 (trial 2)
+    expert  1          3       0                        0                4.9380     no        -
+    expert  0          6 (e2)  0                        0                4.3302     no        0.95 (e2)
+
+al's first trial (the expert's options + 100 frames of EMT MD heated 2000 -> 3500 K) was feasible on every
+seed; seed 0 then finished on its own (accurate ratio 0.90 at 2000/2500 K, scorecard met); (*) seed 2
+was stopped after that trial. `mlipilot validate --best` on seed 0 (trial 2) passed md_nvt1300_500 (1178 s)
+and was stopped during its ramp (10 checks take > 1 h on a loaded 2-core box). The expert's same options without the frames: force_rmse_hot* +111 %
+over its bound and nvt3500_108 failed (seed 1).
 """
 
 from __future__ import annotations
