@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from ase.io import read
 
 from mlipilot.benchmark import resolve_benchmark, shipped_benchmarks
@@ -34,6 +35,7 @@ def test_the_scorecard_loads_with_a_hot_constraint_and_a_hot_md_run():
     assert atom_steps(spec) <= 2 * atom_steps(load_spec(resolve_benchmark("cu_emt").scorecard))
 
 
+@pytest.mark.slow  # whole inits (data generated): 12-21 s, out of the fast lane
 def test_init_gives_cu_emt_training_data_and_keeps_the_hot_frames_in_the_holdout(tmp_path):
     root = init_run("cu_hot", tmp_path / "run", size="small", executor="debug", sandbox="none",
                     progress=lambda s: None, data_seed=5)

@@ -56,6 +56,7 @@ def test_init_checks_copies_and_seals_it(ft_run):
     assert "foundation/tiny.model" in seal_problem(ft_run, store)
 
 
+@pytest.mark.slow  # whole inits (data generated): 12-21 s, out of the fast lane
 def test_init_refuses_what_is_not_a_usable_foundation(tmp_path, fast_benchmark, untrained_model):
     junk = tmp_path / "junk.model"
     junk.write_text("not a model")

@@ -45,6 +45,7 @@ def everything_the_agent_sees(root: Path) -> bytes:
     return b"\n".join([*blobs, objects])
 
 
+@pytest.mark.slow  # whole inits (data generated): 12-21 s, out of the fast lane
 def test_the_public_generator_does_not_reproduce_a_private_holdout(tmp_path, private_data_seed):
     """The attack: regenerate with the public seed at the run's size, as train.py could in its sandbox."""
     root, store = small_run(tmp_path / "a")
