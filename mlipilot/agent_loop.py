@@ -86,6 +86,11 @@ def spent(rows: list[dict]) -> Spent:
 def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[str], None] = print,
               trial: TrialRunner | None = None) -> str:
     """`trial`: the TrialRunner to use (tests pass one with a fake pipeline)."""
+    if budget.parallel > 1 and cfg.data is not None and cfg.data.enabled:
+        # a data commit belongs to the one trial that follows it (a reject reverts both); K candidates
+        # in worktrees would share, or race for, the run's pending data
+        raise MLIPilotError(f"{cfg.root / 'mlipilot.toml'}: [data] is set — data actions need serial trials: "
+                            "run with --parallel 1 (or remove [data] for a knobs-only parallel run)")
     with run_lock(cfg.store):  # one launcher per run, for the whole run
         return _run_agent(cfg, agent, budget, progress, trial)
 

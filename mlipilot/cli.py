@@ -274,7 +274,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
     executor = None
     if a.executor != "inline":
         executor = make_executor(a.executor, Path(a.out).parent / "label-jobs", timeout_min=60,
-                                 stage="score")  # one CPU per labelling job
+                                 stage="label")  # one CPU per labelling job
     qm7_b3lyp.extend(Path(a.out), a.per_molecule, a.sigma, a.seed, cache_dir() / "labels", executor, a.size)
     return 0
 

@@ -43,7 +43,8 @@ class JobFailed(RuntimeError):
 def make_executor(kind: str, folder: Path, timeout_min: float, slurm: dict | None = None,
                   stage: str = "train") -> submitit.Executor:
     """An executor named by configuration (never auto-detected; see mlipilot.executors). `slurm` holds
-    the executor options read from mlipilot.toml. Scoring always asks for one CPU."""
+    the executor options read from mlipilot.toml; `stage` (train, score, validate, label, launcher) picks
+    the job's size (mlipilot.executors.slurm)."""
     return get_executor(kind).make(folder, timeout_min, slurm or {}, stage)
 
 

@@ -390,3 +390,16 @@ def test_shipped_train_py_trains_on_the_union(tmp_path, small_data):
     union = read(work / "out" / "train_union.xyz", index=":")
     assert len(union) == len(read(small_data["train"], index=":")) + 3 and (work / "m.model").is_file()
     assert union[-1].info["source_action"] == "pool1/sel1/lab1"
+
+
+def test_parallel_run_with_data_is_refused_in_one_line(run):
+    """K candidates would share the pending data commits a reject must revert: refused before any job,
+    through the console script."""
+    import subprocess
+
+    p = subprocess.run(["mlipilot", "run", "--run", str(run.root), "--agent", "expert", "--parallel", "2",
+                        "--iterations", "3"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mlipilot.toml" in lines[0] and "--parallel 1" in lines[0], p.stderr
+    assert not Ledger(run.store / "ledger.jsonl").trials()  # nothing ran, not even the baseline

@@ -113,9 +113,15 @@ def test_resources_are_passed_through(tmp_path):
     env = jobs.wait(job)
     assert env == {"SLURM_CPUS_PER_TASK": "2", "SLURM_MEM_PER_NODE": "1536", "SLURM_GPUS_ON_NODE": "1",
                    "MLIPILOT_SETUP_RAN": "yes"}
-    score = jobs.make_executor("slurm", tmp_path / "sub2", timeout_min=2, slurm=slurm, stage="score")
-    env = jobs.wait(score.submit(lambda: os.environ.get("SLURM_CPUS_PER_TASK")))
-    assert env == "1"  # scoring always runs on one CPU
+    def job_env(stage: str, options: dict) -> tuple:
+        ex = jobs.make_executor("slurm", tmp_path / stage, timeout_min=2, slurm=options, stage=stage)
+        return jobs.wait(ex.submit(lambda: (os.environ.get("SLURM_CPUS_PER_TASK"), os.environ.get("SLURM_GPUS_ON_NODE"),
+                                            len(os.sched_getaffinity(0)))))
+
+    # score and validate jobs: the training job's CPUs by default (their MD runs fill them), never a GPU
+    assert job_env("score", slurm) == ("2", None, 2)
+    assert job_env("validate", {**slurm, "score_cpus_per_task": 1}) == ("1", None, 1)
+    assert job_env("label", slurm) == ("1", None, 1)  # one SCF per labelling job
 
 
 def test_launcher_killed_mid_trial_reattaches(cfg, good_model):

@@ -8,9 +8,10 @@ from pathlib import Path
 from mlipilot.executors.base import ExecutorKind, harness_python, job_folder
 
 TEMPLATE = """\
-# Slurm only (scoring always runs on one CPU, no GPU):
+# Slurm only (scoring and validation never get a GPU; their MD runs use every CPU they are given):
 # partition = "debug"
 # cpus_per_task = 1
+# score_cpus_per_task = 2    # score and validate jobs (default: cpus_per_task)
 # mem_gb = 4
 # gpus_per_node = 0          # > 0 (or gres) makes training a GPU job; with [executor] device = "auto" it trains on cuda
 # gres = "gpu:a100:1"        # a generic resource string instead of gpus_per_node, as your cluster names GPUs
@@ -25,7 +26,7 @@ class SlurmExecutorKind(ExecutorKind):
     name = "slurm"
     label = "Slurm"
     config_fields = {"partition": str, "cpus_per_task": int, "mem_gb": (int, float), "gpus_per_node": int,
-                     "gres": str, "score_mem_gb": (int, float), "setup": list, "additional": dict, "slurm_conf": str}
+                     "gres": str, "score_cpus_per_task": int, "score_mem_gb": (int, float), "setup": list, "additional": dict, "slurm_conf": str}
     config_template = TEMPLATE
     can_reattach = True
     runs_launchers_as_jobs = True
@@ -37,10 +38,10 @@ class SlurmExecutorKind(ExecutorKind):
         if slurm.get("slurm_conf"):
             os.environ["SLURM_CONF"] = slurm["slurm_conf"]  # the submitting process needs it
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_python=harness_python())
-        scoring = stage in ("score", "validate")  # harness jobs: one CPU, no GPU
+        scoring = stage != "train"  # harness jobs: no GPU
         # submitit signals a job 90 s before Slurm's limit; two minutes of slack keep our own limit first
         params = {"timeout_min": int(timeout_min) + 2, "name": f"mlipilot-{stage}",
-                  "cpus_per_task": 1 if scoring else int(slurm.get("cpus_per_task", 1)),
+                  "cpus_per_task": self._cpus(slurm, stage),
                   "mem_gb": float(slurm.get("score_mem_gb" if scoring else "mem_gb", 2 if scoring else 4)),
                   "slurm_setup": list(slurm.get("setup", [])),
                   # the job starts in its folder, not where the launcher was started (sbatch's default)
@@ -55,6 +56,16 @@ class SlurmExecutorKind(ExecutorKind):
         ex.update_parameters(**params)
         return ex
 
+    @staticmethod
+    def _cpus(slurm: dict, stage: str) -> int:
+        """Training gets cpus_per_task; score and validate jobs score_cpus_per_task (their independent MD
+        runs fill them, one thread each); a labelling job (one SCF) and a launcher (it waits on jobs) one."""
+        if stage in ("label", "launcher"):
+            return 1
+        if stage in ("score", "validate"):
+            return int(slurm.get("score_cpus_per_task", slurm.get("cpus_per_task", 1)))
+        return int(slurm.get("cpus_per_task", 1))
+
     def attach(self, folder: Path, job_id: str):
         import submitit
 
@@ -62,6 +73,6 @@ class SlurmExecutorKind(ExecutorKind):
 
     def launcher_executor(self, folder: Path, timeout_min: float, parallel: int):
         """Launchers as a Slurm array: one CPU each (a harness-sized job), `parallel` at a time."""
-        ex = self.make(folder, timeout_min, {}, stage="score")
+        ex = self.make(folder, timeout_min, {}, stage="launcher")
         ex.update_parameters(slurm_array_parallelism=parallel, name="mlipilot-bench")
         return ex

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import sys
 from typing import Callable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -39,6 +40,14 @@ def _die_with_parent() -> None:
         pass
 
 
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or odd stream must not break the run
+            pass
+
+
 def _child(fn: Callable[[], T], w: int) -> None:
     try:
         _die_with_parent()
@@ -56,24 +65,37 @@ def _child(fn: Callable[[], T], w: int) -> None:
         while view:
             view = view[os.write(w, view):]
     finally:
-        os._exit(0)  # no atexit handlers, no flush of the parent's buffered output
+        _flush()  # what the child printed (the parent flushed its own before the fork)
+        os._exit(0)  # no atexit handlers
 
 
 def run_all(fns: Sequence[Callable[[], T]], cores: int | None = None) -> Iterator[T]:
     """Yield fns[i]() in order, running up to `cores` of them at once in forked children (in this
     process when one core or one function)."""
+    done: dict[int, T] = {}
+    nxt = 0
+    for i, value in run_each(fns, cores):
+        done[i] = value
+        while nxt in done:
+            yield done.pop(nxt)
+            nxt += 1
+
+
+def run_each(fns: Sequence[Callable[[], T]], cores: int | None = None) -> Iterator[tuple[int, T]]:
+    """Yield (i, fns[i]()) as each finishes (a caller that saves results as they come loses none
+    to a slow sibling), running up to `cores` at once in forked children, started in list order."""
     cores = job_cores() if cores is None else cores
     if cores <= 1 or len(fns) <= 1 or not hasattr(os, "fork"):
-        for fn in fns:
-            yield fn()
+        for i, fn in enumerate(fns):
+            yield i, fn()
         return
-    done: dict[int, T] = {}
-    pending, live, nxt = list(range(len(fns))), {}, 0
+    pending, live = list(range(len(fns))), {}
     try:
         while pending or live:
             while pending and len(live) < cores:
                 i = pending.pop(0)
                 r, w = os.pipe()
+                _flush()  # else the child inherits, and at its exit repeats, the parent's unwritten output
                 pid = os.fork()
                 if pid == 0:
                     os.close(r)
@@ -94,10 +116,7 @@ def run_all(fns: Sequence[Callable[[], T]], cores: int | None = None) -> Iterato
                 ok, value = pickle.loads(bytes(buf))
                 if not ok:
                     raise RuntimeError(f"MD worker for run {i} failed: {value}")
-                done[i] = value
-            while nxt in done:
-                yield done.pop(nxt)
-                nxt += 1
+                yield i, value
     finally:
         for fd, (pid, _, _) in live.items():
             try:

@@ -1,6 +1,6 @@
-"""Validate one model: every check of the validation spec, in order, each timed, bounded and
-written to a partial file as soon as it finishes, so a killed validation resumes at the next
-check. The model is loaded exactly as the scorer loads it (rebuilt from its exported description)."""
+"""Validate one model: every check of the validation spec, side by side on the job's cores, each
+timed, bounded and written to a partial file as soon as it finishes, so a killed validation resumes
+with the checks it had not finished. The model is loaded exactly as the scorer loads it (rebuilt from its exported description)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Callable
 
 from ase.io import read
 
+from mlipilot.md.pool import job_cores, run_each
 from mlipilot.validation.base import CheckResult, ValidationContext
 from mlipilot.validation.checks import CHECK_KINDS
 from mlipilot.validation.spec import ValidationSpec, load_validation_spec
@@ -60,10 +61,17 @@ def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdo
     extra = read(extra_path, index=":", format="extxyz") if extra_path and Path(extra_path).is_file() else []
     ctx = context(vspec, Path(scorecard_path), holdout, extra, progress,
                   md_start_frames(holdout, Path(holdout_path).with_name(MD_STRUCTURES)))
+    todo = []
     for i, check in enumerate(vspec.checks, 1):
         if check.name in partial["checks"]:
             progress(f"  {check.name}: done earlier (resumed)")
-            continue
+        else:
+            todo.append((i, check))
+    parallel = job_cores() > 1 and len(todo) > 1
+
+    def measure(i: int, check) -> tuple[list, float]:
+        if parallel:  # one core per check: the checks' own inner runs stay serial in this child
+            os.environ["MLIPILOT_MD_WORKERS"] = "1"
         kind = CHECK_KINDS[check.kind]
         progress(f"  [{i}/{len(vspec.checks)}] {check.name} ({check.kind}) ...")
         t0 = time.perf_counter()
@@ -73,7 +81,14 @@ def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdo
             from mlipilot.validation.base import Measurement
 
             measurements = [Measurement(check.kind, None, None, None, f"{type(e).__name__}: {e}"[:300])]
-        seconds = time.perf_counter() - t0
+        return measurements, time.perf_counter() - t0
+
+    # Independent checks run side by side on the job's cores (one each), longest-listed first; each is
+    # saved to the partial file as it finishes, so a killed validation keeps every finished check.
+    jobs = [lambda i=i, check=check: measure(i, check) for i, check in todo]
+    for j, (measurements, seconds) in run_each(jobs, job_cores() if parallel else 1):
+        check = todo[j][1]
+        kind = CHECK_KINDS[check.kind]
         rows = []
         for m in measurements:
             bound = check.bound_for(m.quantity)
