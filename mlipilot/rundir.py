@@ -137,7 +137,10 @@ def program_md_warnings(template: str, spec: ScorecardSpec) -> list[str]:
     import re
 
     temps = {t for r in spec.stability.runs for t in r.temperature_K}
-    named = {float(t) for t in re.findall(r"(\d+(?:\.\d+)?)\s*K\b", template)}
+    # temperatures in sentences about MD only: "the training data stop at 1500 K" names no run
+    sentences = re.split(r"(?<=[.;!?])\s+|\n\s*\n", template)
+    about_md = [x for x in sentences if re.search(r"\bMD\b|dynamics|\b(NVT|NPT|ramp|Langevin|thermostat)", x, re.I)]
+    named = {float(t) for x in about_md for t in re.findall(r"(\d+(?:\.\d+)?)\s*K\b", x)}
     names = {r.name for r in spec.stability.runs}
     quoted = {w for w in re.findall(r"`([A-Za-z][\w]*)`", template) if re.match(r"(md|nvt|npt|ramp)", w)
               and w not in names and not w.startswith("md_")}

@@ -99,3 +99,15 @@ def test_program_md_naming_other_md_warns_and_gets_the_real_runs(tmp_path, alloy
     assert warn and "names 1000 K, 3000 K; names runs nvt1000_108" in warn[0] and "$md" in warn[0], lines
     text = (run / "program.md").read_text()
     assert "nvt900 (nvt, 900 K, 60 steps)" in text and "npt600" in text and "energy_rmse" in text, text
+
+
+@pytest.mark.parametrize("name", ["cu_emt", "cu_hot", "qm7_b3lyp"])
+def test_shipped_program_md_draws_no_warning(name):
+    """A shipped benchmark's init prints no WARNING: its program.md names only the MD its scorecard runs
+    (a temperature outside an MD sentence, such as where the training data stop, is not a run)."""
+    from mlipilot.benchmark import resolve_benchmark
+    from mlipilot.rundir import program_md_warnings
+    from mlipilot.scorecard.spec import load_spec
+
+    bench = resolve_benchmark(name)
+    assert program_md_warnings(bench.template_file("program.md").read_text(), load_spec(bench.scorecard)) == []
