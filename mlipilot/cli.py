@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from mlipilot.demo import DEFAULT_AGENT as DEMO_AGENT
@@ -179,6 +180,9 @@ def _cmd_show(a: argparse.Namespace) -> int:
     from mlipilot.data_actions.commits import frames_at
 
     _echo("trained on: " + ", ".join(f"{name} ({n} frames)" for name, n in frames_at(Path(a.run), e["commit"]).items()))
+    if valid := frames_at(Path(a.run), e["commit"], "valid"):
+        _echo("validation frames added (checkpoint choice, not trained on): "
+              + ", ".join(f"{name} ({n} frames)" for name, n in valid.items()))
     _echo("metrics: " + ", ".join(f"{k} {v:g}" for k, v in e["metrics"].items() if isinstance(v, (int, float))))
     for line in score_tables(e.get("scored") or {}):
         _echo(line)
@@ -434,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(k, "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: never fetch a price list
+    # mace-torch sets this variable itself and e3nn then warns on every import: nothing a user can act on
+    warnings.filterwarnings("ignore", message="Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

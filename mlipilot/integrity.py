@@ -53,7 +53,7 @@ def record_data_files(store: Path, root: Path, folder: str = "data/added") -> di
     """Record the hashes of the harness-written data files now in `root` (called by the harness right
     after it writes or reverts them, never by agent code); protected.json stays as sealed at init."""
     base = Path(root) / folder
-    hashes = {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(base.glob("*.xyz")) if p.is_file()}
+    hashes = {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(base.rglob("*.xyz")) if p.is_file()}
     (Path(store) / DATA_FILES).write_text(json.dumps(hashes, indent=1, sort_keys=True))
     return hashes
 

@@ -382,6 +382,8 @@ def test_shipped_train_py_trains_on_the_union(tmp_path, small_data):
         a.info["source_action"], a.info["selection_score"] = "pool1/sel1/lab1", 0.5
     write(work / "data" / "added" / "1.xyz", added[:2], format="extxyz")
     write(work / "data" / "added" / "2.xyz", added[2:], format="extxyz")
+    (work / "data" / "added" / "valid").mkdir()
+    write(work / "data" / "added" / "valid" / "3.xyz", added[:1], format="extxyz")  # split 'valid'
     cfg = work / "train" / "config.yaml"
     cfg.write_text(cfg.read_text().replace("max_num_epochs:", "max_num_epochs: 1  #"))
     subprocess.run([sys.executable, "train/train.py", "--out-dir", str(work / "out"), "--model-out",
@@ -390,6 +392,8 @@ def test_shipped_train_py_trains_on_the_union(tmp_path, small_data):
     union = read(work / "out" / "train_union.xyz", index=":")
     assert len(union) == len(read(small_data["train"], index=":")) + 3 and (work / "m.model").is_file()
     assert union[-1].info["source_action"] == "pool1/sel1/lab1"
+    valid = read(work / "out" / "valid_union.xyz", index=":")  # the added validation frame, never trained on
+    assert len(valid) == len(read(small_data["valid"], index=":")) + 1
 
 
 def test_parallel_run_with_data_is_refused_in_one_line(run):
@@ -403,3 +407,30 @@ def test_parallel_run_with_data_is_refused_in_one_line(run):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "mlipilot.toml" in lines[0] and "--parallel 1" in lines[0], p.stderr
     assert not Ledger(run.store / "ledger.jsonl").trials()  # nothing ran, not even the baseline
+
+
+def test_add_to_the_validation_split(run):
+    """split 'valid' writes data/added/valid/<n>.xyz (one numbering with the training additions), commits
+    it with its split, keeps it out of the training frames and out of the trial's train_frames, and
+    stays sealed; a split that is neither is refused in one line."""
+    acts = DataActions(run, progress=lambda s: None)
+    pool = acts.sample("md1000", driver="reference", method="langevin", temperatures=[2500], n_frames=8,
+                       steps=40, structures=1)
+    lab_train = acts.label(acts.select(pool, "random", n=3, seed=1))
+    lab_valid = acts.label(acts.select(pool, "random", n=2, seed=2))
+    with pytest.raises(DataRefusal, match="split 'test'.*'train'.*'valid'"):
+        acts.add(lab_valid, split="test")
+    n_train = len(acts.training_frames())
+    acts.add(lab_train)
+    out = acts.add(lab_valid, split="valid")
+    assert out.file == "data/added/valid/2.xyz" and out.frames_added == 2
+    repo = git.Repo(run.root)
+    assert trailers(repo, "HEAD")["MLIPilot-Data-Split"] == "valid"
+    assert len(acts.training_frames()) == n_train + 3  # the validation frames are not trained on
+    assert list(frames_at(run.root, "HEAD")) == ["data/train.xyz", "data/added/1.xyz"]
+    assert frames_at(run.root, "HEAD", "valid") == {"data/added/valid/2.xyz": 2}
+    assert "data/added/valid/2.xyz" in data_file_hashes(run.store)
+    assert integrity_problem(run.root, run.store, run.editable) is None
+    assert "validation frames added: 2" in acts.state_text()
+    acts.prune("addition:2")  # one numbering: names the validation file
+    assert not (run.root / "data/added/valid/2.xyz").exists() and (run.root / "data/added/1.xyz").exists()

@@ -138,9 +138,11 @@ class DataActions:
                 frames.append(a)
         return frames
 
-    def _added_files(self) -> list[Path]:
-        folder = self.root / commits.ADDED_DIR
-        return sorted(folder.glob("*.xyz"), key=lambda p: int(p.stem) if p.stem.isdigit() else 1 << 30)
+    def _added_files(self, split: str | None = "train") -> list[Path]:
+        """data/added/<n>.xyz (split train), data/added/valid/<n>.xyz (valid), or both (None)."""
+        splits = [split] if split else list(commits.SPLITS)
+        files = [p for s in splits for p in (self.root / commits.SPLITS[s]).glob("*.xyz")]
+        return sorted(files, key=lambda p: int(p.stem) if p.stem.isdigit() else 1 << 30)
 
     def _incumbent_models(self) -> list[str]:
         """The accepted model and its noise replicates (`mlipilot noise`): a free committee."""
@@ -409,9 +411,12 @@ class DataActions:
         return repo.head()
 
     def add(self, labelled, split: str = "train") -> DataOutcome:
+        """Add labelled frames to the training set (split 'train': data/added/<n>.xyz) or to the
+        validation set that picks mace-torch's best checkpoint (split 'valid': data/added/valid/<n>.xyz)."""
+        if split not in commits.SPLITS:
+            raise DataRefusal(f"split {split!r}: use 'train' (trained on) or 'valid' (validation frames that "
+                              "choose the checkpoint); the holdout is never added to")
         lab = self.labelled(labelled)
-        if split != "train":
-            raise DataRefusal(f"split {split!r}: only 'train' (the validation and holdout sets stay as shipped)")
         with run_lock(self.store):
             self._check_workspace()
             repo = self._on_branch()
@@ -435,15 +440,18 @@ class DataActions:
                                   + (f" ({refused[0]['reason']})" if refused else ""))
                 self._record("add", labelled=lab.id, commit=None, added=0, refused=refused[:20], summary=out.message)
                 return out
-            existing = [int(p.stem) for p in self._added_files() if p.stem.isdigit()]
+            # one numbering over both splits: 'addition:N' names one file
+            existing = [int(p.stem) for p in self._added_files(None) if p.stem.isdigit()]
             number = max(existing, default=0) + 1
-            rel = f"{commits.ADDED_DIR}/{number}.xyz"
-            (self.root / commits.ADDED_DIR).mkdir(parents=True, exist_ok=True)
+            rel = f"{commits.SPLITS[split]}/{number}.xyz"
+            (self.root / commits.SPLITS[split]).mkdir(parents=True, exist_ok=True)
             write(self.root / rel, keep, format="extxyz")
             sel = self.selection(lab.selection)
             pool = self.pool(sel.pool)
-            commit = self._commit(repo, f"MLIPilot data: add {len(keep)} frames ({pool.method} {pool.driver}, {sel.strategy})",
-                                  {"action": "add", "Data-Frames-Added": len(keep), "Data-Frames-Removed": 0,
+            commit = self._commit(repo, f"MLIPilot data: add {len(keep)} {split} frames ({pool.method} {pool.driver}, "
+                                        f"{sel.strategy})",
+                                  {"action": "add", "Data-Split": split, "Data-Frames-Added": len(keep),
+                                   "Data-Frames-Removed": 0,
                                    "Data-Refused": len(refused),
                                    "Data-Source": f"pool {pool.id} {pool.source} {pool.method} {pool.driver} "
                                                   f"{json.dumps(pool.conditions.get('temperatures', ''))}",
@@ -454,7 +462,7 @@ class DataActions:
                               f"added {len(keep)} frames as {rel} (commit {commit[:10]})"
                               + (f"; refused {len(refused)}: {refused[0]['reason']}" if refused else ""))
             self._record("add", labelled=lab.id, commit=commit, file=rel, added=len(keep), refused=refused[:20],
-                         summary=out.message)
+                         split=split, summary=out.message)
         self.progress(out.message)
         return out
 
@@ -471,7 +479,7 @@ class DataActions:
         with run_lock(self.store):
             self._check_workspace()
             repo = self._on_branch()
-            files = self._added_files()
+            files = self._added_files(None)
             if not files:
                 raise DataRefusal("nothing to prune: no frames were added (prune acts only on data/added/)")
             removed, touched = 0, []

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import numpy as np
+from ase.io import read
 
 if TYPE_CHECKING:
     from mlipilot.data_actions.actions import DataActions
@@ -35,8 +36,11 @@ def composition(frames: list) -> list[str]:
 def data_state(acts: "DataActions", last: int = 4) -> str:
     frames = acts.training_frames()
     added = sum(1 for a in frames if a.info.get("source", "shipped") != "shipped")
-    parts = [f"training set: {len(frames)} frames ({added} added by data actions)", *composition(frames),
-             acts.budget().line()]
+    parts = [f"training set: {len(frames)} frames ({added} added by data actions)", *composition(frames)]
+    if valid := acts._added_files("valid"):
+        n = sum(len(read(p, index=":", format="extxyz")) for p in valid)
+        parts.append(f"validation frames added: {n} ({', '.join(p.relative_to(acts.root).as_posix() for p in valid)})")
+    parts.append(acts.budget().line())
     rows = acts.rows()[-last:]
     if rows:
         parts.append("last data actions:")

@@ -20,6 +20,8 @@ from mlipilot.integrity import record_data_files
 
 DATA_TRAILER = "MLIPilot-Data-Action"
 ADDED_DIR = "data/added"
+ADDED_VALID_DIR = "data/added/valid"  # frames added to the validation split (checkpoint choice, never trained on)
+SPLITS = {"train": ADDED_DIR, "valid": ADDED_VALID_DIR}
 
 
 def is_data_commit(commit: git.Commit) -> bool:
@@ -62,13 +64,16 @@ def discard_pending(root: Path, store: Path) -> list[str]:
     return pending
 
 
-def frames_at(root: Path, commit: str) -> dict[str, int]:
-    """{data file: frames} the training of `commit` read: data/train.xyz and every data/added/*.xyz."""
+def frames_at(root: Path, commit: str, split: str = "train") -> dict[str, int]:
+    """{data file: frames} the training of `commit` read: split 'train', data/train.xyz and every
+    data/added/<n>.xyz; split 'valid', the validation frames added (data/added/valid/<n>.xyz)."""
     from ase.io import read
 
     repo = git.Repo(root)
+    folder = SPLITS[split]
     names = [n for n in repo.git.ls_tree("-r", "--name-only", commit, "--", "data").splitlines()
-             if n == "data/train.xyz" or (n.startswith(ADDED_DIR + "/") and n.endswith(".xyz"))]
+             if (split == "train" and n == "data/train.xyz")
+             or (n.endswith(".xyz") and Path(n).parent.as_posix() == folder)]
     out = {}
     for name in sorted(names, key=lambda n: (n != "data/train.xyz", _number(n))):
         text = repo.git.show(f"{commit}:{name}")

@@ -41,7 +41,9 @@ DATA_TOOL_SCHEMAS = [
     _schema("label_data", "Label a selection with the benchmark's reference calculator (spends the labelling "
             "budget: one reference call per new frame).", {"selection": _ID}, ["selection"]),
     _schema("add_data", "Add labelled frames to the training set (data/added/<n>.xyz, a data commit). The next "
-            "run_experiment trains on them; a rejected experiment drops them again.", {"labelled": _ID}, ["labelled"]),
+            "run_experiment trains on them; a rejected experiment drops them again. split 'valid' adds them to the "
+            "validation set instead (data/added/valid/<n>.xyz: they choose the best checkpoint, never trained on).",
+            {"labelled": _ID, "split": {"type": "string", "enum": ["train", "valid"]}}, ["labelled"]),
     _schema("prune_data", "Remove added frames: 'addition:N', 'force_above:X' (eV/Å), 'energy_above:X' (eV/atom) "
             "or 'closest_below:D' (Å).", {"rule": {"type": "string"}}, ["rule"]),
     _schema("data_status", "The training set's composition, labels spent and left, the last data actions.", {}, []),

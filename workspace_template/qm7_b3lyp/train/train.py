@@ -1,4 +1,4 @@
-"""Train a MACE model with mace-torch on data/train.xyz (+ data/added/*.xyz) and data/valid.xyz.
+"""Train a MACE model with mace-torch on data/train.xyz (+ data/added/*.xyz) and data/valid.xyz (+ data/added/valid/*.xyz).
 
 The harness runs:  python train/train.py --out-dir DIR --model-out PATH
 and scores whatever model file ends up at PATH. Options come from train/config.yaml; the training
@@ -49,6 +49,11 @@ def main() -> None:
     if added:  # frames the harness's data actions added (data/added/<n>.xyz): train on the union
         train_file = out / "train_union.xyz"
         train_file.write_text("".join(f.read_text().rstrip("\n") + "\n" for f in [DATA / "train.xyz", *added]))
+    valid_file = DATA / "valid.xyz"
+    added_valid = sorted((DATA / "added" / "valid").glob("*.xyz"), key=lambda f: int(f.stem) if f.stem.isdigit() else 1 << 30)
+    if added_valid:  # validation frames the data actions added (data/added/valid/<n>.xyz): they pick the checkpoint
+        valid_file = out / "valid_union.xyz"
+        valid_file.write_text("".join(f.read_text().rstrip("\n") + "\n" for f in [DATA / "valid.xyz", *added_valid]))
     if config != yaml.safe_load(config_file.read_text()):
         config_file = out / "config.resolved.yaml"
         config_file.write_text(yaml.safe_dump(config))
@@ -58,7 +63,7 @@ def main() -> None:
         "--config", str(config_file),
         "--name", "model",
         "--train_file", str(train_file),
-        "--valid_file", str(DATA / "valid.xyz"),
+        "--valid_file", str(valid_file),
         "--energy_key", "REF_energy",
         "--forces_key", "REF_forces",
         "--stress_key", "REF_stress",
