@@ -115,10 +115,14 @@ def test_resources_are_passed_through(tmp_path):
                    "MLIPILOT_SETUP_RAN": "yes"}
     def job_env(stage: str, options: dict) -> tuple:
         ex = jobs.make_executor("slurm", tmp_path / stage, timeout_min=2, slurm=options, stage=stage)
-        return jobs.wait(ex.submit(lambda: (os.environ.get("SLURM_CPUS_PER_TASK"), os.environ.get("SLURM_GPUS_ON_NODE"),
-                                            len(os.sched_getaffinity(0)))))
+        def inside() -> tuple:
+            from mlipilot.md.pool import job_cores
 
-    # score and validate jobs: the training job's CPUs by default (their MD runs fill them), never a GPU
+            return os.environ.get("SLURM_CPUS_PER_TASK"), os.environ.get("SLURM_GPUS_ON_NODE"), job_cores()
+
+        return jobs.wait(ex.submit(inside))
+
+    # score and validate jobs: the training job's CPUs by default (the MD pool's workers), never a GPU
     assert job_env("score", slurm) == ("2", None, 2)
     assert job_env("validate", {**slurm, "score_cpus_per_task": 1}) == ("1", None, 1)
     assert job_env("label", slurm) == ("1", None, 1)  # one SCF per labelling job
