@@ -23,7 +23,7 @@ from mlipilot.md import (
     sample,
 )
 from mlipilot.md.integrators import Ensemble, MDStep
-from mlipilot.md.pool import run_all
+from mlipilot.md.pool import run_all, run_each
 
 
 def cu(n: int = 2) -> Atoms:
@@ -77,6 +77,26 @@ def test_forked_workers_give_the_same_runs_as_one_process():
     assert [(r.ok, r.steps, r.figures["min_distance"]) for r in serial] == \
            [(r.ok, r.steps, r.figures["min_distance"]) for r in forked]
     assert len({r.figures["min_distance"] for r in serial}) == 3  # different seeds, different runs
+
+
+def test_run_each_yields_as_runs_finish_and_run_all_keeps_the_order(capfd):
+    """Validation saves each check as it finishes: a slow first run does not hold back a fast second
+    one; what a child prints reaches the output once (the parent's unwritten output is not repeated)."""
+    import time
+
+    def slow():
+        time.sleep(1.0)
+        return "slow"
+
+    def fast():
+        print("from the fast child")
+        return "fast"
+
+    print("parent, before the fork")
+    assert [i for i, _ in run_each([slow, fast], cores=2)] == [1, 0]
+    assert list(run_all([slow, fast], cores=2)) == ["slow", "fast"]
+    out = capfd.readouterr().out
+    assert out.count("parent, before the fork") == 1 and out.count("from the fast child") == 2, out
 
 
 def test_a_worker_error_is_raised_in_the_parent():
