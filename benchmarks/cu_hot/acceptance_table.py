@@ -42,9 +42,9 @@ def ramp_from_validation(trial_dir: Path) -> float | None:
     path = trial_dir / "validation.json"
     if not path.is_file():
         return None
-    for m in json.loads(path.read_text()).get("measurements", []):
-        if str(m.get("quantity", m.get("name", ""))).startswith("completed_ramp"):
-            return m.get("value")
+    for r in json.loads(path.read_text()).get("results", []):  # mlipilot.validation.base.CheckResult
+        if str(r.get("quantity", "")).startswith("completed_ramp"):
+            return r.get("value")
     return None
 
 
