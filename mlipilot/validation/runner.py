@@ -1,6 +1,7 @@
 """Validate one model: every check of the validation spec, side by side on the job's cores, each
 timed, bounded and written to a partial file as soon as it finishes, so a killed validation resumes
-with the checks it had not finished. The model is loaded exactly as the scorer loads it (rebuilt from its exported description)."""
+with the checks it had not finished. The model is loaded exactly as the scorer loads it (rebuilt from
+its exported description)."""
 
 from __future__ import annotations
 
@@ -83,8 +84,9 @@ def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdo
             measurements = [Measurement(check.kind, None, None, None, f"{type(e).__name__}: {e}"[:300])]
         return measurements, time.perf_counter() - t0
 
-    # Independent checks run side by side on the job's cores (one each), longest-listed first; each is
-    # saved to the partial file as it finishes, so a killed validation keeps every finished check.
+    # Independent checks run side by side on the job's cores (one each, started in the spec's order, so
+    # list the long MD first); each is saved to the partial file as it finishes, so a killed validation
+    # keeps every finished check.
     jobs = [lambda i=i, check=check: measure(i, check) for i, check in todo]
     for j, (measurements, seconds) in run_each(jobs, job_cores() if parallel else 1):
         check = todo[j][1]
