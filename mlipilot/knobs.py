@@ -14,6 +14,7 @@ mace-torch's own argument parser when it knows the option, else from the choices
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -210,7 +211,11 @@ def option(name: str, knobs: dict[str, Knob]) -> Knob:
     if name in HARNESS_OWNED:
         raise ValueError(f"{name}: set by the harness or train.py on every training; it cannot be changed")
     if name in knobs:
-        return knobs[name]
+        knob = knobs[name]
+        if knob.type is str and knob.mace_choices is None:  # knobs read without mace: its parser's choices bind
+            allowed = mace_options().get(name, (None, None))[1]
+            knob = dataclasses.replace(knob, mace_choices=allowed) if allowed else knob
+        return knob
     known = mace_options()
     if name in known:
         kind, choices = known[name]
