@@ -433,9 +433,18 @@ def last_error_line(log: Path, limit: int = 300) -> str:
     from mlipilot.sanitize import sanitize
 
     lines = [x.strip() for x in log.read_text(errors="replace").splitlines() if x.strip()] if log.exists() else []
-    for line in reversed(lines):
-        if re.search(r"(Error|Exception|error:|Traceback)", line) and not line.startswith("File "):
-            return sanitize(line, limit)
+    says_why = lambda x: re.search(r"(Error|Exception|error:|Traceback)", x) and not x.startswith("File ")  # noqa: E731
+    for i in range(len(lines) - 1, -1, -1):
+        if not says_why(lines[i]):
+            continue
+        if "CalledProcessError" in lines[i]:  # train.py failed because its child (mace-torch) did: the child's
+            # own message, above the wrapper's traceback, is the reason an agent can act on
+            top = max((j for j in range(i) if lines[j].startswith("Traceback")), default=i)
+            child = next((lines[j] for j in range(top - 1, -1, -1) if says_why(lines[j])
+                          and not lines[j].startswith("Traceback")), None)
+            if child:
+                return sanitize(child, limit)
+        return sanitize(lines[i], limit)
     return sanitize(lines[-1], limit) if lines else "no output"
 
 

@@ -162,3 +162,22 @@ def test_reattach_follows_can_reattach(tmp_path):
     # a local job whose process is gone and left no result reads as interrupted
     job = jobs.attach("local", tmp_path / "sub", "999999999")
     assert job.done() and job.state == "INTERRUPTED"
+
+
+def test_a_failed_training_names_mace_torchs_own_error_not_the_wrappers(tmp_path):
+    """train.py runs mace-torch as a child: the reason the agent reads is the child's error (what the
+    0.5B model needed on cu_hot), not subprocess's CalledProcessError of the wrapper."""
+    from mlipilot.jobs import last_error_line
+
+    log = tmp_path / "train.log"
+    log.write_text("Epoch 0 ...\n"
+                   "run_train.py: error: argument --distance_transform: invalid choice: 'nvt3500_108' "
+                   "(choose from 'None', 'Agnesi', 'Soft')\n"
+                   "Traceback (most recent call last):\n"
+                   '  File "train/train.py", line 80, in main\n'
+                   "    subprocess.run(cmd, check=True)\n"
+                   "subprocess.CalledProcessError: Command '['python', '-m', 'mace.cli.run_train']' returned "
+                   "non-zero exit status 2.\n")
+    assert last_error_line(log).startswith("run_train.py: error: argument --distance_transform: invalid choice")
+    log.write_text("Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad E0s\n")
+    assert last_error_line(log) == "ValueError: bad E0s"  # a plain failure: its own last line
