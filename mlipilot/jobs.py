@@ -233,14 +233,13 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
         SandboxError,
         clean_env,
         open_sandbox,
-        run_sandboxed,
+        probe_token,
         start_sandboxed,
     )
 
     started = time.time()
     used = resolve_device(device)  # before the preload thread: two threads importing torch may deadlock
     _exit_fast_after_result()
-    preload = _preload(SCORER_MODULES) if score else None
     trial = Path(trial_dir)
     src_dir, out, dest = Path(src), trial / "job" / "out", trial / MODEL_DIR
     shutil.rmtree(dest, ignore_errors=True)
@@ -252,7 +251,9 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     limits = box_cfg.limits
     # the export sandbox never sees the GPU: it only reads the model file on the CPU
     box, export_box = open_sandbox(dataclasses.replace(box_cfg, gpu=used == Device.CUDA)), open_sandbox(box_cfg)
-    if problem := box.problem():
+    # the launcher's preflight probed this very sandbox on this host as this uid (before any agent code
+    # ran): probing again costs 0.2 s of every trial; a job on another node (Slurm) probes for itself
+    if sandbox.get("probed_on") != probe_token() and (problem := box.problem()):
         raise SandboxError(f"sandbox {box.kind} cannot start: {problem}")
     log = trial / "train.log"
     log.write_bytes(b"")
@@ -268,9 +269,13 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     exporter = start_sandboxed(export_box, [sys.executable, "-P", "-m", "mlipilot.model_export", "--wait",
                                             inner(model), inner(export_dir)], src_dir, out, env, export_log, stdin=True)
     t_train = time.time()
+    trainer = start_sandboxed(box, train, src_dir, out, env, log)
+    # the scorer's imports, in a thread of this process once both sandboxes are started: an import holds
+    # the GIL for long stretches, which delayed starting them by 0.2 s
+    preload = _preload(SCORER_MODULES) if score else None
     try:
         try:
-            rc = run_sandboxed(box, train, src_dir, out, env, log, timeout_s)
+            rc = trainer.wait(timeout_s)
         except subprocess.TimeoutExpired:
             raise JobFailed(f"training timed out after {timeout_s:.0f} s (its limit, train_timeout_min = {timeout_s / 60:g})",
                             kind=FailureKind.TIMEOUT) from None

@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
@@ -167,6 +168,12 @@ def _bwrap_flags(cfg: SandboxConfig, mounts: tuple[str, ...] = ()) -> list[str]:
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--clearenv"]
     return cmd
+
+
+def probe_token() -> str:
+    """Where, as whom and with which bwrap a sandbox probe runs: a job whose launcher's probe passed with
+    the same token (same host and uid, moments earlier, before any agent code) need not probe again."""
+    return f"{socket.gethostname()}:{os.getuid()}:{shutil.which('bwrap')}"
 
 
 class Sandbox(Protocol):

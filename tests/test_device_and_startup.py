@@ -97,3 +97,28 @@ def test_trial_trains_on_the_resolved_device_and_scores_in_the_train_job(run, go
     assert "while training ran" in (trial / "export.log").read_text()
     assert "score" not in r.get("job_ids", {})  # no second job: the train job scored
     assert r["metrics"]["energy_rmse"] > 0 and (trial / "scorecard.json").is_file()
+
+
+def test_a_job_probes_its_sandbox_unless_this_hosts_launcher_just_did(tmp_path, monkeypatch):
+    """The launcher's preflight probe (same host, same uid, same bwrap) stands for the job's; a job whose
+    sandbox was probed elsewhere (a Slurm node) or not at all probes again and is refused on a problem."""
+    from mlipilot import jobs
+
+    monkeypatch.setattr(sb.Bubblewrap, "problem", lambda self: "refused for the test")
+    src = tmp_path / "src"
+    (src / "train").mkdir(parents=True)
+    (src / "train" / "train.py").write_text("import sys; sys.exit(3)\n")
+    cfg = sb.SandboxConfig(kind=sb.SandboxKind.BWRAP).to_json()
+    for probed_on in (None, "another-node:1000:/usr/bin/bwrap"):
+        out = jobs.train_job(str(src), str(tmp_path / f"t-{probed_on is None}"), 60, {**cfg, "probed_on": probed_on})
+        assert "cannot start: refused for the test" in out["error"], out
+    if sb.shutil.which("bwrap"):  # probed here: the job goes on to train (and this train.py exits 3)
+        out = jobs.train_job(str(src), str(tmp_path / "here"), 60, {**cfg, "probed_on": sb.probe_token()})
+        assert "exited with status 3" in out["error"], out
+
+
+def test_preflight_hands_its_probe_to_the_jobs(run):
+    t = TrialRunner(run, progress=lambda s: None)
+    assert "probed_on" not in t.pipeline.env.sandbox
+    t.preflight(run.root)  # the baseline's admission: the probe passes
+    assert t.pipeline.env.sandbox["probed_on"] == sb.probe_token()

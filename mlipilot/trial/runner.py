@@ -19,7 +19,7 @@ from mlipilot.integrity import integrity_problem, large_data_problem, sha256_fil
 from mlipilot.records import NoiseEvent, TrialRecord
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
-from mlipilot.sandbox import NONE_WARNING, SandboxKind, open_sandbox
+from mlipilot.sandbox import NONE_WARNING, SandboxKind, open_sandbox, probe_token
 from mlipilot.scorecard.spec import load_spec
 from mlipilot.store import Store
 from mlipilot.trial import admission, decider
@@ -57,6 +57,9 @@ class TrialRunner:
         admission.preflight(self.cfg, self.store, self.sandbox, root, bool(self.ledger.latest()))
         if self.sandbox.kind == SandboxKind.NONE:
             self.progress(NONE_WARNING)
+        env = getattr(self.pipeline, "env", None)
+        if env is not None and "probed_on" not in env.sandbox:  # the probe passed here: a job on this host skips it
+            self.pipeline.env = dataclasses.replace(env, sandbox={**env.sandbox, "probed_on": probe_token()})
 
     # -- crash recovery ---------------------------------------------------------------------------
     def recover_interrupted(self) -> list[int]:
