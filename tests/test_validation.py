@@ -167,3 +167,12 @@ def test_validate_cli_records_store_ledger_note_and_log(tmp_path, fast_benchmark
     (store / "validation.yaml").write_text((store / "validation.yaml").read_text().replace("min:", "mn:", 1))
     err = mlipilot("validate", "--trial", "1", rc=2)
     assert "validation.yaml" in err and "did you mean 'min'?" in err
+
+
+def test_only_md_checks_run_in_forked_children():
+    """A check forked from a process that already used phonopy hung in phonopy's Rust thread pool (seen
+    in CI): only the MD kinds, which use no such pool, run in children; the rest run in the parent."""
+    from mlipilot.validation.checks import CHECK_KINDS
+
+    forked = {name for name in CHECK_KINDS if CHECK_KINDS[name].forkable}
+    assert forked == {"long_md", "nve_drift", "rdf", "structure_md", "structure_rdf", "molecular_md"}

@@ -19,6 +19,9 @@ class CheckKind:
     unit: str  # of Measurement.error
     params: dict[str, Any] = field(default_factory=dict)  # allowed parameters and their defaults
     description: str = ""
+    # may run in a forked child beside others (MD through mlipilot.md): a library that keeps a thread
+    # pool (phonopy's Rust/rayon) hangs in a child forked after the parent used it, so others run inline
+    forkable: bool = False
 
     def load(self) -> CheckFn:
         return load_dotted(self.function)
@@ -37,14 +40,14 @@ CHECK_KINDS: Registry[CheckKind] = Registry("check kind", {
     "long_md": CheckKind(f"{DYN}:long_md", "fraction", {
         "supercell": 5, "temperatures_K": [1300.0], "ramp_K": None, "steps": 1500, "timestep_fs": 2.0,
         "friction": 0.02, "min_distance_A": 1.8, "max_temperature_factor": 2.0, "seed": 0},
-        "fraction of the MD steps completed before a failure (non-finite, close contact, runaway)"),
+        "fraction of the MD steps completed before a failure (non-finite, close contact, runaway)", forkable=True),
     "nve_drift": CheckKind(f"{DYN}:nve_drift", "meV/atom/ps", {
         "supercell": 3, "temperature_K": 600.0, "steps": 500, "timestep_fs": 2.0, "seed": 0},
-        "|total-energy drift| of a VelocityVerlet run (linear fit)"),
+        "|total-energy drift| of a VelocityVerlet run (linear fit)", forkable=True),
     "rdf": CheckKind(f"{DYN}:rdf_error", "1", {
         "supercell": 3, "temperature_K": 1300.0, "steps": 400, "equilibrate_steps": 100, "every": 10,
         "rmax_A": 6.0, "nbins": 60, "timestep_fs": 2.0, "seed": 0},
-        "integrated |g_model(r) - g_reference(r)| dr / integrated g_reference(r) dr, Langevin MD of both"),
+        "integrated |g_model(r) - g_reference(r)| dr / integrated g_reference(r) dr, Langevin MD of both", forkable=True),
     # --- bulk properties the training never targeted, against the reference calculator
     "lattice_constant": CheckKind(f"{BULK}:lattice_constant", "%", {}, "fcc lattice constant (EOS fit)"),
     "bulk_modulus": CheckKind(f"{BULK}:bulk_modulus", "%", {}, "bulk modulus (EOS fit)"),
@@ -63,15 +66,15 @@ CHECK_KINDS: Registry[CheckKind] = Registry("check kind", {
                                         "bulk modulus of each chosen holdout structure (isotropic EOS)"),
     "structure_md": CheckKind(f"{STR}:structure_md", "fraction", {**PICK, **MD, "min_atoms": 108},
                               "the scorecard's MD checks, longer and larger, on md_structures (or holdout picks); "
-                              "fraction completed"),
+                              "fraction completed", forkable=True),
     "structure_rdf": CheckKind(f"{STR}:structure_rdf", "1", {**PICK, **MD, "min_atoms": 108, "steps": 300,
                                "equilibrate_steps": 100, "every": 10, "rmax_A": 6.0, "nbins": 60},
-                               "g(r) (and the NPT density, %) vs the reference's own MD from the same start"),
+                               "g(r) (and the NPT density, %) vs the reference's own MD from the same start", forkable=True),
     # --- molecules (the molecular benchmark)
     "molecular_md": CheckKind(f"{MOL}:molecular_md", "fraction", {
         "molecules": 4, "temperature_K": 500.0, "steps": 2000, "timestep_fs": 0.5, "friction": 0.02,
         "max_bond_deviation_A": 0.5, "seed": 0},
-        "NVT on holdout molecules the scorecard's MD did not use; fraction completed (Fu et al. bond criterion)"),
+        "NVT on holdout molecules the scorecard's MD did not use; fraction completed (Fu et al. bond criterion)", forkable=True),
     "molecule_errors": CheckKind(f"{MOL}:molecule_errors", "meV/atom", {},
                                  "energy (meV/atom) and force (meV/Å) errors on held-out, preferably larger, molecules"),
     "bond_lengths": CheckKind(f"{MOL}:bond_lengths", "Å", {"molecules": 4, "fmax": 0.05, "max_steps": 200},

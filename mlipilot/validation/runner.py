@@ -68,10 +68,13 @@ def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdo
             progress(f"  {check.name}: done earlier (resumed)")
         else:
             todo.append((i, check))
-    parallel = job_cores() > 1 and len(todo) > 1
+    forked = [(i, c) for i, c in todo if CHECK_KINDS[c.kind].forkable]
+    parallel = job_cores() > 1 and len(forked) > 1
+    if not parallel:
+        forked = []
 
     def measure(i: int, check) -> tuple[list, float]:
-        if parallel:  # one core per check: the checks' own inner runs stay serial in this child
+        if (i, check) in forked:  # one core per forked check: its own inner runs stay serial in the child
             os.environ["MLIPILOT_MD_WORKERS"] = "1"
         kind = CHECK_KINDS[check.kind]
         progress(f"  [{i}/{len(vspec.checks)}] {check.name} ({check.kind}) ...")
@@ -84,12 +87,7 @@ def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdo
             measurements = [Measurement(check.kind, None, None, None, f"{type(e).__name__}: {e}"[:300])]
         return measurements, time.perf_counter() - t0
 
-    # Independent checks run side by side on the job's cores (one each, started in the spec's order, so
-    # list the long MD first); each is saved to the partial file as it finishes, so a killed validation
-    # keeps every finished check.
-    jobs = [lambda i=i, check=check: measure(i, check) for i, check in todo]
-    for j, (measurements, seconds) in run_each(jobs, job_cores() if parallel else 1):
-        check = todo[j][1]
+    def save(check, measurements: list, seconds: float) -> None:
         kind = CHECK_KINDS[check.kind]
         rows = []
         for m in measurements:
@@ -101,6 +99,16 @@ def validate_model(model_dir: Path, spec_path: Path, scorecard_path: Path, holdo
         _write_atomic(partial_path, partial)
         ok = all(r["passed"] for r in rows)
         progress(f"  {check.name}: {'pass' if ok else 'FAIL'} ({seconds:.0f} s)")
+
+    # The other checks first, in this process (short; and a library's thread pool they start is never
+    # inherited by a child that uses it); then the MD checks side by side on the job's cores, one each,
+    # started in the spec's order, each saved as it finishes so a killed validation keeps it.
+    for i, check in todo:
+        if (i, check) not in forked:
+            save(check, *measure(i, check))
+    jobs = [lambda i=i, check=check: measure(i, check) for i, check in forked]
+    for j, (measurements, seconds) in run_each(jobs, job_cores()):
+        save(forked[j][1], measurements, seconds)
     results = [CheckResult.from_json(r) for c in vspec.checks for r in partial["checks"][c.name]]
     failed = sorted({r.check for r in results if not r.passed}, key=[c.name for c in vspec.checks].index)
     summary = {"spec": vspec.name, "spec_sha256": vspec.sha256, "passed": not failed, "failed_checks": failed,
