@@ -403,7 +403,7 @@ def _hopeless_reason(job: submitit.Job) -> str | None:
 def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | None = None) -> object:
     """Block until the job ends; return its result or raise JobFailed with the reason."""
     if isinstance(job, submitit.LocalJob):
-        poll_s = min(poll_s, 0.05)  # a process poll, not sacct (~20 µs): a job's end is seen within 50 ms
+        poll_s = min(poll_s, 0.05)  # a process poll, not sacct (about 1 µs): a job's end is seen within 50 ms
     if not isinstance(job, submitit.DebugJob):
         polls = 0
         while not job.done():

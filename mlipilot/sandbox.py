@@ -485,13 +485,6 @@ def start_sandboxed(sandbox: Sandbox, argv: list[str], src: Path, out: Path, env
     return SandboxedProcess(proc, cgroup)
 
 
-def run_sandboxed(sandbox: Sandbox, argv: list[str], src: Path, out: Path, env: dict[str, str], log: Path,
-                  timeout_s: float) -> int:
-    """Run argv in the sandbox with stdout+stderr appended to `log` (written by the harness, outside),
-    under the sandbox's limits. Raises subprocess.TimeoutExpired after killing the whole sandbox."""
-    return start_sandboxed(sandbox, argv, src, out, env, log).wait(timeout_s)
-
-
 def _kill_group(proc: subprocess.Popen) -> None:
     import signal
 
