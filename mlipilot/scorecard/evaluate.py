@@ -29,9 +29,8 @@ def load_model(model_dir: Path, caps: dict | None = None):
     the installed mace-torch builds it, the weights are read weights-only, nothing is unpickled."""
     import mace  # noqa: F401  -- mace must be imported before e3nn (mace-torch 0.3.16 pins e3nn 0.4.4)
     import torch
-    from mace.calculators import MACECalculator
-
     from mlipilot.model_export import ExportError, rebuild
+    from mlipilot.scorecard.calculator import ScoringCalculator
 
     torch.set_num_threads(1)
     model_dir = Path(model_dir)
@@ -39,7 +38,7 @@ def load_model(model_dir: Path, caps: dict | None = None):
         raise SmokeError(f"no exported model at {model_dir}")
     try:
         module, dtype = rebuild(model_dir, caps)
-        return MACECalculator(models=[module], device="cpu", default_dtype=dtype)
+        return ScoringCalculator(models=[module], device="cpu", default_dtype=dtype)
     except ExportError as e:
         raise SmokeError(f"model does not load: {e}") from None
     except Exception as e:

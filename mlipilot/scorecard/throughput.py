@@ -68,7 +68,8 @@ def reference_calculator(atomic_numbers: list[int]) -> Calculator:
     import torch
     from e3nn import o3
     from mace import modules
-    from mace.calculators import MACECalculator
+
+    from mlipilot.scorecard.calculator import ScoringCalculator
 
     r = REFERENCE_MACE
     torch.manual_seed(r["seed"])
@@ -81,7 +82,7 @@ def reference_calculator(atomic_numbers: list[int]) -> Calculator:
         gate=torch.nn.functional.silu, atomic_energies=np.zeros(len(zs)), avg_num_neighbors=12.0,
         atomic_numbers=zs, correlation=r["correlation"], radial_type="bessel", atomic_inter_scale=1.0,
         atomic_inter_shift=0.0)
-    return MACECalculator(models=[model], device="cpu", default_dtype=r["dtype"])
+    return ScoringCalculator(models=[model], device="cpu", default_dtype=r["dtype"])
 
 
 def reference_rate(spec: ScorecardSpec, atoms: Atoms) -> float:
