@@ -7,6 +7,7 @@ the executor.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -414,6 +415,30 @@ def _finished_result(job: submitit.Job) -> tuple[bool, object]:
     return outcome == "success", result
 
 
+_winding_down: list[subprocess.Popen] = []
+
+
+def _reap_at_exit(job: submitit.Job) -> None:
+    """A controller whose result was taken ends by itself moments later; the launcher waits for it
+    before it exits, so it leaves nothing running (nor a zombie) behind."""
+    proc = getattr(job, "_process", None)
+    if proc is None or proc.poll() is not None:
+        return
+    if not _winding_down:
+        import atexit
+
+        atexit.register(_reap)
+    _winding_down.append(proc)
+
+
+def _reap(timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _winding_down:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _winding_down[0].wait(max(0.01, deadline - time.monotonic()))
+        _winding_down.pop(0)
+
+
 def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | None = None) -> object:
     """Block until the job ends; return its result or raise JobFailed with the reason."""
     if isinstance(job, submitit.LocalJob):
@@ -438,6 +463,7 @@ def wait(job: submitit.Job, poll_s: float = 1.0, on_poll: Callable[[], None] | N
         if on_poll:
             on_poll()
     if finished:
+        _reap_at_exit(job)
         return _checked(result)
     try:
         result = job.result()

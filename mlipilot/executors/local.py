@@ -114,12 +114,13 @@ def attached_job(folder: Path, job_id: str):
 
     class AttachedLocalJob(submitit.LocalJob):
         def get_info(self, mode: str = "force") -> dict[str, str]:
-            # running until its controller ends, as for the launcher that started it (submitit's LocalJob
-            # polls the process): the next job never starts beside one still winding down
-            if controller_folder(int(self.job_id)) == Path(self.paths.folder).resolve():
-                return {"jobState": "RUNNING"}
+            # finished once its result is written (the task and controller then exit within 0.15 s, as
+            # for the launcher that started it: mlipilot.jobs.wait), running while its controller serves
+            # the folder, else interrupted
             if self.paths.result_pickle.exists():
                 return {"jobState": "FINISHED"}
+            if controller_folder(int(self.job_id)) == Path(self.paths.folder).resolve():
+                return {"jobState": "RUNNING"}
             return {"jobState": "INTERRUPTED"}
 
         def result(self):

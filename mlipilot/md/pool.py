@@ -70,11 +70,16 @@ def _child(fn: Callable[[], T], w: int) -> None:
 
 
 def run_all(fns: Sequence[Callable[[], T]], cores: int | None = None) -> Iterator[T]:
-    """Yield fns[i]() in order, running up to `cores` of them at once in forked children (in this
-    process when one core or one function)."""
+    """fns[i]() in order, running up to `cores` of them at once in forked children (in this process
+    when one core or one function). The first children start now, before the first value is asked
+    for: the caller may work beside them."""
+    return _in_order(run_each(fns, cores))
+
+
+def _in_order(each: Iterator[tuple[int, T]]) -> Iterator[T]:
     done: dict[int, T] = {}
     nxt = 0
-    for i, value in run_each(fns, cores):
+    for i, value in each:
         done[i] = value
         while nxt in done:
             yield done.pop(nxt)
@@ -82,46 +87,67 @@ def run_all(fns: Sequence[Callable[[], T]], cores: int | None = None) -> Iterato
 
 
 def run_each(fns: Sequence[Callable[[], T]], cores: int | None = None) -> Iterator[tuple[int, T]]:
-    """Yield (i, fns[i]()) as each finishes (a caller that saves results as they come loses none
-    to a slow sibling), running up to `cores` at once in forked children, started in list order."""
+    """(i, fns[i]()) as each finishes (a caller that saves results as they come loses none to a slow
+    sibling), up to `cores` at once in forked children started in list order, the first ones now."""
     cores = job_cores() if cores is None else cores
     if cores <= 1 or len(fns) <= 1 or not hasattr(os, "fork"):
-        for i, fn in enumerate(fns):
-            yield i, fn()
-        return
-    pending, live = list(range(len(fns))), {}
-    try:
-        while pending or live:
-            while pending and len(live) < cores:
-                i = pending.pop(0)
-                r, w = os.pipe()
-                _flush()  # else the child inherits, and at its exit repeats, the parent's unwritten output
-                pid = os.fork()
-                if pid == 0:
-                    os.close(r)
-                    _child(fns[i], w)
-                os.close(w)
-                live[r] = (pid, i, bytearray())
-            ready, _, _ = select.select(list(live), [], [])
-            for fd in ready:
-                chunk = os.read(fd, 1 << 20)
-                if chunk:
-                    live[fd][2].extend(chunk)
-                    continue
-                pid, i, buf = live.pop(fd)
-                os.close(fd)
-                _, status = os.waitpid(pid, 0)
-                if not buf:
-                    raise RuntimeError(f"MD worker for run {i} died (wait status {status})")
-                ok, value = pickle.loads(bytes(buf))
-                if not ok:
-                    raise RuntimeError(f"MD worker for run {i} failed: {value}")
-                yield i, value
-    finally:
-        for fd, (pid, _, _) in live.items():
+        return ((i, fn()) for i, fn in enumerate(fns))
+    return Workers(fns, cores)
+
+
+class Workers:
+    """Forked children running `fns`, at most `cores` alive; iterate for (i, value) as they end.
+    Children left when iteration stops early (or `close`, or garbage collection) are killed."""
+
+    def __init__(self, fns: Sequence[Callable[[], T]], cores: int) -> None:
+        self.fns, self.cores = fns, cores
+        self.pending, self.live = list(range(len(fns))), {}
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.pending and len(self.live) < self.cores:
+            i = self.pending.pop(0)
+            r, w = os.pipe()
+            _flush()  # else the child inherits, and at its exit repeats, the parent's unwritten output
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                _child(self.fns[i], w)
+            os.close(w)
+            self.live[r] = (pid, i, bytearray())
+
+    def __iter__(self) -> Iterator[tuple[int, T]]:
+        try:
+            while self.pending or self.live:
+                self._fill()
+                ready, _, _ = select.select(list(self.live), [], [])
+                for fd in ready:
+                    chunk = os.read(fd, 1 << 20)
+                    if chunk:
+                        self.live[fd][2].extend(chunk)
+                        continue
+                    pid, i, buf = self.live.pop(fd)
+                    os.close(fd)
+                    _, status = os.waitpid(pid, 0)
+                    if not buf:
+                        raise RuntimeError(f"MD worker for run {i} died (wait status {status})")
+                    ok, value = pickle.loads(bytes(buf))
+                    if not ok:
+                        raise RuntimeError(f"MD worker for run {i} failed: {value}")
+                    yield i, value
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.pending.clear()
+        for fd, (pid, _, _) in list(self.live.items()):
             try:
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
             except OSError:
                 pass
             os.close(fd)
+        self.live.clear()
+
+    def __del__(self) -> None:
+        self.close()

@@ -50,6 +50,12 @@ class StabilityKind:
             cores: int | None = 1) -> tuple[dict[str, float | None], dict[str, MDRun], list[MDTask]]:
         """Every task through the checked runner (`cores` at once; None: the job's cores); the
         metrics, the runs by name, and the tasks (in the runs' order)."""
+        return self.start(calc, spec, frames, cores)(progress)
+
+    def start(self, calc, spec, frames: list[Atoms], cores: int | None = 1
+              ) -> Callable[[Callable[[str], None]], tuple[dict[str, float | None], dict[str, MDRun], list[MDTask]]]:
+        """`run`, with the first forked runs started now: the caller may work beside them, then calls
+        the returned function (with its progress) for what `run` returns."""
         mod, tasks = self._mod(), self.tasks(spec, frames)
         todo = [t for t in tasks if not t.skipped]
 
@@ -57,18 +63,22 @@ class StabilityKind:
             return lambda: run_checked(integrate(t.start, calc, t.protocol), mod.checks(spec, t))
 
         results = run_all([job(t) for t in todo], cores)
-        runs: dict[str, MDRun] = {}
-        for t in tasks:
-            if t.skipped:
-                runs[t.name] = MDRun(True, 0, None, {"skipped": t.skipped})
-                continue
-            r = next(results)
-            runs[t.name] = r
-            what = f" ({t.label})" if t.label else ""
-            progress(f"  md {t.name}{what}: {'ok' if r.ok else 'FAILED: ' + str(r.reason)}"
-                     f" ({r.steps}/{t.protocol.steps} steps)")
-        metrics = {"md_failed_runs": float(sum(not r.ok for r in runs.values())), **mod.summarize(spec, runs)}
-        return metrics, runs, tasks
+
+        def finish(progress: Callable[[str], None] = lambda s: None):
+            runs: dict[str, MDRun] = {}
+            for t in tasks:
+                if t.skipped:
+                    runs[t.name] = MDRun(True, 0, None, {"skipped": t.skipped})
+                    continue
+                r = next(results)
+                runs[t.name] = r
+                what = f" ({t.label})" if t.label else ""
+                progress(f"  md {t.name}{what}: {'ok' if r.ok else 'FAILED: ' + str(r.reason)}"
+                         f" ({r.steps}/{t.protocol.steps} steps)")
+            metrics = {"md_failed_runs": float(sum(not r.ok for r in runs.values())), **mod.summarize(spec, runs)}
+            return metrics, runs, tasks
+
+        return finish
 
     def metrics(self, calc, spec, frames: list[Atoms], progress: Callable[[str], None] = lambda s: None) -> dict:
         """The metrics with `md_runs` beside them (the flat shape of a score file)."""
