@@ -29,9 +29,11 @@ from mlipilot.rundir import init_run  # noqa: E402
 from mlipilot.trial import TrialRunner  # noqa: E402
 
 
-def raw_call_rate(model_dir: Path, cfg, holdout: Path, seconds: float = 5.0) -> tuple[float, int]:
+def raw_call_rate(model_dir: Path, cfg, holdout: Path, seconds: float = 5.0,
+                  mace_calculator: bool = False) -> tuple[float, int]:
     """Energy + forces calls per CPU-second of the trial's model on the scorecard's throughput
-    structure (positions moved a little between calls, so nothing is cached), and its atom count."""
+    structure (positions moved a little between calls, so nothing is cached), and its atom count:
+    through the scorer's calculator, or with `mace_calculator` through mace-torch's MACECalculator."""
     import numpy as np
     from ase.io import read
 
@@ -44,6 +46,10 @@ def raw_call_rate(model_dir: Path, cfg, holdout: Path, seconds: float = 5.0) -> 
     kind = STABILITY_KINDS[spec.stability.kind]
     atoms = kind.throughput_structure(spec, md_start_frames(frames, holdout.with_name(MD_STRUCTURES))).copy()
     atoms.calc = load_model(model_dir)
+    if mace_calculator:
+        from mace.calculators import MACECalculator
+
+        atoms.calc = MACECalculator(models=atoms.calc.models, device="cpu", default_dtype=atoms.calc.default_dtype)
     rng = np.random.default_rng(0)
     start = atoms.get_positions()
     atoms.get_forces()  # first call (build, neighbour list) not counted
@@ -81,6 +87,7 @@ def trial_table(benchmark: str, base: Path, size: str) -> dict:
     phases = m.get("score_seconds") or {}
     overhead = trial_wall - train_py - export - score
     rate, atoms = raw_call_rate(Path(row["trial_dir"]) / "model", cfg, t.holdout)
+    mace_rate, _ = raw_call_rate(Path(row["trial_dir"]) / "model", cfg, t.holdout, mace_calculator=True)
     md = m.get("steps_per_cpu_second", float("nan"))
     print(f"\n== {benchmark}: verdict {row.get('verdict')}, composite {row.get('composite')}, sandbox {t.sandbox.kind}")
     print(f"  training (train.py)     {train_py:8.1f} s")
@@ -98,7 +105,7 @@ def trial_table(benchmark: str, base: Path, size: str) -> dict:
     print(f"  harness overhead        {overhead:8.1f} s = {100 * overhead / trial_wall:.1f} % of the trial "
           f"({trial_wall:.1f} s; queue {wall.get('queue', 0):.1f} s, prepare {row.get('prepare_seconds', 0):.1f} s)")
     print(f"  scorer MD               {md:8.1f} steps/CPU-s vs raw model {rate:.1f} calls/CPU-s "
-          f"({100 * md / rate:.0f} %), {atoms} atoms")
+          f"({100 * md / rate:.0f} %), {atoms} atoms; MACECalculator {mace_rate:.1f} calls/CPU-s")
     print(f"  experiments per hour    {3600 / trial_wall:8.1f} (one trial after another, from this trial's wall)")
     for key in ("energy_rmse", "force_rmse", "md_failed_runs"):
         if key in m:

@@ -323,6 +323,7 @@ for name, value in spec["rlimits"].items():
 for procs in spec["cgroups"]:
     with open(procs, "w") as f:
         f.write("0")
+os.nice(spec.get("nice", 0))
 os.execvp(sys.argv[2], sys.argv[2:])
 """
 
@@ -396,7 +397,7 @@ def process_limit_enforced(limits: Limits) -> bool:
     return os.geteuid() != 0 or _cgroup_dir("pids") is not None
 
 
-def _limited(cmd: list[str], limits: Limits, cgroup: _PidsCgroup | None) -> list[str]:
+def _limited(cmd: list[str], limits: Limits, cgroup: _PidsCgroup | None, nice: int = 0) -> list[str]:
     import json
     import sys
 
@@ -404,7 +405,7 @@ def _limited(cmd: list[str], limits: Limits, cgroup: _PidsCgroup | None) -> list
                "RLIMIT_CORE": 0}
     if os.geteuid() != 0:  # counted per host uid: the launcher's own processes count too
         rlimits["RLIMIT_NPROC"] = _own_processes() + int(limits.processes)
-    spec = {"rlimits": rlimits, "cgroups": cgroup.procs if cgroup else []}
+    spec = {"rlimits": rlimits, "cgroups": cgroup.procs if cgroup else [], "nice": int(nice)}
     return [sys.executable, "-I", "-S", "-c", _LIMITED_EXEC, json.dumps(spec), *cmd]
 
 
@@ -462,15 +463,18 @@ class SandboxedProcess:
 
 
 def start_sandboxed(sandbox: Sandbox, argv: list[str], src: Path, out: Path, env: dict[str, str], log: Path,
-                    stdin: bool = False) -> SandboxedProcess:
+                    stdin: bool = False, nice: int = 0) -> SandboxedProcess:
     """Start argv in the sandbox with stdout+stderr appended to `log` (written by the harness, outside),
     under the sandbox's limits; `stdin=True` gives it a pipe the harness writes with `send` (the export
-    step waits on it: it imports mace-torch while training runs, in a sandbox of its own)."""
+    step waits on it: it imports mace-torch while training runs, in a sandbox of its own). `nice` lowers
+    its CPU priority (work beside training that must not slow it)."""
     cmd, popen_env, cwd = sandbox.command(argv, src, out, env)
     limits = getattr(sandbox, "cfg", SandboxConfig()).limits
     cgroup = _PidsCgroup(limits) if sandbox.kind != SandboxKind.NONE and os.geteuid() == 0 else None
     if sandbox.kind != SandboxKind.NONE:
-        cmd = _limited(cmd, limits, cgroup)
+        cmd = _limited(cmd, limits, cgroup, nice)
+    elif nice:
+        cmd = ["nice", "-n", str(int(nice)), *cmd]
     try:
         with open(log, "ab") as f:
             proc = subprocess.Popen(cmd, cwd=cwd,
