@@ -173,9 +173,9 @@ SCORER_MODULES = ("mace", "torch", "mace.calculators", "mlipilot.model_export", 
 BESIDE_TRAINING_NICE = 19
 
 
-def _preload(modules: tuple[str, ...]) -> threading.Thread:
-    """Import `modules` in a background thread of this (harness) process; failures are left for the
-    real import to report. One thread per process, as the scorer runs."""
+def _preload(modules: tuple[str, ...], then: Callable[[], None] | None = None) -> threading.Thread:
+    """Import `modules` in a background thread of this (harness) process, then call `then`; failures
+    are left for the real import (or the scorer's own build) to report. One thread, as the scorer runs."""
     from mlipilot.registry import load_dotted
 
     for k, v in ONE_THREAD.items():
@@ -189,6 +189,9 @@ def _preload(modules: tuple[str, ...]) -> threading.Thread:
                 load_dotted(name)
             except Exception:
                 return
+        if then is not None:
+            with contextlib.suppress(Exception):
+                then()
 
     thread = threading.Thread(target=run, name="mlipilot-preload", daemon=True)
     thread.start()
@@ -216,6 +219,18 @@ def _exit_fast_after_result() -> None:
     atexit.register(leave)
 
 
+def _prebuild(model_dir: str, caps: dict | None) -> Callable[[], None]:
+    def build() -> None:
+        import torch
+
+        from mlipilot.model_export import prebuild
+
+        torch.set_num_threads(1)
+        prebuild(Path(model_dir), caps)
+
+    return build
+
+
 @_as_result
 def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: int = 1,
               foundation: dict[str, str] | None = None, device: str = "cpu", score: dict | None = None) -> dict:
@@ -229,7 +244,8 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     (MLIPILOT_DEVICE for train.py; the sandbox shows the GPU's device nodes only to a cuda job).
     `score`: score_job's keyword arguments but `model_dir` — then this job also scores the exported
     model (harness code in this process, never the sandbox's; its imports done while training ran)
-    and returns score_job's result under "score"."""
+    and returns score_job's result under "score"; `score["warm"]`, an earlier trial's model folder,
+    has its architecture built while training runs (model_export.prebuild)."""
     import dataclasses
     import shutil
 
@@ -281,7 +297,9 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     trainer = start_sandboxed(box, train, src_dir, out, env, log)
     # the scorer's imports, in a thread of this process once both sandboxes are started: an import holds
     # the GIL for long stretches, which delayed starting them by 0.2 s
-    preload = _preload(SCORER_MODULES) if score else None
+    score = dict(score) if score else None
+    warm = score.pop("warm", None) if score else None
+    preload = _preload(SCORER_MODULES, then=_prebuild(warm, score.get("caps")) if warm else None) if score else None
     try:
         try:
             rc = trainer.wait(timeout_s)

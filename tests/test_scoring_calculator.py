@@ -52,3 +52,35 @@ def test_per_atom_energies_are_mace_calculators_own():
     e_atoms = atoms.get_potential_energies()  # not on the fast path: MACECalculator's code answers
     assert e_atoms.shape == (len(atoms),)
     assert np.isclose(e_atoms.sum(), atoms.get_potential_energy(), atol=1e-4)
+
+
+def test_a_prebuilt_architecture_gives_the_same_model_and_is_used_once(tmp_path, good_model):
+    """The train job builds an earlier trial's architecture while training runs; the scorer loads the
+    new weights into it: the same numbers as a fresh build, and a module never serves two models."""
+    import shutil
+
+    import torch
+    from mlipilot_testkit import exported
+
+    from mlipilot import model_export
+    from mlipilot.scorecard.evaluate import load_model
+
+    fresh = exported(good_model)
+    other = tmp_path / "other"  # another trial's export: same architecture, other weights
+    shutil.copytree(fresh, other)
+    state = torch.load(other / "weights.pt", weights_only=True)
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, other / "weights.pt")
+
+    atoms = bulk("Cu", cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=3)
+    expected = atoms.copy()
+    expected.calc = load_model(fresh)
+    model_export.prebuild(other)  # what the job does with the previous trial's model
+    built = next(iter(model_export._BUILT.values()))
+    got = atoms.copy()
+    got.calc = load_model(fresh)
+    assert got.calc.models[0] is built and not model_export._BUILT  # taken, once
+    # two fresh builds of this float32 model already differ by 1e-7 eV/Å in a force (the kernels' sums)
+    assert got.get_potential_energy() == pytest.approx(expected.get_potential_energy(), rel=1e-6)
+    np.testing.assert_allclose(got.get_forces(), expected.get_forces(), rtol=1e-5, atol=1e-6)
+    assert load_model(other).models[0] is not built  # built afresh: the prebuilt module is the first's

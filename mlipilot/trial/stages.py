@@ -120,9 +120,17 @@ def provide_large_files(root: Path, src: Path) -> None:
 
 
 def _train_args(ctx: StageContext) -> tuple:
-    score = score_kwargs(ctx) if score_in_train_job(ctx.cfg) else None
+    score = {**score_kwargs(ctx), "warm": _latest_model(ctx)} if score_in_train_job(ctx.cfg) else None
     return (str(ctx.trial_dir / "job" / "src"), str(ctx.trial_dir), ctx.cfg.train_timeout_min * 60,
             ctx.env.sandbox, int(ctx.seed), ctx.env.foundation, ctx.cfg.device, score)
+
+
+def _latest_model(ctx: StageContext) -> str | None:
+    """The newest exported model of an earlier trial (most edits keep the architecture: the job builds
+    it while training runs), None before the first."""
+    folders = [d for d in (ctx.store.root / "trials").glob(f"*/{jobs.MODEL_DIR}")
+               if d.parent != ctx.trial_dir and (d / "model.json").is_file() and not d.is_symlink()]
+    return str(max(folders, key=lambda d: (d / "model.json").stat().st_mtime)) if folders else None
 
 
 def score_kwargs(ctx: StageContext) -> dict:
