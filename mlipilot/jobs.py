@@ -173,9 +173,9 @@ SCORER_MODULES = ("mace", "torch", "mace.calculators", "mlipilot.model_export", 
 BESIDE_TRAINING_NICE = 19
 
 
-def _preload(modules: tuple[str, ...], then: Callable[[], None] | None = None) -> threading.Thread:
-    """Import `modules` in a background thread of this (harness) process, then call `then`; failures
-    are left for the real import (or the scorer's own build) to report. One thread, as the scorer runs."""
+def _preload(modules: tuple[str, ...]) -> threading.Thread:
+    """Import `modules` in a background thread of this (harness) process; failures are left for the
+    real import to report. One thread per process, as the scorer runs."""
     from mlipilot.registry import load_dotted
 
     for k, v in ONE_THREAD.items():
@@ -189,9 +189,6 @@ def _preload(modules: tuple[str, ...], then: Callable[[], None] | None = None) -
                 load_dotted(name)
             except Exception:
                 return
-        if then is not None:
-            with contextlib.suppress(Exception):
-                then()
 
     thread = threading.Thread(target=run, name="mlipilot-preload", daemon=True)
     thread.start()
@@ -219,16 +216,21 @@ def _exit_fast_after_result() -> None:
     atexit.register(leave)
 
 
-def _prebuild(model_dir: str, caps: dict | None) -> Callable[[], None]:
-    def build() -> None:
+def _prebuild_beside(trainer, preload: threading.Thread, model_dir: str, caps: dict | None) -> None:
+    """Once the imports are done, and while training still runs, build `model_dir`'s architecture
+    (model_export.prebuild). In this thread, the one that later forks the MD runs: a build in the import
+    thread left MKL's allocator state behind that a forked child spun on forever (seen in CI)."""
+    while preload.is_alive() and trainer.proc.poll() is None:
+        preload.join(0.2)
+    if trainer.proc.poll() is not None or preload.is_alive():
+        return  # training ended first: nothing to gain
+    with contextlib.suppress(Exception):  # the scorer builds it afresh and reports any problem
         import torch
 
         from mlipilot.model_export import prebuild
 
         torch.set_num_threads(1)
         prebuild(Path(model_dir), caps)
-
-    return build
 
 
 @_as_result
@@ -299,10 +301,12 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     # the GIL for long stretches, which delayed starting them by 0.2 s
     score = dict(score) if score else None
     warm = score.pop("warm", None) if score else None
-    preload = _preload(SCORER_MODULES, then=_prebuild(warm, score.get("caps")) if warm else None) if score else None
+    preload = _preload(SCORER_MODULES) if score else None
     try:
         try:
-            rc = trainer.wait(timeout_s)
+            if warm:
+                _prebuild_beside(trainer, preload, warm, score.get("caps"))
+            rc = trainer.wait(max(0.0, timeout_s - (time.time() - t_train)))
         except subprocess.TimeoutExpired:
             raise JobFailed(f"training timed out after {timeout_s:.0f} s (its limit, train_timeout_min = {timeout_s / 60:g})",
                             kind=FailureKind.TIMEOUT) from None
