@@ -59,7 +59,7 @@ def _entry(commit: git.Commit, ref: str) -> dict:
             "reason": t.get("Reason"), "agent": t.get("Agent"), "model": t.get("Model"),
             "feasible": t.get("Feasible") == "true", "metrics": metrics, "commit": commit.hexsha,
             "parent": parent.hexsha if parent else None, "ref": ref,
-            "date": commit.committed_datetime.isoformat(),
+            "date": commit.committed_datetime.isoformat(), "flags": t.get("Flags"),
             "validation": read_validation_note(commit.repo, commit.hexsha)}
 
 

@@ -146,6 +146,8 @@ def _cmd_log(a: argparse.Namespace) -> int:
         _echo(f"{e['trial']:>5}  {e['verdict'] or '?':9} {e['commit'][:8]} {f(m.get('composite'), '9.4f'):>9} "
               f"{f(d.get('composite'), '+10.4f'):>10} {f(d.get('energy_rmse'), '+9.2f'):>9} "
               f"{f(d.get('force_rmse'), '+8.1f'):>8}  {single_line(e['hypothesis'], 70)}")
+        if e.get("flags"):
+            _echo(f"{'':>5}  FLAGGED: {single_line(e['flags'], 150)}")
         for d in carried_data(Path(a.run), e["commit"]):  # the data commits this trial trained with
             _echo(f"{'':>7}{describe(d)}")
         if v := e.get("validation"):  # mlipilot validate's note on the commit

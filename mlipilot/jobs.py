@@ -88,7 +88,8 @@ def _limit_hint(rc: int, log: Path, limits) -> str:
     if "Resource temporarily unavailable" in text and ("fork" in text or "Popen" in text or "thread" in text):
         return f" (processes: the sandbox's limit is processes = {limits.processes})"
     if "No space left on device" in text:
-        return f" (/tmp: the sandbox's limit is tmp_mb = {limits.tmp_mb})"
+        return (f" (/tmp or /dev/shm: the sandbox's limits are tmp_mb = {limits.tmp_mb}, "
+                f"shm_mb = {limits.shm_mb})")
     return ""
 
 

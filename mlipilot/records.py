@@ -170,6 +170,7 @@ class TrialRecord(_Row):
     parallel: int | None = None
     train_frames: int | None = None  # frames the commit trains on (data/train.xyz + data/added/), when data was added
     labels_spent: int | None = None  # reference calls the run's data actions had charged when it started
+    audit_flags: list | None = None  # what mlipilot.code_flags found in the trained code (a reference calculator)
     # the decision
     verdict: str | None = None
     reason: str | None = None
@@ -190,7 +191,7 @@ class TrialRecord(_Row):
     _OPTIONAL: ClassVar[frozenset] = frozenset({
         "iteration", "knobs", "workdir", "job_ids", "prepare_seconds", "confirm", "foundation", "llm_calls",
         "tool_errors", "refused", "cached_tokens", "llm_seconds", "brief_chars", "parallel", "train_frames",
-        "labels_spent"})
+        "labels_spent", "audit_flags"})
 
     def to_json(self) -> dict:
         decided = self.status != TrialStatus.SUBMITTED
@@ -296,6 +297,8 @@ class DataActionEvent(_Row):
     calls: int = 0  # reference calls charged
     cpu_seconds: float = 0.0
     charged_keys: list = field(default_factory=list)  # label cache keys paid for (a resumed job pays once)
+    reserved: int = 0  # action "reserve": reference calls held for a label job until it settles
+    reservation: int | None = None  # a label/settle row: the reservation (its `id`) it settles
     labelled: int | None = None  # add: the labelled set it added
     commit: str | None = None  # add/prune: the data commit
     summary: str | None = None

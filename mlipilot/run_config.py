@@ -45,10 +45,11 @@ kind = "{sandbox}"
 # hide = ["/data/my_holdout_copies"]   # more paths train.py must not see (the store and the holdout's source are hidden already)
 # limits of each sandboxed job (defaults shown); a job over one fails with the limit named
 # processes = 512             # tasks (threads count); as root it needs a writable pids cgroup
-# memory_gb = 16              # per process (heap and anonymous memory)
+# memory_gb = 16              # per process (heap and anonymous memory), /tmp and /dev/shm included
 # file_gb = 2                 # the largest file it may write
 # output_gb = 4               # its output folder, measured after the job
 # tmp_mb = 512                # its private /tmp (RAM-backed)
+# shm_mb = 256                # its private /dev/shm (RAM-backed); the rest of /dev is read-only
 # export_timeout_min = 5      # the harness's export step after train.py
 
 [noise]                     # verdicts that survive seed noise (see README)
@@ -206,9 +207,14 @@ def load_run_config(root: Path) -> RunConfig:
     run, ex, sandbox, noise = v["run"], v["executor"], v["sandbox"], v["noise"]
     options = {key: value for section, table in v.items() if section not in ("run", "sandbox", "noise", "agent", "data")
                for key, value in table.items() if key not in ("kind", "train_timeout_min", "score_timeout_min", "device")}
+    limits = Limits(**{k: v for k, v in sandbox.items() if k in LIMIT_FIELDS})
+    if limits.ram_disks_gb >= limits.memory_gb:
+        raise config_error(path, "sandbox.memory_gb", f"wrong value ({limits.memory_gb:g})",
+                           f"it counts /tmp ({limits.tmp_mb} MB) and /dev/shm ({limits.shm_mb} MB) too: give more than "
+                           f"{limits.ram_disks_gb:.2f}, or lower tmp_mb/shm_mb")
     return RunConfig(root, run["name"], run["benchmark"], run["branch"], Path(run["store"]), tuple(run["editable"]),
                      ex["kind"], float(ex["train_timeout_min"]), float(ex["score_timeout_min"]), v["agent"], options,
                      SandboxConfig(SandboxKind(sandbox["kind"]), sandbox.get("image"), tuple(sandbox.get("hide", ())),
-                                   Limits(**{k: v for k, v in sandbox.items() if k in LIMIT_FIELDS})),
+                                   limits),
                      NoiseConfig(noise["seeds"], float(noise["z"]), float(noise["confirm"]), noise["base_seed"]),
                      data=data_config(v.get("data")), device=ex["device"])

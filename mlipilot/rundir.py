@@ -213,6 +213,10 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         load_knobs(knobs)  # options, types, ranges and metric names: a typo fails here, not mid-run
     if sandbox is None:
         sandbox, why = probe_sandbox()
+        if why and shutil.which("bwrap"):  # installed but failing: never fall back to an unsealed run silently
+            raise MLIPilotError(f"the training sandbox (bubblewrap, {shutil.which('bwrap')}) does not start here: "
+                                f"{why} — fix that and run init again, or pass --sandbox none to train with your "
+                                "full rights (train/train.py could then read the holdout)")
         if why:
             progress(f"WARNING: no training sandbox works here ({why}); this run uses sandbox = none, so "
                      "train/train.py runs with your full rights. Fix that, then edit [sandbox] in mlipilot.toml.")

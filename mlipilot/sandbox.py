@@ -51,11 +51,16 @@ class Limits:
     """What one sandboxed job (training, export) may use; `[sandbox]` keys of mlipilot.toml."""
 
     processes: int = 512  # tasks (threads count) of the job; root launchers need a writable pids cgroup
-    memory_gb: float = 16.0  # per process (RLIMIT_DATA: heap and anonymous mappings)
+    memory_gb: float = 16.0  # RAM the job may hold: each process's heap (RLIMIT_DATA) plus /tmp and /dev/shm
     file_gb: float = 2.0  # the largest file the job may write
     output_gb: float = 4.0  # the output folder, measured after the job
-    tmp_mb: int = 512  # the private /tmp (RAM-backed)
+    tmp_mb: int = 512  # the private /tmp (RAM-backed; counted in memory_gb)
+    shm_mb: int = 256  # the private /dev/shm (RAM-backed; counted in memory_gb); the rest of /dev is read-only
     export_timeout_min: float = 5.0  # the harness's export step, after train.py
+
+    @property
+    def ram_disks_gb(self) -> float:
+        return (self.tmp_mb + self.shm_mb) / 1024
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -125,6 +130,26 @@ def runtime_paths() -> list[Path]:
                   and p != Path("/"))
 
 
+def runtime_links() -> list[tuple[str, Path]]:
+    """(target, link) for each symbolic link on the way to the runtime paths as the launcher names them
+    (`venv -> /real/venv`, shared homes, conda): the job sees the links too, so the interpreter's own
+    path (sys.executable, which keeps the link) starts inside the sandbox as outside."""
+    import site
+    import sys
+
+    named = {Path(sys.executable).parent, Path(sys.prefix), Path(sys.base_prefix),
+             *(Path(p) for p in site.getsitepackages())}
+    for var in ("PYTHONPATH", "LD_LIBRARY_PATH"):
+        named |= {Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p and Path(p).is_absolute()}
+    bound = [Path(s) for s in SYSTEM] + runtime_paths()
+    links: dict[Path, str] = {}
+    for p in named:
+        for q in [*reversed(p.parents), p]:
+            if q.is_symlink() and not _under(q.parent.resolve(), bound) and q not in links:
+                links[q] = os.readlink(q)
+    return sorted(((t, q) for q, t in links.items()), key=lambda x: len(x[1].parts))
+
+
 def hidden_paths(cfg: SandboxConfig) -> list[Path]:
     """Paths to hide that a bound runtime path would expose (a store or benchmark folder inside a
     Python environment or beside MLIPilot's package), resolved, outermost only."""
@@ -146,7 +171,12 @@ def gpu_devices() -> list[str]:
 def _bwrap_flags(cfg: SandboxConfig, mounts: tuple[str, ...] = ()) -> list[str]:
     """The filesystem (with `mounts`, e.g. the job's src and out), namespaces and identity of a bwrap
     job; the root is read-only, so a write anywhere but the output folder and /tmp fails loudly."""
-    cmd = ["bwrap"]
+    # first the RAM-backed places, so that a runtime path or a link under /tmp (a venv there) shows on top.
+    # bwrap's /dev is an uncapped tmpfs: /dev/shm gets a capped one of its own and the rest is read-only
+    # (device nodes stay writable on a read-only mount)
+    cmd = ["bwrap", "--dev", "/dev", *(a for d in (gpu_devices() if cfg.gpu else ()) for a in ("--dev-bind", d, d)),
+           "--size", str(int(cfg.limits.shm_mb) << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+           "--proc", "/proc", "--size", str(int(cfg.limits.tmp_mb) << 20), "--tmpfs", "/tmp"]
     for s in SYSTEM:
         p = Path(s)
         if p.is_symlink():
@@ -158,12 +188,12 @@ def _bwrap_flags(cfg: SandboxConfig, mounts: tuple[str, ...] = ()) -> list[str]:
             cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     for p in runtime_paths():
         cmd += ["--ro-bind", str(p), str(p)]
+    for target, link in runtime_links():
+        cmd += ["--symlink", target, str(link)]
     for p in hidden_paths(cfg):
         # an empty read-only folder: a write fails loudly instead of vanishing into a tmpfs
         cmd += ["--tmpfs", str(p), "--remount-ro", str(p)] if p.is_dir() else ["--ro-bind", "/dev/null", str(p)]
-    cmd += ["--dev", "/dev", *(a for d in (gpu_devices() if cfg.gpu else ()) for a in ("--dev-bind", d, d)),
-            "--proc", "/proc", "--size", str(int(cfg.limits.tmp_mb) << 20), "--tmpfs", "/tmp",
-            *mounts, *(a for host, inner in cfg.inputs for a in ("--ro-bind", host, inner)), "--remount-ro", "/",
+    cmd += [*mounts, *(a for host, inner in cfg.inputs for a in ("--ro-bind", host, inner)), "--remount-ro", "/",
             "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--clearenv"]
@@ -401,7 +431,9 @@ def _limited(cmd: list[str], limits: Limits, cgroup: _PidsCgroup | None, nice: i
     import json
     import sys
 
-    rlimits = {"RLIMIT_FSIZE": int(limits.file_gb * (1 << 30)), "RLIMIT_DATA": int(limits.memory_gb * (1 << 30)),
+    # /tmp and /dev/shm are RAM too: what they may hold comes out of memory_gb
+    heap_gb = max(limits.memory_gb - limits.ram_disks_gb, 0.25)
+    rlimits = {"RLIMIT_FSIZE": int(limits.file_gb * (1 << 30)), "RLIMIT_DATA": int(heap_gb * (1 << 30)),
                "RLIMIT_CORE": 0}
     if os.geteuid() != 0:  # counted per host uid: the launcher's own processes count too
         rlimits["RLIMIT_NPROC"] = _own_processes() + int(limits.processes)

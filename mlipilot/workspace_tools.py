@@ -298,27 +298,40 @@ class WorkspaceTools:
         return experiment_refusal(self.root, self.cfg.editable, self.history.trials())
 
     def call(self, name: str, args: dict) -> str:
-        """Dispatch a non-terminal tool; ToolError and bad arguments come back as text."""
+        """Dispatch a non-terminal tool. Its arguments are checked against the tool's schema first
+        (mlipilot.tool_args; set_options checks its own, every key against knobs.yaml); a bad argument,
+        a refusal or any exception inside a tool comes back as a ToolError, never out of the loop."""
+        from mlipilot.tool_args import ArgumentError, check_arguments
+
         fn = {"list_files": self.list_files, "read_file": self.read_file, "edit_file": self.edit_file,
               "write_file": self.write_file, "set_options": self.set_options, "show_history": self.show_history,
               "show_trial": self.show_trial}.get(name)
-        if fn is None and self.cfg.data is not None and self.cfg.data.enabled and name.endswith(("_data", "data_status")):
-            from mlipilot.data_actions.tools import DATA_TOOL_NAMES, call_data_tool
+        schema = _PARAMETERS.get(name)
+        if fn is None and self.cfg.data is not None and self.cfg.data.enabled and isinstance(name, str):
+            from mlipilot.data_actions.tools import DATA_TOOL_PARAMETERS, call_data_tool
 
-            if name in DATA_TOOL_NAMES and isinstance(args, dict):
-                return cap(call_data_tool(self.cfg, name, args))
+            if name in DATA_TOOL_PARAMETERS:
+                schema = DATA_TOOL_PARAMETERS[name]
+                fn = lambda **kw: cap(call_data_tool(self.cfg, name, kw))  # noqa: E731
         if fn is None:
             raise ToolError(f"unknown tool {name!r}; available: {', '.join(s['function']['name'] for s in TOOL_SCHEMAS)}")
         if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
             raise ToolError(f"arguments of {name} must be a JSON object")
         try:
+            if name != "set_options":  # small models flatten its object or send it as a string: it parses both
+                args = check_arguments(name, schema, args)
             return fn(**args)
         except ToolError:
             raise
+        except ArgumentError as e:
+            raise ToolError(str(e)) from None
         except TypeError as e:
-            raise ToolError(f"bad arguments for {name}: {e}") from None
+            raise ToolError(f"bad arguments for {name}: {_printable(str(e))[:300]}") from None
         except Exception as e:  # whatever the arguments do, the agent gets an error, the run goes on
             raise ToolError(f"{name} failed: {type(e).__name__}: {_printable(str(e))[:300]}") from None
+
+
+_PARAMETERS = {s["function"]["name"]: s["function"]["parameters"] for s in TOOL_SCHEMAS}
 
 
 def _encodable(text: str) -> bool:

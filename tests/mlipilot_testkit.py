@@ -178,3 +178,53 @@ def user_benchmark(d: Path, data: dict[str, Path], name: str) -> Path:
         "name": name, "scorecard": "scorecard.yaml", "workspace": "workspace",
         "data": {"train": "train.xyz", "valid": "valid.xyz", "holdout": "holdout.xyz"}}))
     return d
+
+
+UNPRIVILEGED_UID = 65534  # nobody
+
+
+def unprivileged_prefix() -> list[str] | None:
+    """The command prefix that runs a program as an unprivileged user: none needed when this process is
+    not root; `setpriv` to nobody when it is, if nobody can run this interpreter with MLIPilot (CI lets
+    it: .ci/run makes $HOME traversable); None where nobody cannot."""
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups", "--"]
+    if not shutil.which("setpriv"):
+        return None
+    p = subprocess.run([*prefix, sys.executable, "-c", "import mlipilot, ase"], capture_output=True, cwd="/",
+                       env={**os.environ, "HOME": "/tmp"})
+    return prefix if p.returncode == 0 else None
+
+
+def launchers() -> list:
+    """pytest params: the test's own user, and an unprivileged one (skipped, with the reason, where
+    this machine cannot start a process as one)."""
+    import pytest
+
+    return [pytest.param("self", id="self"),
+            pytest.param("unprivileged", id="unprivileged")]
+
+
+def as_launcher(launcher: str, argv: list[str], **kw) -> subprocess.CompletedProcess:
+    """Run argv as the given launcher ("self" or "unprivileged"); skips when unprivileged is impossible."""
+    import pytest
+
+    prefix = [] if launcher == "self" else unprivileged_prefix()
+    if prefix is None:
+        pytest.skip("cannot run as an unprivileged user here: nobody cannot reach this Python "
+                    "(as root: chmod o+x $HOME, as .ci/run does)")
+    env = {**os.environ, **({"HOME": "/tmp"} if prefix else {}), **kw.pop("env", {})}
+    return subprocess.run([*prefix, *argv], capture_output=True, text=True, env=env, **kw)
+
+
+def give_to_unprivileged(*paths: Path) -> None:
+    """chown -R the paths to the unprivileged user (and make their parents traversable) when root."""
+    if os.geteuid() != 0:
+        return
+    for p in paths:
+        for q in [p, *Path(p).parents]:
+            if q == Path("/"):
+                break
+            os.chmod(q, os.stat(q).st_mode | 0o011)
+        subprocess.run(["chown", "-R", f"{UNPRIVILEGED_UID}:{UNPRIVILEGED_UID}", str(p)], check=True)

@@ -2,12 +2,20 @@
 job), run the work as a submitit job on the run's executor (mlipilot.data_actions.jobs), keep its
 result in the private store (store/data/), record an event row in the hash-chained ledger, and — for
 add and prune — write data/added/ and commit it with MLIPilot-Data-* trailers. Scripted agents call
-these methods; LLM agents reach the same methods through mlipilot.data_actions.tools."""
+these methods; LLM agents reach the same methods through mlipilot.data_actions.tools.
+
+Every action holds the run's lock (mlipilot.run_lock) from its first check to its last record, so two
+processes never interleave on one run: the second is refused in one line naming the holder. Ids are
+allocated under the lock. A label job's reference calls are reserved in the ledger before the job
+and settled after it; a reservation left open by a killed launcher is settled by the next action
+(the labels its job finished are charged once, the rest released — never both)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -32,8 +40,16 @@ from mlipilot.data_actions.records import (
     Selection,
     Strategy,
 )
-from mlipilot.data_actions.sampling import check_source, check_temperatures, config_type, min_distance
+from mlipilot.data_actions.sampling import (
+    check_seed,
+    check_source,
+    check_temperatures,
+    check_timestep,
+    config_type,
+    min_distance,
+)
 from mlipilot.data_actions.selection import choose
+from mlipilot.errors import MLIPilotError
 from mlipilot.executors.base import submitting_from
 from mlipilot.git_history import RunRepo, format_message
 from mlipilot.integrity import integrity_problem, load_seal, record_data_files, sha256_file
@@ -65,6 +81,25 @@ def _positive_int(value, what: str, high: int) -> int:
     return value
 
 
+def _locked(method):
+    """Run a data action under the run's lock, after settling reservations a killed launcher left."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            lock = run_lock(self.store, command=f"mlipilot data action {method.__name__} (pid {os.getpid()})")
+            lock.__enter__()
+        except MLIPilotError as e:
+            raise DataRefusal(f"{method.__name__}: {e}") from None
+        try:
+            self._settle_open_reservations()
+            return method(self, *args, **kwargs)
+        finally:
+            lock.__exit__(None, None, None)
+
+    return wrapper
+
+
 class DataActions:
     """One run's data actions. Every method refuses bad input before any job (DataRefusal)."""
 
@@ -87,7 +122,14 @@ class DataActions:
         return p
 
     def _next_id(self, kind: str) -> int:
-        return 1 + len(list(self._folder(kind).glob("*.json")))
+        """One more than any id this kind has used: its records, and the job folders of actions whose
+        launcher died before the record (their folder is never reused). Called under the run lock."""
+        used = [int(p.stem) for p in self._folder(kind).glob("*.json") if p.stem.isdigit()]
+        job = {"pools": "sample", "selections": "select", "labelled": "label"}.get(kind)
+        if job:
+            used += [int(p.name.rpartition("-")[2]) for p in self._folder("jobs").glob(f"{job}-*")
+                     if p.is_dir() and p.name.rpartition("-")[2].isdigit()]
+        return 1 + max(used, default=0)
 
     def _save(self, kind: str, record) -> None:
         (self._folder(kind) / f"{record.id:04d}.json").write_text(json.dumps(record.to_json(), indent=1))
@@ -170,9 +212,34 @@ class DataActions:
         return ref.name, dict(ref.params)
 
     def budget(self) -> Budget:
-        calls = sum(int(r.calls or 0) for r in self.rows())
-        cpu = sum(float(r.cpu_seconds or 0.0) for r in self.rows())
-        return Budget(self.data_cfg.calls, self.data_cfg.cpu_seconds, calls, cpu)
+        rows = self.rows()
+        calls = sum(int(r.calls or 0) for r in rows)
+        cpu = sum(float(r.cpu_seconds or 0.0) for r in rows)
+        held = sum(int(r.reserved or 0) for r in self._open_reservations(rows))
+        return Budget(self.data_cfg.calls, self.data_cfg.cpu_seconds, calls, cpu, held)
+
+    def _open_reservations(self, rows: list[DataActionEvent] | None = None) -> list[DataActionEvent]:
+        rows = self.rows() if rows is None else rows
+        settled = {r.reservation for r in rows if r.reservation is not None}
+        return [r for r in rows if r.action == "reserve" and r.id not in settled]
+
+    def _settle_open_reservations(self) -> None:
+        """Under the lock, an open reservation is a dead launcher's: charge the labels its job wrote
+        to the cache (once: keys charged before are skipped) and release the rest."""
+        from mlipilot.labels.pyscf_dft import LabelCache
+
+        charged = self._charged()
+        for r in self._open_reservations():
+            folder = Path(r.extra.get("cache") or self._folder("label_cache"))
+            cache = LabelCache(folder) if folder.is_dir() else None
+            keys = [k for k in dict.fromkeys(r.extra.get("keys", [])) if k not in charged]
+            done = [k for k in keys if cache and cache.get(k) is not None]
+            cpu = sum(float(cache.get(k).get("seconds", 0.0)) for k in done)
+            charged |= set(done)
+            self._record("label", id=r.id, reservation=r.id, what=f"settling reservation {r.id} (its launcher died)",
+                         calls=len(done), cpu_seconds=round(cpu, 3), charged_keys=done,
+                         summary=f"reservation {r.id} settled after its launcher died: {len(done)} labels its job "
+                                 f"finished charged, {int(r.reserved) - len(done)} released")
 
     def _charged(self) -> set[str]:
         return {k for r in self.rows() for k in r.charged_keys or ()}
@@ -192,6 +259,7 @@ class DataActions:
             raise DataRefusal(f"{action} {ident} failed: {e}") from None
 
     # -- sample -------------------------------------------------------------------------------------
+    @_locked
     def sample(self, source: str, driver: str = "incumbent", method: str = "langevin",
                temperatures: list | None = None, n_frames: int = 100, steps: int = 400, structures: int = 2,
                timestep_fs: float | None = None, amplitude: float | None = None, seed: int = 0) -> Pool:
@@ -201,6 +269,7 @@ class DataActions:
         n_frames = _positive_int(n_frames, "n_frames", MAX_FRAMES)
         steps = _positive_int(steps, "steps", MAX_STEPS)
         structures = _positive_int(structures, "structures", 1000)
+        seed, timestep_fs = check_seed(seed), check_timestep(timestep_fs)
         if amplitude is not None and (isinstance(amplitude, bool) or not isinstance(amplitude, (int, float))
                                       or not 0 < amplitude <= 0.5):
             raise DataRefusal(f"amplitude {amplitude!r}: give Å (rattle) or a fraction (strain, compression) in (0, 0.5]")
@@ -239,9 +308,11 @@ class DataActions:
         return pool
 
     # -- select -------------------------------------------------------------------------------------
+    @_locked
     def select(self, pool, strategy: str = "random", n: int | None = None, fraction: float | None = None,
                quotas: dict | None = None, trust: list | tuple | None = None, models: list | None = None,
                seed: int = 0) -> Selection:
+        seed = check_seed(seed)
         pool = self.pool(pool)
         strat = _choice(strategy, Strategy, "strategy")
         if (n is None) == (fraction is None):
@@ -346,11 +417,24 @@ class DataActions:
         cache = self._folder("label_cache") / tag.replace("/", "_")
         path = self._folder("jobs") / f"label-{ident:04d}.in.xyz"
         write(path, frames, format="extxyz")
-        res = self._run_job("label", ident, _jobs().label_job, str(path), reference, params, str(cache),
-                            b.calls_left, b.cpu_left)
+        reservation = 1 + sum(r.action == "reserve" for r in self.rows())
+        self._record("reserve", id=reservation, reserved=need, what=what, cache=str(cache),
+                     keys=[k for k in dict.fromkeys(keys) if k not in charged],
+                     summary=f"{what}: {need} reference calls reserved")
         from mlipilot.labels.pyscf_dft import LabelCache
 
         store = LabelCache(cache)
+        try:
+            res = self._run_job("label", ident, _jobs().label_job, str(path), reference, params, str(cache),
+                                b.calls_left, b.cpu_left)
+        except BaseException:
+            # settle now: what the failed job labelled is charged, the rest of the reservation released
+            done = [k for k in dict.fromkeys(keys) if k not in charged and store.get(k) is not None]
+            self._record("label", id=ident, reservation=reservation, what=what, calls=len(done),
+                         cpu_seconds=round(sum(float(store.get(k).get("seconds", 0.0)) for k in done), 3),
+                         charged_keys=done, summary=f"{what}: the job failed; {len(done)} labels it finished charged, "
+                                                    f"{need - len(done)} released")
+            raise
         labels, new_keys, cpu, failed = [], [], 0.0, []
         for a, k in zip(frames, keys):
             lab = store.get(k)
@@ -361,13 +445,15 @@ class DataActions:
             if lab is not None and not lab.get("converged"):
                 failed.append({"key": k, "formula": a.get_chemical_formula(),
                                "reason": lab.get("error") or "SCF not converged"})
-        self._record("label", id=ident, what=what, reference=tag, calls=len(new_keys), cpu_seconds=round(cpu, 3),
+        self._record("label", id=ident, reservation=reservation, what=what, reference=tag, calls=len(new_keys),
+                     cpu_seconds=round(cpu, 3),
                      charged_keys=new_keys, cached=sum(r["cached"] for r in res["rows"]), failed=len(failed),
                      stopped=res.get("stopped"), budget_left=self.budget().calls_left - len(new_keys),
                      summary=f"{what}: {len(frames)} frames, {len(new_keys)} reference calls charged, "
                              f"{len(failed)} failed" + (f", stopped: {res['stopped']}" if res.get("stopped") else ""))
         return {"labels": labels, "calls": len(new_keys), "cpu": cpu, "failed": failed, "res": res}
 
+    @_locked
     def label(self, selection) -> Labelled:
         sel = self.selection(selection)
         pool = self.pool(sel.pool)
@@ -410,6 +496,7 @@ class DataActions:
         repo._git("commit", "--no-verify", "-q", "-m", message, "--", commits.ADDED_DIR)
         return repo.head()
 
+    @_locked
     def add(self, labelled, split: str = "train") -> DataOutcome:
         """Add labelled frames to the training set (split 'train': data/added/<n>.xyz) or to the
         validation set that picks mace-torch's best checkpoint (split 'valid': data/added/valid/<n>.xyz)."""
@@ -466,6 +553,7 @@ class DataActions:
         self.progress(out.message)
         return out
 
+    @_locked
     def prune(self, rule: str) -> DataOutcome:
         """Remove added frames (never shipped ones): 'addition:N' (a whole data/added/N.xyz),
         'force_above:X' (max |F| > X eV/Å), 'energy_above:X' (E/atom > X eV), 'closest_below:D' (Å)."""

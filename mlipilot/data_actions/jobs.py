@@ -35,7 +35,7 @@ def sample_job(out_dir: str, expected: dict, sealed_files: dict, starts_path: st
     from ase.io import read, write
 
     from mlipilot.data_actions.records import Method
-    from mlipilot.data_actions.sampling import Guards, perturb, run_md
+    from mlipilot.data_actions.sampling import Guards, drop_non_finite, perturb, run_md
 
     starts = read(starts_path, index=":", format="extxyz")
     m = Method(method)
@@ -45,6 +45,7 @@ def sample_job(out_dir: str, expected: dict, sealed_files: dict, starts_path: st
                                       Guards(**guards), seed)
     else:
         frames, stats, stops = perturb(starts, m, n_frames, amplitude, seed, calc)
+    frames, stats, stops = drop_non_finite(frames, stats, stops)  # no non-finite frame enters a pool
     write(Path(out_dir) / "pool.xyz", frames, format="extxyz")
     return {"started": started, "seconds": time.time() - started, "n": len(frames), "stats": stats, "stops": stops,
             "peak_rss_mb": _peak_rss_mb()}

@@ -56,17 +56,19 @@ class Budget(_Json):
     cpu_seconds: float
     calls_spent: int = 0
     cpu_spent: float = 0.0
+    calls_reserved: int = 0  # held by a label job that has not settled yet
 
     @property
     def calls_left(self) -> int:
-        return max(0, self.calls - self.calls_spent)
+        return max(0, self.calls - self.calls_spent - self.calls_reserved)
 
     @property
     def cpu_left(self) -> float:
         return max(0.0, self.cpu_seconds - self.cpu_spent)
 
     def line(self) -> str:
-        return (f"labels spent {self.calls_spent}/{self.calls} reference calls, "
+        held = f", {self.calls_reserved} held by a running label job" if self.calls_reserved else ""
+        return (f"labels spent {self.calls_spent}/{self.calls} reference calls{held}, "
                 f"{self.cpu_spent:.0f}/{self.cpu_seconds:.0f} CPU-s (left: {self.calls_left} calls)")
 
 

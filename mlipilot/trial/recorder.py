@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 import mlipilot
+from mlipilot import code_flags
 from mlipilot.data_actions.commits import frames_at, sync_data_hashes
 from mlipilot.git_history import TRAILER_METRICS, RunRepo, format_message, metric_trailer
 from mlipilot.integrity import sha256_file
@@ -68,7 +69,9 @@ class Recorder:
         trial_dir.mkdir(parents=True, exist_ok=True)
         parent = parent or repo.head()
         agent, model = text(agent), text(model)
-        base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": agent, "Model": model}
+        flags = code_flags.scan_tree(repo.root, cfg.editable)
+        base_trailers = {"Trial": n, "Hypothesis": hypothesis, "Agent": agent, "Model": model,
+                         **({"Flags": code_flags.trailer(flags)} if flags else {})}
         commit = repo.commit_paths(cfg.editable, format_message(hypothesis, "", base_trailers))
         record = TrialRecord.from_json({
             "trial": n, "status": TrialStatus.SUBMITTED, "run": cfg.name, "parent_commit": parent,
@@ -78,9 +81,11 @@ class Recorder:
             "host": socket.gethostname(), "trial_dir": str(trial_dir), "started_at": now(),
             "hashes": {"scorecard": self.spec.sha256, "holdout": sha256_file(self.store.holdout),
                        "harness": harness_hash(), "harness_version": mlipilot.__version__},
-            **(extra or {}), **self._data_state(repo, commit)})
+            **(extra or {}), **self._data_state(repo, commit), **({"audit_flags": flags} if flags else {})})
         self.ledger.append(record)
         self.progress(f"trial {n}: {hypothesis.splitlines()[0][:80]}  [{record.diff_stat}]")
+        if flags:
+            self.progress(f"  flagged for the audit: {code_flags.trailer(flags)}")
         return record
 
     def _data_state(self, repo: RunRepo, commit: str) -> dict:
@@ -116,6 +121,8 @@ class Recorder:
         trailers["Sandbox"] = self.sandbox_kind
         if record.foundation:
             trailers["Foundation"] = record.foundation
+        if record.audit_flags:
+            trailers["Flags"] = code_flags.trailer(record.audit_flags)
         return trailers
 
     def finish(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: PipelineResult,

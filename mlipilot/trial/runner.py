@@ -20,6 +20,7 @@ from mlipilot.records import NoiseEvent, TrialRecord
 from mlipilot.run_config import RunConfig
 from mlipilot.run_lock import run_lock
 from mlipilot.sandbox import NONE_WARNING, SandboxKind, open_sandbox, probe_token
+from mlipilot.scorecard.reference import ALWAYS_HIDDEN, reference_sources
 from mlipilot.scorecard.spec import load_spec
 from mlipilot.store import Store
 from mlipilot.trial import admission, decider
@@ -43,7 +44,10 @@ class TrialRunner:
         self.progress = progress
         seal = self.store.seal()
         self.sealed = seal["files"]
-        hide = (str(cfg.store), *seal["hide"], *cfg.sandbox.hide)
+        # the reference's implementation too: a job that cannot import it cannot label its own frames
+        ref = self.spec.stability.reference
+        refs = [*ALWAYS_HIDDEN, ref.name if ref else None, cfg.data.reference if cfg.data else None]
+        hide = (str(cfg.store), *seal["hide"], *cfg.sandbox.hide, *reference_sources(refs))
         self.sandbox_cfg = dataclasses.replace(cfg.sandbox, hide=tuple(dict.fromkeys(hide)))
         self.sandbox = open_sandbox(self.sandbox_cfg)
         self.caps = size_caps(cfg.root / "knobs.yaml")

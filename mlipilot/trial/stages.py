@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mlipilot import jobs
+from mlipilot import jobs, safe_tar
 from mlipilot.integrity import large_file_problem, large_files, seal_problem
 from mlipilot.records import FailureKind
 from mlipilot.run_config import RunConfig
@@ -101,7 +101,7 @@ def _prepare_train(ctx: StageContext) -> None:
     archive = subprocess.run(["git", "archive", "--format=tar", ctx.commit], cwd=ctx.cfg.root,
                              capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(src, filter="data")
+        safe_tar.extract(tar, src)
     provide_large_files(ctx.cfg.root, src)  # what git leaves out, checked against the commit's manifest
     ctx.outcome.prepare_seconds = round(time.time() - t0, 4)
 
