@@ -227,7 +227,9 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
     seed = None
     if bench.generated:
         if data_seed is not None:
-            progress(f"data seed {int(data_seed)} given: anyone who knows it can regenerate this run's holdout")
+            progress(f"data seed {int(data_seed)} given: anyone who knows it can regenerate this run's holdout — "
+                     "the agent too, inside train.py, and train on it; use a public seed to reproduce published "
+                     "numbers, never to compare agents")
         seed = bench.draw_data_seed() if data_seed is None else int(data_seed)
     elif data_seed is not None:
         raise MLIPilotError(f"--data-seed: benchmark {bench.name} has its own data files, not a generator "
