@@ -32,6 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import mlipilot.rundir as rundir  # noqa: E402
 from mlipilot.data_actions import DataActions  # noqa: E402
+from mlipilot.data_actions.brief import data_state  # noqa: E402
 from mlipilot.ledger import Ledger  # noqa: E402
 from mlipilot.run_config import load_run_config  # noqa: E402
 
@@ -101,7 +102,7 @@ def main() -> None:
     if baseline:
         print(f"one baseline training: {baseline['train']:.1f} s (trial wall {baseline['wall']:.1f} s): "
               f"the round costs {total / baseline['train']:.2f} x a training")
-    print(acts.state_text())
+    print(data_state(acts))
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(str(work / "run") + ".mlipilot-store", ignore_errors=True)

@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
 from mlipilot.trial import TrialRunner  # noqa: E402
-from mlipilot.validation.command import validate_run  # noqa: E402
+from mlipilot.validate import validate_run  # noqa: E402
 
 FIX = {"energy_weight": "100.0", "forces_weight": "10.0"}
 MODELS = {  # (name, config updates from the shipped baseline)

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from mlipilot.data_actions.commits import discard_pending
+from mlipilot.data_commits import discard_pending
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
 from mlipilot.agents.config_edits import knob_values
 from mlipilot.context import build_brief

@@ -38,7 +38,7 @@ def trailers(commit: git.Commit) -> dict[str, str]:
 
 def _trial_parent(commit: git.Commit) -> git.Commit | None:
     """The commit a trial was judged against: below the data commits it carried (mlipilot.data_actions)."""
-    from mlipilot.data_actions.commits import is_data_commit
+    from mlipilot.data_commits import is_data_commit
 
     parent = commit.parents[0] if commit.parents else None
     while parent is not None and is_data_commit(parent) and parent.parents:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ase.data import atomic_numbers
 
-from mlipilot.data_actions.config import DATA_TABLE
+from mlipilot.data_config import DATA_TABLE
 from mlipilot.errors import config_error
 from mlipilot.registry import Registry, load_dotted
 from mlipilot.schema import OMIT, Field, Table, read_file

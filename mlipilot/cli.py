@@ -122,7 +122,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 def _cmd_log(a: argparse.Namespace) -> int:
     from mlipilot.audit import GIT_ONE_LINER, audit
-    from mlipilot.data_actions.commits import carried_data, data_commits_between, describe, trial_parent
+    from mlipilot.data_commits import carried_data, data_commits_between, describe, trial_parent
     from mlipilot.run_config import load_run_config
     from mlipilot.sanitize import single_line
     from mlipilot.store import Store
@@ -179,7 +179,7 @@ def _cmd_show(a: argparse.Namespace) -> int:
     if e["trailers"].get("Foundation"):
         _echo(f"fine-tuned from: foundation model {e['trailers']['Foundation']} (name, sha256 prefix)")
     _echo(f"reason: {e['reason']}")
-    from mlipilot.data_actions.commits import frames_at
+    from mlipilot.data_commits import frames_at
 
     _echo("trained on: " + ", ".join(f"{name} ({n} frames)" for name, n in frames_at(Path(a.run), e["commit"]).items()))
     if valid := frames_at(Path(a.run), e["commit"], "valid"):
@@ -259,7 +259,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 def _cmd_validate(a: argparse.Namespace) -> int:
     from mlipilot.run_config import load_run_config
-    from mlipilot.validation.command import validate_run
+    from mlipilot.validate import validate_run
 
     cfg = load_run_config(Path(a.run))
     done = validate_run(cfg, trial=a.trial, accepted=a.accepted, executor=a.executor, timeout_min=a.timeout_min,

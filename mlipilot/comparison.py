@@ -113,7 +113,7 @@ def _validate_runs(manifest: dict, out: Path, executor: str, progress: Callable[
     """Validate each finished run's final best model, one after another from this process (on Slurm the
     validation is the run's own batch job, submitted like `mlipilot validate` would). A validation that
     cannot run (no accepted trial yet, a failed job) is recorded in the run's entry, not raised."""
-    from mlipilot.validation.command import validate_run
+    from mlipilot.validate import validate_run
 
     for name, entry in manifest["runs"].items():
         if entry.get("status") != "finished":

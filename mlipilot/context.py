@@ -34,7 +34,7 @@ def scorecard_summary(spec: ScorecardSpec) -> str:
 
 
 def _trial_line(r: TrialRecord) -> str:
-    m = r.score.metrics if r.score else {}
+    m = r.metrics or {}
     fmt = lambda k: f"{m[k]:.3g}" if isinstance(m.get(k), (int, float)) else "-"  # noqa: E731
     comp = f"{r.composite:.4g}" if isinstance(r.composite, (int, float)) else "-"
     return (f"trial {r.trial} [{r.verdict}] composite {comp} E {fmt('energy_rmse')} meV/atom "
@@ -52,7 +52,7 @@ def what_fails(best: TrialRecord, spec: ScorecardSpec, knobs: dict[str, Knob] | 
     failed MD runs with step and reason: normalised violations are easy to misread. Beside each,
     the options knobs.yaml documents as acting on that metric (documentation, not a prescription)."""
     knobs = knobs or {}
-    score = best.score or ScoreResult()
+    score = ScoreResult.of(best) or ScoreResult()
     m = score.metrics
     lines = []
     for c in spec.constraints:
@@ -79,7 +79,7 @@ def tried_table(trials: list[TrialRecord], events: list[IterationEvent]) -> str:
     head = "trial | " + " | ".join(keys) + " | verdict | E meV/atom | F meV/Å"
     rows = [head]
     for t in trials:
-        m, knobs = (t.score.metrics if t.score else {}), t.knobs or {}
+        m, knobs = (t.metrics or {}), t.knobs or {}
         num = lambda k: f"{m[k]:.3g}" if isinstance(m.get(k), (int, float)) else "-"  # noqa: E731
         rows.append(f"{t.trial} | " + " | ".join(str(knobs.get(k, "-")) for k in keys)
                     + f" | {t.verdict} | {num('energy_rmse')} | {num('force_rmse')}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlipilot.data_actions.commits import frames_at
+from mlipilot.data_commits import frames_at
 from mlipilot.records import DataActionEvent
 from mlipilot.store import Store
 

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import ClassVar
 
-from mlipilot.scorecard.result import ScoreResult
 
 HARNESS_AGENT = "harness"  # the `agent` of the trial the harness itself makes: the unedited baseline
 
@@ -175,7 +174,7 @@ class TrialRecord(_Row):
     verdict: str | None = None
     reason: str | None = None
     failure: str | None = None  # a FailureKind when the trial failed
-    metrics: dict | None = None  # the scorecard (ScoreResult.to_json's flat shape)
+    metrics: dict | None = None  # the scorecard (ScoreResult.to_json's flat shape; ScoreResult.of(row) types it)
     log_tail: str | None = None
     margin: float | None = None
     noise: dict | None = None
@@ -215,11 +214,6 @@ class TrialRecord(_Row):
     def interrupted(self) -> bool:
         """Ended by a stopped launcher, not by its experiment: no spent iteration, free to retry."""
         return self.failure == FailureKind.INTERRUPTED
-
-    @property
-    def score(self) -> ScoreResult | None:
-        """The scorecard, typed (metrics, MD runs, timings apart)."""
-        return ScoreResult.from_json(self.metrics) if self.metrics else None
 
     @property
     def decided(self) -> bool:

@@ -10,12 +10,11 @@ registry allows it; anything else fails with one line naming the nearest registe
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from mlipilot.errors import MLIPilotError
+from mlipilot.errors import MLIPilotError, nearest  # noqa: F401  (nearest: registry's public name too)
 
 T = TypeVar("T")
 
@@ -27,12 +26,6 @@ class UnknownName(MLIPilotError, ValueError):
     def __init__(self, problem: str, fix: str):
         super().__init__(f"{problem} — {fix}")
         self.problem, self.fix = problem, fix
-
-
-def nearest(name: object, names: list[str] | tuple[str, ...], cutoff: float = 0.6) -> str | None:
-    """The registered name closest to a misspelling, or None."""
-    near = difflib.get_close_matches(str(name), [str(n) for n in names], n=1, cutoff=cutoff)
-    return near[0] if near else None
 
 
 def is_dotted(name: str) -> bool:

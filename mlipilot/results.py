@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlipilot.records import HARNESS_AGENT, FailureKind, IterationEvent, TrialRecord, ValidationEvent, VerdictKind
+from mlipilot.scorecard.result import ScoreResult
 from mlipilot.store import Store
 
 COLUMNS = ["agent", "seed", "run", "iteration", "trial", "trial_agent", "verdict", "composite", "feasible",
@@ -54,7 +55,7 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
             "hypothesis": r.hypothesis or None})
         if (v := validation.get(r.trial)) is not None:
             row.update(validated=bool(v.passed), validation_failed=",".join(v.failed_checks or []))
-        score = r.score
+        score = ScoreResult.of(r)
         if score is not None:
             for k, v in score.metrics.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlipilot.agent_specs import agent_kind
 from mlipilot.errors import config_error
 from mlipilot.executors import (
     ExecutorKind,
@@ -17,7 +18,7 @@ from mlipilot.sandbox import LIMIT_FIELDS, SANDBOXES, Limits, SandboxConfig, San
 from mlipilot.registry import UnknownName
 from mlipilot.schema import OMIT, Field, Table, read_file
 
-from mlipilot.data_actions.config import DATA_TABLE, EXAMPLE as DATA_EXAMPLE, DataConfig, data_config
+from mlipilot.data_config import DATA_TABLE, EXAMPLE as DATA_EXAMPLE, DataConfig, data_config
 
 CONFIG_NAME = "mlipilot.toml"
 DEVICES = ("auto", "cpu", "cuda")  # where train.py trains (resolved on the node by jobs.resolve_device)
@@ -100,7 +101,7 @@ class RunConfig:
     slurm: dict  # the executor options found (the kinds' config_fields), whatever the kind
     sandbox: SandboxConfig = SandboxConfig()  # [sandbox]; runs made before it existed get bwrap
     noise: NoiseConfig = NoiseConfig()  # [noise]
-    data: DataConfig | None = None  # [data] (mlipilot.data_actions.config); None: its defaults
+    data: DataConfig | None = None  # [data] (mlipilot.data_config); None: its defaults
     device: str = "auto"  # [executor] device: where training runs (jobs.Device), resolved on the node
 
 
@@ -133,12 +134,10 @@ def _not_a_key(value: object) -> str | None:
 
 
 def _agent(spec: str) -> str | tuple[str, str] | None:
-    from mlipilot.agents import check_agent_spec
-
     if problem := _not_a_key(spec):
         return problem
     try:
-        check_agent_spec(spec, load=False, where="")  # the form only: a user's class is imported when a run starts
+        agent_kind(spec, where="")  # the form only: a user's class is imported when a run starts
     except UnknownName as e:
         return e.problem, e.fix
     return None

@@ -33,7 +33,7 @@ from mlipilot.sandbox import SandboxKind
 from mlipilot.sandbox import probe as probe_sandbox
 from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
-from mlipilot.scorecard.winnable import check_reference
+from mlipilot.reference_check import check_reference
 from mlipilot.store import Store
 from mlipilot.validation.spec import load_validation_spec
 from mlipilot.units import copy_labels

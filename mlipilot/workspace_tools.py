@@ -239,7 +239,7 @@ class WorkspaceTools:
     def show_history(self) -> str:
         rows = []
         for r in self.history.trials():
-            m = r.score.metrics if r.score else {}
+            m = r.metrics or {}
             rows.append({"trial": r.trial, "verdict": r.verdict, "hypothesis": r.hypothesis,
                          "composite": r.composite, "feasible": r.feasible,
                          "energy_rmse": m.get("energy_rmse"), "force_rmse": m.get("force_rmse"),

@@ -34,6 +34,16 @@ def pytest_collection_modifyitems(config, items):
         items[:] = needs[:1] + rest + needs[1:]
 
 
+@pytest.fixture(autouse=True)
+def _no_slurm_unless_marked(request, monkeypatch):
+    """A test not marked `slurm` sees no Slurm, as on a newcomer's machine without a cluster (the fast
+    lane there), even where CI has started one: submitit's Slurm executor cannot find srun."""
+    if request.node.get_closest_marker("slurm") is None:
+        import submitit
+
+        monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: -1))
+
+
 def pytest_unconfigure(config):
     base = str(config.option.basetemp or "")
     if "/var/tmp/mlipilot-pytest-" in base and not os.environ.get("MLIPILOT_KEEP_TEST_TMP"):

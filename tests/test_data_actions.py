@@ -13,7 +13,8 @@ from ase.calculators.emt import EMT
 from ase.io import read
 
 from mlipilot.data_actions import DataActions, DataRefusal
-from mlipilot.data_actions.commits import frames_at, pending_data_commits, trial_parent
+from mlipilot.data_actions.brief import data_state
+from mlipilot.data_commits import frames_at, pending_data_commits, trial_parent
 from mlipilot.errors import MLIPilotError
 from mlipilot.integrity import data_file_hashes, integrity_problem, sha256_file
 from mlipilot.ledger import Ledger
@@ -154,7 +155,7 @@ def test_prune_acts_only_on_added_frames(run):
     assert integrity_problem(run.root, run.store, run.editable) is None
     with pytest.raises(DataRefusal, match="nothing to prune"):
         acts.prune("closest_below:5")  # no added frame is left
-    assert "training set:" in acts.state_text() and "prune" in acts.state_text()
+    assert "training set:" in data_state(acts) and "prune" in data_state(acts)
 
 
 def test_killed_labelling_job_resumes_without_paying_twice(run):
@@ -344,12 +345,12 @@ def test_md_methods_and_the_scorecards_guards_stop_early(run, untrained_model):
     npt = acts.sample("bulk32*", driver="reference", method="npt", temperatures=[1200], n_frames=2, steps=20,
                       structures=1)
     assert npt.n == 2 and all(s["temperature"] > 0 for s in npt.frames_stats)
-    assert "early stops: md300#0 @ 1000.0 K" in acts.state_text()
+    assert "early stops: md300#0 @ 1000.0 K" in data_state(acts)
 
 
 def test_data_no_trial_followed_is_discarded(run):
     """Like edits without an experiment: the agent loop drops data commits no trial followed."""
-    from mlipilot.data_actions.commits import discard_pending
+    from mlipilot.data_commits import discard_pending
 
     head = git.Repo(run.root).head.commit.hexsha
     acts = DataActions(run, progress=lambda s: None)
@@ -432,6 +433,6 @@ def test_add_to_the_validation_split(run):
     assert frames_at(run.root, "HEAD", "valid") == {"data/added/valid/2.xyz": 2}
     assert "data/added/valid/2.xyz" in data_file_hashes(run.store)
     assert integrity_problem(run.root, run.store, run.editable) is None
-    assert "validation frames added: 2" in acts.state_text()
+    assert "validation frames added: 2" in data_state(acts)
     acts.prune("addition:2")  # one numbering: names the validation file
     assert not (run.root / "data/added/valid/2.xyz").exists() and (run.root / "data/added/1.xyz").exists()

@@ -29,7 +29,7 @@ import json
 import os
 from pathlib import Path
 
-from mlipilot.data_actions.commits import frames_at
+from mlipilot.data_commits import frames_at
 from mlipilot.jobs import MODEL_DIR
 from mlipilot.ledger import Ledger
 from mlipilot.records import interrupted

@@ -12,19 +12,14 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+from mlipilot.agent_specs import AGENT_CLASSES, FORMS, SPEC_FORMS, agent_kind  # noqa: F401 (SPEC_FORMS: public)
 from mlipilot.agents.base import Agent
-from mlipilot.registry import Registry, UnknownName, is_dotted
+from mlipilot.registry import Registry, UnknownName
 
-AGENTS: Registry[type[Agent]] = Registry("agent", {  # name -> "module:Class", constructed as Class(seed=seed)
-    "expert": "mlipilot.agents.expert:ExpertAgent",
-    "random": "mlipilot.agents.random_search:RandomAgent",
-    "optuna": "mlipilot.agents.optuna_search:OptunaAgent",
-    "al": "mlipilot.agents.al:ALAgent",
-}, dotted=True, forms=", local:<model>, provider/model (litellm) or package.module:Class",
-    check=lambda cls: None if isinstance(cls, type) and issubclass(cls, Agent) else
-    "is not a subclass of mlipilot.agents.base.Agent", check_fix="derive from it")
+AGENTS: Registry[type[Agent]] = Registry("agent", AGENT_CLASSES, dotted=True, forms=FORMS,
+                                         check=lambda cls: None if isinstance(cls, type) and issubclass(cls, Agent)
+                                         else "is not a subclass of mlipilot.agents.base.Agent", check_fix="derive from it")
 BASELINES = tuple(AGENTS)
-SPEC_FORMS = "a name (" + ", ".join(AGENTS) + "), local:<model>, provider/model (litellm) or package.module:Class"
 
 
 def _load_class(spec: str, where: str = "--agent") -> type[Agent]:
@@ -39,18 +34,10 @@ def check_agent_spec(spec: str, load: bool = True, where: str = "--agent") -> st
     (UnknownName, its problem prefixed with `where`) with the nearest registered one, instead of as a
     provider error mid-run. `load=False` (a config file being read) checks the form without importing
     a user's class."""
-    if spec in AGENTS:
-        return "registered"
-    if spec.startswith("local:"):
-        return "local"
-    if "/" in spec:
-        return "litellm"
-    if ":" in spec and is_dotted(spec):
-        if load:
-            _load_class(spec, where)
-        return "class"
-    e = AGENTS.unknown(spec)
-    raise UnknownName(f"{where}: {e.problem}" if where else e.problem, e.fix)
+    kind = agent_kind(spec, where)
+    if kind == "class" and load:
+        _load_class(spec, where)
+    return kind
 
 
 @contextlib.contextmanager

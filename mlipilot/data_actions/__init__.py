@@ -40,7 +40,7 @@ job, on bad input or a spent budget; a spent budget is a refusal, never a crash)
                                                  #   (eV/atom), "closest_below:1.6" (Å); added frames only
     acts.budget()                                # -> Budget: calls, cpu_seconds, calls_spent, cpu_spent,
                                                  #   calls_left, cpu_left, line()
-    acts.state_text()                            # the compact brief section (composition, budget, last actions)
+    data_state(acts)                             # mlipilot.data_actions.brief: composition, budget, last actions
     acts.training_frames()                       # the union the next trial trains on (ase.Atoms list)
 
 Pools, selections, labelled sets and the label cache live in the private store (store/data/),
@@ -48,7 +48,7 @@ referred to by id: `acts.pool(id)`, `acts.selection(id)`, `acts.labelled(id)`, `
 Each action is a submitit job on the run's executor ([executor] kind, one CPU, score_timeout_min)
 and an event row {"event": "data_action", "action": ...} in the hash-chained ledger.
 
-Verdict semantics (mlipilot.data_actions.commits): `pending_data_commits(root)` lists the data
+Verdict semantics (mlipilot.data_commits): `pending_data_commits(root)` lists the data
 commits since the last trial; a trial's parent is `trial_parent(root)` (the commit before them), so
 a rejected trial resets its data too and `discard_pending(root, store)` drops data no trial followed.
 A trial whose only change is pending data is an experiment (not refused as "nothing changed").

@@ -25,8 +25,8 @@ from ase import Atoms
 from ase.io import read, write
 
 from mlipilot import jobs
-from mlipilot.data_actions import commits
-from mlipilot.data_actions.config import DataConfig
+from mlipilot import data_commits as commits
+from mlipilot.data_config import DataConfig
 from mlipilot.data_actions.guard import Guard, protected_files
 from mlipilot.data_actions.labelling import PYSCF_NAMES, label_key, labelled_atoms, reference_tag
 from mlipilot.data_actions.records import (
@@ -602,13 +602,6 @@ class DataActions:
             self._record("prune", rule=rule, removed=removed, commit=commit, files=touched, summary=out.message)
         self.progress(out.message)
         return out
-
-    # -- the brief ----------------------------------------------------------------------------------
-    def state_text(self, last: int = 4) -> str:
-        from mlipilot.data_actions.brief import data_state
-
-        return data_state(self, last)
-
 
 def _prune_hit(rule: str, x: float, a: Atoms) -> bool:
     if rule == "force_above":

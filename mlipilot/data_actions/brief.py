@@ -4,13 +4,11 @@ set's composition, the labelling budget and the last data actions' outcomes, com
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 import numpy as np
 from ase.io import read
 
-if TYPE_CHECKING:
-    from mlipilot.data_actions.actions import DataActions
+from mlipilot.data_actions.actions import DataActions
 
 
 def composition(frames: list) -> list[str]:
@@ -33,7 +31,8 @@ def composition(frames: list) -> list[str]:
     return lines
 
 
-def data_state(acts: "DataActions", last: int = 4) -> str:
+def data_state(acts: DataActions, last: int = 4) -> str:
+    """The compact state: composition, budget, the last data actions."""
     frames = acts.training_frames()
     added = sum(1 for a in frames if a.info.get("source", "shipped") != "shipped")
     parts = [f"training set: {len(frames)} frames ({added} added by data actions)", *composition(frames)]
@@ -50,7 +49,5 @@ def data_state(acts: "DataActions", last: int = 4) -> str:
 
 def brief_section(cfg) -> str:
     """The '## Training data' section of the per-iteration brief (mlipilot.context)."""
-    from mlipilot.data_actions.actions import DataActions
-
     return "## Training data (data tools: sample_data, select_data, label_data, add_data, prune_data)\n" + \
-        DataActions(cfg, progress=lambda s: None).state_text()
+        data_state(DataActions(cfg, progress=lambda s: None))

@@ -101,6 +101,8 @@ def call_data_tool(cfg, name: str, args: dict) -> str:
             return acts.add(**args).summary()
         if name == "prune_data":
             return acts.prune(**args).summary()
-        return acts.state_text()  # data_status
+        from mlipilot.data_actions.brief import data_state
+
+        return data_state(acts)  # data_status
     except DataRefusal as e:
         return f"Refused: {e}"

@@ -26,7 +26,7 @@ from mlipilot.md.checks import (
 )
 from mlipilot.md.integrators import Ensemble, MDStep, Protocol, fcc_cell, integrate
 from mlipilot.md.runner import run_checked
-from mlipilot.scorecard.result import MDRun
+from mlipilot.md.result import MDRun
 
 __all__ = ["BondDeviation", "CloseContact", "Ensemble", "HDetached", "MaxForce", "MDRun", "MDStep", "MinDistance", "NonFinite",
            "Observe", "Protocol", "ReferenceForce", "StepCheck", "TemperatureRunaway", "VolumeRatio", "fcc_cell",

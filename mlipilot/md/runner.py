@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 from mlipilot.md.checks import StepCheck
 from mlipilot.md.integrators import MDStep
-from mlipilot.scorecard.result import MDRun
+from mlipilot.md.result import MDRun
 
 
 def run_checked(steps: Iterable[MDStep], checks: Sequence[StepCheck], warmup: int = 5) -> MDRun:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlipilot.data_actions.commits import pending_data_commits
+from mlipilot.data_commits import pending_data_commits
 from mlipilot.edits import effective_changes, repeat_of
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo

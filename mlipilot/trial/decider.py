@@ -26,6 +26,22 @@ class Decision:
     noise: Noise | None
 
 
+@dataclasses.dataclass(frozen=True)
+class Decided:
+    """Everything the recorder writes for a decided trial, handed over once: the verdict (after any
+    close-call confirmation), what was assessed, the pipeline's outcome and how the trial ran."""
+    verdict: Verdict
+    candidate: Assessment | None
+    incumbent: TrialRecord | None
+    noise: Noise | None
+    outcome: PipelineResult
+    integrity: str | None
+    seeds: list[int]
+    confirm: dict | None = None  # the close call's second seed
+    foundation: str | None = None  # `name sha256-prefix` it fine-tuned from
+    wall_total: float = 0.0
+
+
 def noise_for(incumbent: TrialRecord | None, events: list[NoiseEvent], spec: ScorecardSpec,
               cfg: RunConfig) -> Noise | None:
     """The latest noise measurement (`mlipilot noise`), scaled to the current incumbent: the spread is

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import mlipilot
 from mlipilot import code_flags
-from mlipilot.data_actions.commits import frames_at, sync_data_hashes
+from mlipilot.data_commits import frames_at, sync_data_hashes
 from mlipilot.git_history import TRAILER_METRICS, RunRepo, format_message, metric_trailer
 from mlipilot.integrity import sha256_file
 from mlipilot.records import DataActionEvent, FailureKind, TrialRecord, TrialStatus
 from mlipilot.run_config import RunConfig
 from mlipilot.sanitize import sanitize, strip_controls
 from mlipilot.scorecard.spec import ScorecardSpec
-from mlipilot.scorecard.verdict import ACCEPTED, FAILED, Assessment, Noise, Verdict
+from mlipilot.scorecard.verdict import ACCEPTED, FAILED
 from mlipilot.store import Store
-from mlipilot.trial.decider import INTERRUPTED_REASON, failure_kind
+from mlipilot.trial.decider import INTERRUPTED_REASON, Decided, failure_kind
 from mlipilot.trial.stages import PipelineResult
 
 
@@ -104,8 +104,8 @@ class Recorder:
         self.ledger.append(record)
 
     # -- after the verdict ------------------------------------------------------------------------
-    def trailers(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: PipelineResult,
-                 incumbent: TrialRecord | None, seeds: list[int]) -> dict:
+    def _trailers(self, record: TrialRecord, d: Decided) -> dict:
+        verdict, candidate, outcome, incumbent, seeds = d.verdict, d.candidate, d.outcome, d.incumbent, d.seeds
         trailers = {"Trial": record.trial, "Hypothesis": record.hypothesis, "Agent": record.agent,
                     "Model": record.model, "Verdict": verdict.verdict, "Reason": verdict.reason,
                     "Parent-Trial": incumbent.trial if incumbent else None, "Seed": ",".join(map(str, seeds)),
@@ -125,12 +125,17 @@ class Recorder:
             trailers["Flags"] = code_flags.trailer(record.audit_flags)
         return trailers
 
-    def finish(self, record: TrialRecord, verdict: Verdict, candidate: Assessment | None, outcome: PipelineResult,
-               noise: Noise | None, integrity: str | None, trailers: dict, wall_total: float) -> TrialRecord:
-        """Amend the commit's message with the trailers, keep or revert it, write the decided row."""
+    def finish(self, record: TrialRecord, d: Decided) -> TrialRecord:
+        """Amend the commit's message with the trailers, keep or revert it, write the decided row: once,
+        from the finished decision."""
         cfg, n = self.cfg, record.trial
+        verdict, candidate, outcome, noise, integrity = d.verdict, d.candidate, d.outcome, d.noise, d.integrity
+        if d.confirm is not None:
+            record.confirm = d.confirm
+        if d.foundation:
+            record.foundation = d.foundation
         repo = self.repo_of(record)
-        message = format_message(record.hypothesis, "", trailers)
+        message = format_message(record.hypothesis, "", self._trailers(record, d))
         final_commit = repo.amend_message(message)
         rejected_ref = None
         if record.workdir:
@@ -152,7 +157,7 @@ class Recorder:
         record.total_violation = candidate.total_violation if candidate else None
         record.composite = candidate.composite if candidate else None
         record.feasible = candidate.feasible if candidate else False
-        record.wall = {**outcome.wall, "total": wall_total}
+        record.wall = {**outcome.wall, "total": d.wall_total}
         record.finished_at = now()
         self.ledger.append(record)
         return record

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from mlipilot import foundation, jobs
-from mlipilot.data_actions.commits import trial_parent
+from mlipilot.data_commits import trial_parent
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import get_executor
 from mlipilot.git_history import TRAILER_METRICS, RunRepo
@@ -139,19 +139,16 @@ class TrialRunner:
         incumbent = self.ledger.incumbent()
         noise = decider.noise_for(incumbent, self.ledger.events(NoiseEvent), self.spec, cfg)
         decision = decider.decide_trial(outcome, incumbent, self.spec, noise, problem)
-        verdict = decision.verdict
-        seeds = [record.seed]
+        verdict, seeds, confirmed = decision.verdict, [record.seed], None
         if verdict.close:  # a win inside confirm x sigma: trained again with a second harness seed
             seed = record.seed + 1
             second, identical = self.replicate(record, seed)
-            verdict, record.confirm = decider.confirm(decision, seed, second, identical, self.spec)
+            verdict, confirmed = decider.confirm(decision, seed, second, identical, self.spec)
             seeds.append(seed)
         verdict = dataclasses.replace(verdict, reason=text(verdict.reason))  # job errors quote the agent's files
-        if started_from := self._foundation_of(record.commit):
-            record.foundation = started_from
-        trailers = self.recorder.trailers(record, verdict, decision.candidate, outcome, incumbent, seeds)
-        record = self.recorder.finish(record, verdict, decision.candidate, outcome, noise, problem, trailers,
-                                      time.time() - t_start)
+        record = self.recorder.finish(record, decider.Decided(
+            verdict, decision.candidate, incumbent, noise, outcome, problem, seeds, confirmed,
+            self._foundation_of(record.commit), time.time() - t_start))
         best = self.ledger.incumbent()
         self.progress(f"trial {record.trial}: {verdict.verdict.upper()} — {verdict.reason}"
                       + (f"  (best: trial {best.trial}, composite {best.composite:.4f})" if best else ""))
