@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_import_contracts_are_kept():
-    pytest.importorskip("importlinter")
+    pytest.importorskip("importlinter", reason="pip install -e .[test] (import-linter)")
     p = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"],
                        cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]

@@ -1,11 +1,14 @@
-"""Every command README.md shows runs here, through the real `mlipilot` console script.
+"""Every command README.md and the docs/ pages show runs here, through the real `mlipilot` console script.
 
-A "command" is each line of a ```bash block, and each inline code span that starts like one
-(`mlipilot …`, `git …`, `python …`, `pip …`, `.ci/…`). README_COMMANDS maps each of them, by its
-text, to what the test runs: the same command with tiny sizes substituted (`--size small`, one
-iteration, `--executor debug`), or an explicit reason it is not run. A README command without an
-entry fails `test_every_readme_command_has_an_entry` (and so does an entry the README dropped).
-`test_readme_commands_run` then runs the entries in README order in one folder, as a user would:
+The pages are README.md, then docs/*.md in the order of mkdocs.yml's nav (`doc_pages`). A "command" is
+each line of a ```bash block, and each inline code span that starts like one (`mlipilot …`, `git …`,
+`python …`, `pip …`, `.ci/…`). README_COMMANDS maps each of them, by its text, to what the test runs: the
+same command with tiny sizes substituted (`--size small`, one iteration, `--executor debug`), or an
+explicit reason it is not run. A command of any page without an entry fails
+`test_every_command_of_the_page_has_an_entry[page]` (and an entry no page shows fails
+`test_no_entry_for_a_command_no_page_shows`). `test_readme_commands_run` then runs the entries in reading
+order — README.md, then the nav's pages; a command shown on several pages runs where it is first shown —
+in one folder, as a user would:
 the fake OpenAI-compatible server (tests/fake_llm_server.py) stands in for every LLM, including the
 embedded `local:qwen2.5-coder-0.5b` (the real local model is tested in tests/test_local_llm.py).
 Training is real (mace-torch) and small. The demos run the shipped `cu_emt` (`--size small`); the run
@@ -38,6 +41,9 @@ from fake_llm_server import FakeLLMServer
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+MKDOCS_YML = ROOT / "mkdocs.yml"
+README_MAX_LINES = 200  # what a newcomer reads first; the reference is under docs/
 INLINE_COMMAND = re.compile(r"(mlipilot |git |python |pip |\.ci/|OPENAI_API_KEY|\$EDITOR|cd )")
 
 
@@ -50,10 +56,24 @@ class ReadmeCommand:
     text: str      # the command, whitespace collapsed, trailing `# comment` removed: the table key
     comment: str   # that comment ("" if none)
     block: int     # which ```bash block (-1: an inline code span)
+    page: str = "README.md"  # where it is shown (relative to the repository)
 
 
-def readme_commands(text: str | None = None) -> list[ReadmeCommand]:
-    """The README's commands in document order (an inline span repeated later is listed once)."""
+def doc_pages() -> list[Path]:
+    """README.md, then the docs pages in the order of mkdocs.yml's nav: the order the commands run in."""
+    def walk(items):
+        for item in items:
+            value = next(iter(item.values())) if isinstance(item, dict) else item
+            yield from walk(value) if isinstance(value, list) else [value]
+
+    return [README, *(DOCS / page for page in walk(yaml.safe_load(MKDOCS_YML.read_text())["nav"]))]
+
+
+PAGES = [str(p.relative_to(ROOT)) for p in doc_pages()]
+
+
+def readme_commands(text: str | None = None, page: str = "README.md") -> list[ReadmeCommand]:
+    """One page's commands in document order (an inline span repeated later is listed once)."""
     text = README.read_text() if text is None else text
     found: list[tuple[int, ReadmeCommand]] = []
     fences = list(re.finditer(r"^```(\w*)\n(.*?)^```", text, re.S | re.M))
@@ -63,19 +83,30 @@ def readme_commands(text: str | None = None) -> list[ReadmeCommand]:
             code, comment = (line[:hash_.start()], hash_.group(1)) if hash_ else (line, "")
             code = " ".join(code.split())
             if code and not code.startswith("#"):
-                found.append((m.start(), ReadmeCommand(code, comment.strip(), i)))
+                found.append((m.start(), ReadmeCommand(code, comment.strip(), i, page)))
     prose = text
     for m in fences:  # blank the fenced blocks out, keeping offsets
         prose = prose[:m.start()] + " " * (m.end() - m.start()) + prose[m.end():]
     for m in re.finditer(r"`([^`]+)`", prose):
         span = " ".join(m.group(1).split())
         if INLINE_COMMAND.match(span):
-            found.append((m.start(), ReadmeCommand(span, "", -1)))
+            found.append((m.start(), ReadmeCommand(span, "", -1, page)))
     out, seen = [], set()
     for _, c in sorted(found, key=lambda x: x[0]):
         if c.text not in seen:
             seen.add(c.text)
             out.append(c)
+    return out
+
+
+def doc_commands() -> list[ReadmeCommand]:
+    """Every page's commands in reading order; a command shown on several pages is listed where first shown."""
+    out, seen = [], set()
+    for page in PAGES:
+        for c in readme_commands((ROOT / page).read_text(), page):
+            if c.text not in seen:
+                seen.add(c.text)
+                out.append(c)
     return out
 
 
@@ -288,7 +319,7 @@ LOOK_THEN_FINISH = [{"tool": "list_files", "args": {}},
 SMALL = "--size small --executor debug"
 
 README_COMMANDS: dict[str, list | NotRun] = {
-    # --- Two commands (the shipped cu_emt, small)
+    # --- README.md, two commands (the shipped cu_emt, small)
     "mlipilot demo --agent expert": [
         # no iteration (saves a training): the expert's trials are run by `mlipilot run --agent expert` below
         Run(f"mlipilot demo --agent expert {SMALL} --iterations 0",
@@ -312,7 +343,8 @@ README_COMMANDS: dict[str, list | NotRun] = {
     FAST_LANE: NotRun("the test suite's fast lane (what `python -m pytest` runs, less the tests marked slow or "
                       "slurm); checked: the markers are declared, and test_fast_lane_selects_tests collects it",
                       _check_fast_lane_markers),
-    # --- Using it (cu_emt_tiny: see tiny_benchmark)
+    # --- README.md, first run by hand (cu_emt_tiny: see tiny_benchmark); its `mlipilot run --agent expert` is
+    # listed with the agents below (docs/agents.md shows it too)
     "mlipilot init cu_emt runs/cu1": [
         Run(f"mlipilot init {{tiny}} runs/cu1 {SMALL}", at=".",
             expect=(r"run directory .*runs/cu1", r"next: cd runs/cu1 && mlipilot trial -m baseline")),
@@ -335,9 +367,13 @@ README_COMMANDS: dict[str, list | NotRun] = {
             "%(trailers:key=MLIPilot-Composite,valueonly,separator=)'",
             expect=(r"^\w+ baseline\n    accepted \d+\.\d+$",)),
     ],
+    "mlipilot log --all": [Run("mlipilot log --all", check=_check_log_all)],  # trial 3 is the expert's
+    "mlipilot show 3": [
+        Run("mlipilot show 3", expect=(r"trial 3: (accepted|rejected)", r"reason: ", r"metrics: ")),
+    ],
     "mlipilot init BENCHMARK DIR": NotRun("a synopsis: run as `mlipilot init cu_emt runs/cu1` and "
                                           "`mlipilot init qm7_b3lyp DIR`"),
-    # --- Bring your own system (the example alloy folder; init checks its data), then back to runs/cu1
+    # --- docs/own-system.md (the example alloy folder; init checks its data), then back to runs/cu1
     "python -m mlipilot.datasets.alloy_emt mybench": [
         Run("python -m mlipilot.datasets.alloy_emt mybench", at=".", expect=(r"benchmark folder: .*mybench",)),
     ],
@@ -346,7 +382,7 @@ README_COMMANDS: dict[str, list | NotRun] = {
             expect=(r"cuau_emt data holdout: \d+ frames, \d+ atoms, elements Au,Cu", r"run directory .*runs/cuau")),
         Cd("runs/cu1"),
     ],
-    # --- Fine-tune a foundation model: the shipped tiny one, on the fast Cu benchmark; back to runs/cu1 after
+    # --- docs/fine-tuning.md: the shipped tiny one, on the fast Cu benchmark; back to runs/cu1 after
     "mlipilot init cu_emt runs/ft --foundation tiny=benchmarks/foundation/tiny_emt_fcc.model": [
         Run(f"mlipilot init {{tiny}} runs/ft {SMALL} --foundation tiny={ROOT}/benchmarks/foundation/tiny_emt_fcc.model",
             at=".", expect=(r"foundation model tiny: .* elements Al Ni Cu Pd Ag Pt Au", r"run directory .*runs/ft")),
@@ -363,7 +399,8 @@ README_COMMANDS: dict[str, list | NotRun] = {
         Run("mlipilot show 2", expect=(r"fine-tuned from: foundation model tiny [0-9a-f]{16}",)),
         Cd("../cu1"),
     ],
-    # --- Agents (still in runs/cu1); --iterations counts the run's earlier iterations: {next} = one more
+    # --- docs/agents.md (still in runs/cu1); --iterations counts the run's earlier iterations: {next} = one more;
+    # the expert's line runs where README.md's first run shows it, right after trial 2
     "mlipilot run": NotRun("names the subcommand; its uses are run below, resume after a kill in "
                            "tests/test_agent_loop.py::test_resume_after_kill_mid_trial"),
     "mlipilot run --agent expert --iterations 6": [
@@ -394,7 +431,7 @@ README_COMMANDS: dict[str, list | NotRun] = {
             expect=(r"iteration 7/7: trial 5 (accepted|rejected)", r"run ended: budget_iterations"),
             check=_check_llm_edit_was_trained),
     ],
-    # --- qm7_b3lyp
+    # --- docs/qm7.md; docs/data-actions.md and docs/slurm-and-gpus.md only name subcommands
     "mlipilot init qm7_b3lyp DIR": [
         Run("mlipilot init qm7_b3lyp qm7 --executor debug", at=".", expect=(r"run directory .*qm7",)),
     ],
@@ -406,13 +443,13 @@ README_COMMANDS: dict[str, list | NotRun] = {
                                      "run through the console script in tests/test_small_agents.py::"
                                      "test_edits_before_the_baseline_are_refused_with_the_fix"),
     "mlipilot trial": NotRun("names the subcommand (Slurm re-attach: tests/test_slurm.py); its use is run above"),
-    # --- Noise (back in runs/cu1): one more seed is enough to measure a spread
+    # --- docs/noise.md (back in runs/cu1): one more seed is enough to measure a spread
     "mlipilot noise --seeds 3": [
         Run("mlipilot noise --seeds 2", at="runs/cu1",
             expect=(r"noise of trial \d+ over harness seeds \[1, 2\]", r"margin from now on"), check=_check_noise),
     ],
     "mlipilot noise": NotRun("names the subcommand; run above as `mlipilot noise --seeds 3`"),
-    # --- validation (cu_emt_tiny's validation: the shipped checks on small cells and few steps)
+    # --- docs/validation.md (cu_emt_tiny's validation: the shipped checks on small cells and few steps)
     "mlipilot validate --best": [
         Run("mlipilot validate --best", at="runs/cu1",
             expect=(r"lattice_constant", r"phonons", r"validation (PASSED|FAILED)"), ok_rc=(0, 3)),
@@ -428,7 +465,7 @@ README_COMMANDS: dict[str, list | NotRun] = {
     "mlipilot report": [  # no argument: the current run's report, in its private store
         Run("mlipilot report", at="runs/cu1", expect=(r"report: .*runs/cu1\.mlipilot-store/report/report\.html",)),
     ],
-    # --- Comparing agents, reports and the audit (from the top folder)
+    # --- docs/compare.md (from the top folder); docs/layout.md and docs/sandbox.md only name commands
     "mlipilot bench --benchmark cu_emt --agents expert,random,local:qwen2.5-coder-0.5b --seeds 3 "
     "--iterations 10 --validate --out bench1": [
         # the embedded model is replaced by the fake server; it finishes at once (one training fewer)
@@ -472,6 +509,10 @@ README_COMMANDS: dict[str, list | NotRun] = {
     "python train/train.py --out-dir … --model-out …": NotRun("the training job's command line: every trial "
                                                                "above ran it"),
     "mlipilot init": NotRun("names the subcommand (what it writes: run above as `mlipilot init cu_emt runs/cu1`)"),
+    "git log": NotRun("plain git, named by the threat model (read the history for MLIPilot-Flags); the "
+                      "audit's `git log --format=…` lines are run above"),
+    "git show": NotRun("plain git, named by the threat model (read a trial's train.py); `mlipilot show 3` "
+                       "above prints a trial's diff"),
     "git archive": NotRun("names how the harness extracts a trial's commit for training: every trial above ran it"),
 }
 
@@ -515,17 +556,56 @@ def _run(step: Run, ctx: Ctx) -> None:
             step.check(ctx, p, server)
 
 
-def test_every_readme_command_has_an_entry():
-    shown = [c.text for c in readme_commands()]
-    missing = [c for c in shown if c not in README_COMMANDS]
-    assert not missing, ("README commands no test runs (add them to README_COMMANDS in "
+@pytest.mark.parametrize("page", PAGES)
+def test_every_command_of_the_page_has_an_entry(page):
+    """The same rule for README.md and every docs page: each command it shows has a README_COMMANDS entry."""
+    shown = readme_commands((ROOT / page).read_text(), page)
+    missing = [c.text for c in shown if c.text not in README_COMMANDS]
+    assert not missing, (f"commands {page} shows that no test runs (add them to README_COMMANDS in "
                          f"tests/test_readme_commands.py): {missing}")
+
+
+def test_no_entry_for_a_command_no_page_shows():
+    shown = [c.text for c in doc_commands()]
     stale = [k for k in README_COMMANDS if k not in shown]
-    assert not stale, f"README_COMMANDS entries the README no longer shows: {stale}"
-    assert any(c.block >= 0 for c in readme_commands()) and len(shown) >= 20  # the parser still finds them
+    assert not stale, f"README_COMMANDS entries neither README.md nor a docs page shows any more: {stale}"
+    readme = readme_commands()  # the parser still finds them
+    assert any(c.block >= 0 for c in readme) and len(readme) >= 10 and len(shown) >= 40, (len(readme), len(shown))
     for entry in README_COMMANDS.values():
         if isinstance(entry, NotRun) and entry.check:
             entry.check()
+
+
+def test_readme_is_short():
+    """What a newcomer needs first (what it is, the two commands, the tests, a first run, where to go
+    next); the reference is under docs/."""
+    n = len(README.read_text().splitlines())
+    assert n <= README_MAX_LINES, f"README.md has {n} lines (at most {README_MAX_LINES}): move reference text to docs/"
+
+
+def test_every_docs_page_is_in_the_nav_and_linked_from_the_readme():
+    """docs/*.md is exactly mkdocs.yml's nav; README.md links every page, and its relative links resolve
+    (mkdocs checks the links between pages, not README.md's)."""
+    nav = {p.removeprefix("docs/") for p in PAGES[1:]}
+    on_disk = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
+    assert nav == on_disk, f"in the nav only: {sorted(nav - on_disk)}, on disk only: {sorted(on_disk - nav)}"
+    links = re.findall(r"\]\(([^)\s]+)\)", README.read_text())
+    local = [link.split("#")[0] for link in links if not re.match(r"\w+:", link)]
+    assert not [link for link in local if not (ROOT / link).exists()], local
+    unlinked = sorted(nav - {link.removeprefix("docs/") for link in local})
+    assert not unlinked, f"docs pages README.md does not link: {unlinked}"
+
+
+def test_mkdocs_build_strict(tmp_path):
+    """The docs site builds with no warning: every page in the nav, no broken link or anchor (mkdocs.yml)."""
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (it is in the `test` extra: pip install -e '.[test]')")
+    p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(MKDOCS_YML),
+                        "-d", str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert not re.search(r"^(WARNING|ERROR)", p.stderr, re.M), p.stderr[-3000:]
+    site = tmp_path / "site"
+    built = [site / ("index.html" if page == "docs/index.md" else f"{Path(page).stem}/index.html") for page in PAGES[1:]]
+    assert all(f.is_file() for f in built), [str(f) for f in built if not f.is_file()]
 
 
 def test_readme_parser_finds_blocks_inline_spans_and_comments():
@@ -602,7 +682,8 @@ def test_thread_settings_took_effect():
 
 @pytest.mark.slow
 def test_readme_commands_run(tmp_path):
-    """Every README command in README order, in one folder, each through the console script."""
+    """Every command of README.md and the docs pages in reading order, in one folder, each through the
+    console script."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}  # never a real key or endpoint
     env.update(OMP_NUM_THREADS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@t")
@@ -610,7 +691,7 @@ def test_readme_commands_run(tmp_path):
     env["TMPDIR"] = str(tmp_path / "tmp")  # the demos' run directories
     ctx = Ctx(top=tmp_path, cwd=tmp_path, env=env, tiny=tiny_benchmark(tmp_path / "benchmarks" / "cu_emt_tiny"))
     try:
-        for command in readme_commands():
+        for command in doc_commands():
             ctx.readme = command
             entry = README_COMMANDS[command.text]
             if isinstance(entry, NotRun):
@@ -626,6 +707,6 @@ def test_readme_commands_run(tmp_path):
     finally:
         print("\n\n".join(ctx.log))
         print("\nseconds per command:\n" + "\n".join(f"{s:6.1f}  {c[:110]}" for s, c in ctx.seconds))
-    # every CLI path is reached from the README (the bench crash hid in one that no test ran)
+    # every CLI path is reached from the README or the docs (the bench crash hid in one that no test ran)
     never = set(_subcommands()) - ctx.subcommands
-    assert not never, f"subcommands the README never shows, so nothing here runs them: {sorted(never)}"
+    assert not never, f"subcommands neither README.md nor a docs page shows, so nothing here runs them: {sorted(never)}"
