@@ -23,6 +23,7 @@ from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo
 from mlipilot.ledger import events_of, latest_trials
 from mlipilot.records import (
+    COMPLETED,
     HARNESS_AGENT,
     RUN_ENDING,
     ExitStatus,
@@ -124,6 +125,10 @@ def _run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[
             if stop:
                 status = stop
                 break
+        if status in COMPLETED and (nothing := nothing_scored(ledger.latest())) is not None:  # all trials failed
+            status = ExitStatus.ERROR
+            ledger.append(RunEvent("run_error", error=nothing))
+            progress(f"run FAILED: {nothing}")
     except KeyboardInterrupt:
         status = ExitStatus.INTERRUPTED
         raise
@@ -152,12 +157,14 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
         wcfg = cfg if k == 1 else dataclasses.replace(cfg, root=workdir)
         tools = WorkspaceTools(wcfg, trial.store)
         brief = build_brief(wcfg, tools, it, budget.iterations)
-        result = agent.run_iteration(tools, brief, budget.limits(used))
+        result = agent.run_iteration(tools, brief, dataclasses.replace(budget.limits(used), iteration=it))
         u = result.usage
         usage = {"tokens_in": u.tokens_in, "tokens_out": u.tokens_out, "cost": u.cost}
         extra = {"llm_calls": u.llm_calls, "tool_errors": u.tool_errors, "refused": u.refused,
                  "cached_tokens": u.cached_tokens, "llm_seconds": round(u.llm_seconds, 2), "iteration": it,
                  "brief_chars": len(brief), **({"parallel": k} if k > 1 else {})}
+        # an LLM agent's calls and the refused ones with why (the next brief names them); none for scripted agents
+        calls = {key: list(v) for key, v in (("calls", u.calls), ("refused_calls", u.refused_calls)) if v}
         used += Spent(1, u.tokens_in + u.tokens_out, u.cost)
         if result.action == Outcome.EXPERIMENT:
             refusal = tools.refusal()  # any agent, not only the LLM's tool loop, is held to it
@@ -165,14 +172,15 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
                 result = IterationResult(Outcome.REFUSED, refusal, u)
                 extra["refused"] = u.refused + 1
         if result.action == Outcome.EXPERIMENT:
-            kw = dict(agent=agent.name, model=agent.model, **usage, extra={**extra, "knobs": knob_values(tools)})
+            kw = dict(agent=agent.name, model=agent.model, **usage,
+                      extra={**extra, "knobs": knob_values(tools), **calls})
             if k == 1:
                 record = trial.run(result.text, **kw)
                 best = trial.ledger.incumbent()
-                progress(f"iteration {it}/{budget.iterations}: trial {record.trial} {record.verdict}"
-                         f" | composite {_fmt(record.composite)} | best {_fmt(best and best.composite)}"
-                         f" (trial {best and best.trial}) | tokens {u.tokens_in} in / {u.tokens_out} out"
-                         f" | tool errors {u.tool_errors}")
+                progress(f"iteration {it}/{budget.iterations}: trial {record.trial} {verdict_words(record)}"
+                         f" | composite {_fmt(record.composite)} | best "
+                         + (f"{_fmt(best.composite)} (trial {best.trial})" if best else "- (no model scored yet)")
+                         + f" | tokens {u.tokens_in} in / {u.tokens_out} out | tool errors {u.tool_errors}")
             else:
                 pending.append(trial.start_in_worktree(workdir, result.text, **kw))
             continue
@@ -182,8 +190,9 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
             discard_pending(cfg.root, cfg.store)  # data commits no trial followed go the same way
         else:
             repo.remove_worktree(workdir)
-        trial.ledger.append(IterationEvent(result.action, result.text, result.exit_status, agent.name, agent.model,
-                                           **usage, **extra))
+        event = IterationEvent(result.action, result.text, result.exit_status, agent.name, agent.model,
+                               **usage, **extra)
+        trial.ledger.append({**event.to_json(), **calls} if calls else event)
         progress(f"iteration {it}/{budget.iterations}: {result.action} — {single_line(result.text, 200)}"
                  f" | tokens {u.tokens_in} in / {u.tokens_out} out | tool errors {u.tool_errors}")
         if result.action == Outcome.FINISH:
@@ -195,8 +204,30 @@ def _round(cfg: RunConfig, agent: Agent, budget: Budget, trial: TrialRunner, k: 
     for record, job in pending:
         done = trial.finish_parallel(record, job)
         progress(f"iteration {done.iteration}/{budget.iterations} (parallel {k}): trial {done.trial} "
-                 f"{done.verdict} | composite {_fmt(done.composite)}")
+                 f"{verdict_words(done)} | composite {_fmt(done.composite)}")
     return stop
+
+
+def verdict_words(record: TrialRecord) -> str:
+    """A trial's verdict for its progress line; accepted while infeasible says why (the run keeps the model with
+    the least total constraint violation until one is feasible)."""
+    if record.verdict == "accepted" and not record.feasible and record.total_violation is not None:
+        return (f"accepted while infeasible (least total violation so far, {record.total_violation:.3g}: the run is "
+                "still infeasible)")
+    return str(record.verdict)
+
+
+def nothing_scored(trials: list[TrialRecord]) -> str | None:
+    """Why a run produced no model (every trial failed), or None when one was scored and accepted."""
+    if not trials or any(t.accepted for t in trials):
+        return None
+    failed = [t for t in trials if t.verdict == "failed"]
+    if not failed:
+        return None
+    last = failed[-1]
+    return (f"every trial failed ({len(failed)} of {len(trials)}), no model was scored — the last, trial {last.trial}: "
+            f"{single_line(str(last.reason or ''), 240)}; see `mlipilot show {last.trial}`, fix train/train.py and run "
+            "again")
 
 
 def _fmt(v) -> str:

@@ -257,6 +257,15 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(a: argparse.Namespace) -> int:
+    from mlipilot.mlflow_export import export_mlflow
+
+    if a.path and a.run:
+        raise MLIPilotError(f"mlipilot export: both PATH ({a.path}) and --run ({a.run}) given — pass one")
+    export_mlflow(Path(a.path or a.run or Path.cwd()), a.tracking_uri)  # like report: the current run by default
+    return 0
+
+
 def _cmd_validate(a: argparse.Namespace) -> int:
     from mlipilot.run_config import load_run_config
     from mlipilot.validate import validate_run
@@ -386,6 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (default: PATH/report for a bench, the run's private store/report "
                    "for a run directory; never inside a run directory, whose next trial would refuse it)")
     s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("export", help="every trial of a run or bench as an MLflow run (pip install 'mlipilot[mlflow]')")
+    s.add_argument("format", choices=["mlflow"])
+    s.add_argument("path", nargs="?", help="bench directory or run directory (default: the current run)")
+    s.add_argument("--run", help="run directory (the same as PATH)")
+    s.add_argument("--tracking-uri", default="./mlruns", help="a folder (default ./mlruns, relative to the current "
+                   "directory), a file: URI, or any MLflow tracking URI (sqlite:///mlflow.db, http://host:5000)")
+    s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("validate", help="put accepted models through the private validation suite (longer MD, "
                        "properties never trained on); exit 3 when a model fails a check")

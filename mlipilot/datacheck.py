@@ -19,12 +19,22 @@ from ase import Atoms
 from ase.io import read
 
 from mlipilot.benchmark import Benchmark
-from mlipilot.errors import MLIPilotError
+from mlipilot.errors import MLIPilotError, nearest
 from mlipilot.scorecard.metrics import MetricKind, parse_metric
 from mlipilot.scorecard.spec import ScorecardSpec
 from mlipilot.units import ENERGY_UNITS, FORCE_UNITS, PAIRED, LabelUnits, convert_frames
 
 LABELLED = ("train", "valid", "holdout")  # md_structures only seeds MD: positions suffice
+# Geometry before units: a pair closer than CLOSE_PAIR x the sum of its covalent radii (ase.data.covalent_radii)
+# is two atoms on top of each other — its huge forces are the geometry's, not a unit's, so the frame is
+# named as such and left out of the unit checks.
+CLOSE_PAIR = 0.5
+# Frame sizes (documented in docs/own-system.md): MACE holds every edge (atom x neighbour within r_max) of a
+# batch in memory and pays for each every epoch. Real training frames hold tens to a few thousand atoms; a
+# frame above FRAME_ATOMS_WARN gets a warning with its per-epoch cost, one above FRAME_ATOMS_REFUSE is refused.
+FRAME_ATOMS_WARN = 5_000
+FRAME_ATOMS_REFUSE = 500_000
+DEFAULT_R_MAX = 5.0  # Å, when the workspace's config.yaml names no r_max
 MAX_PER_KIND = 5  # one mistake repeated over 10 000 frames is one mistake: show a few, count the rest
 F_WARN, F_ERROR = 50.0, 1000.0  # eV/Å: a hot structure vs. surely not eV/Å (Hartree/Bohr, kcal/mol/Å)
 RENAME = {"energy": "atoms.info['REF_energy'] = atoms.get_potential_energy()",
@@ -227,9 +237,85 @@ def unit_problem(ev: UnitEvidence, paths: dict[str, Path], units: LabelUnits) ->
             f"energies in {e_name or best[0]}, forces in {f_name or best[1]} — add {fix}")
 
 
-def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
-               progress: Callable[[str], object] = print) -> None:
-    """Raise MLIPilotError listing every problem in the benchmark's data; print one summary line per split."""
+def close_pair(atoms: Atoms, factor: float = CLOSE_PAIR) -> tuple[int, int, float, float] | None:
+    """The closest pair nearer than factor x the sum of its covalent radii: (i, j, distance Å, ratio); None
+    when there is none (minimum image along periodic axes)."""
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    if len(atoms) < 2:
+        return None
+    radii = covalent_radii[atoms.numbers]
+    try:
+        i, j, d = neighbor_list("ijd", atoms, factor * radii)
+    except Exception:  # noqa: BLE001 -- a degenerate cell: the label checks say what is wrong with the frame
+        return None
+    if not len(d):
+        return None
+    ratio = d / (radii[i] + radii[j])
+    k = int(np.argmin(ratio))
+    return int(i[k]), int(j[k]), float(d[k]), float(ratio[k])
+
+
+def _r_max(bench: Benchmark) -> float:
+    import yaml
+
+    try:
+        value = (yaml.safe_load((bench.workspace / "train" / "config.yaml").read_text()) or {}).get("r_max")
+        return float(value) if value else DEFAULT_R_MAX
+    except Exception:  # noqa: BLE001 -- a config.yaml train.py reads its own way: the default estimate
+        return DEFAULT_R_MAX
+
+
+def edges(atoms: Atoms, r_max: float) -> float:
+    """Atoms x neighbours within r_max: what one epoch pays for this frame (MACE's message passing is per
+    edge). Periodic cells from their density (exact enough for a cost, O(1)); others counted."""
+    n = len(atoms)
+    if n < 2:
+        return 0.0
+    if atoms.pbc.all() and atoms.cell.rank == 3:
+        return n * (n / atoms.get_volume()) * 4 / 3 * np.pi * r_max ** 3
+    if n <= 300:
+        d = atoms.get_all_distances()
+        return float((d < r_max).sum() - n)
+    from ase.neighborlist import neighbor_list
+
+    return float(len(neighbor_list("i", atoms, r_max / 2)))
+
+
+def _size_lines(bench: Benchmark, frames: dict[str, list[Atoms]], paths: dict[str, Path],
+                add: Callable[[str, str], None], progress: Callable[[str], object]) -> None:
+    """Frames too large to train on: a warning with the per-epoch cost, a refusal when absurd."""
+    big = [(split, i, a) for split in LABELLED for i, a in enumerate(frames.get(split, []))
+           if len(a) > FRAME_ATOMS_WARN]
+    if not big:
+        return
+    r = _r_max(bench)
+    train = frames.get("train", [])
+    total = sum(edges(a, r) for a in train)
+    for split, i, a in big:
+        e = edges(a, r)
+        if len(a) > FRAME_ATOMS_REFUSE:
+            add("frame size", f"{paths[split]}: frame {i}: {len(a):,} atoms, over the {FRAME_ATOMS_REFUSE:,}-atom "
+                f"limit per frame (≈ {e:.3g} edges within r_max {r:g} Å: no MACE batch holding it fits in memory) — split "
+                "it into smaller cells or drop it")
+            continue
+        share = f", {e / total:.0%} of the training set's {total:.3g} per epoch" if split == "train" and total else ""
+        progress(f"WARNING: {paths[split]}: frame {i}: {len(a):,} atoms (above {FRAME_ATOMS_WARN:,}, the per-frame "
+                 f"size init warns at) — ≈ {e / len(a):.0f} neighbours within r_max {r:g} Å each, {e:.3g} edges (atoms × "
+                 f"neighbours){share}; MACE holds a batch's edges in memory and pays for each every epoch — split it "
+                 "into smaller cells or drop it unless you mean it")
+
+
+def _ranked_force_units(force_rms: float) -> list[str]:
+    """Force units, the one that puts the typical force nearest 1 eV/Å first (meV/Å for 700, Hartree/Bohr for 0.02)."""
+    return sorted((k for k in FORCE_UNITS if k != "eV/Å"), key=lambda k: abs(np.log(force_rms * FORCE_UNITS[k])))
+
+
+def data_problems(bench: Benchmark, spec: ScorecardSpec | None, paths: dict[str, Path],
+                  progress: Callable[[str], object] = print) -> list[str]:
+    """Every problem in the benchmark's data, one line each (capped per kind); one summary line per split
+    printed. `spec` None: the scorecard did not load, so what depends on it is not checked."""
     problems: dict[str, list[str]] = {}
 
     def add(kind: str, line: str) -> None:
@@ -246,9 +332,22 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
         if not frames[split]:
             add("empty", f"{path}: holds no frames — give at least one structure")
 
-    metrics = list(dict.fromkeys([c.metric for c in spec.constraints] + [t.metric for t in spec.composite]))
+    metrics = list(dict.fromkeys(spec.metric_names())) if spec is not None else []
     refs = [r for r in map(parse_metric, metrics) if r is not None]
     need_stress = any(r.quantity.startswith("stress") for r in refs)
+
+    # geometry first: two atoms on top of each other explain any force, and no unit does
+    overlapping: set[tuple[str, int]] = set()
+    for split, fs in frames.items():
+        for i, atoms in enumerate(fs):
+            if (pair := close_pair(atoms)) is not None:
+                a, b, d, ratio = pair
+                sym = atoms.get_chemical_symbols()
+                overlapping.add((split, i))
+                add("close atoms", f"{paths[split]}: frame {i}: atoms {a} ({sym[a]}) and {b} ({sym[b]}) are {d:.3g} Å "
+                    f"apart, {ratio:.2f} × the sum of their covalent radii (< {CLOSE_PAIR:g}): overlapping atoms, "
+                    "whose forces say nothing about units — fix or drop this frame")
+    _size_lines(bench, frames, paths, add, progress)
 
     elements: dict[str, dict[str, int]] = {}  # split -> element -> first frame holding it
     for split, fs in frames.items():
@@ -260,7 +359,8 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
                 for kind, problem, fix in _label_problems(atoms, need_stress):
                     add(kind, f"{paths[split]}: frame {i}: {problem} — {fix}")
 
-    if spec.stability.kind == "bulk" and elements.get("train") and set(elements["train"]) != {spec.element}:
+    if spec is not None and spec.stability.kind == "bulk" and elements.get("train") \
+            and set(elements["train"]) != {spec.element}:
         held = ", ".join(sorted(elements["train"]))  # bulk builds pure fcc cells: other elements never see MD
         add("stability kind", f"{spec.path}: field 'stability.kind': bulk runs MD on pure {spec.element} fcc cells "
             f"only, but the training data {paths['train']} holds {held} — set stability.kind: structures (MD from "
@@ -295,35 +395,54 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
                 add("leak", f"{holdout}: frame {i}: the same structure as {paths[hit[0]]} frame {hit[1]} — remove it "
                     f"from one of the two files (a holdout frame the model trained on inflates its score)")
 
+    # units: the frames with overlapping atoms left out (their forces are the geometry's)
+    clean = {split: [a for i, a in enumerate(fs) if (split, i) not in overlapping] for split, fs in frames.items()}
+    ev = unit_evidence(clean)
+    unit_line = unit_problem(ev, paths, bench.units)
     for split, fs in frames.items():  # units sanity: a summary to eyeball, an error where surely not eV, eV/Å
         e_atom, f_max, worst = [], 0.0, (0, 0.0)
+        bad_e: list[tuple[int, float]] = []
+        bad_f: list[tuple[int, float]] = []
         for i, atoms in enumerate(fs):
+            if (split, i) in overlapping:
+                continue
             e, f = atoms.info.get("REF_energy"), atoms.arrays.get("REF_forces")
             if split in LABELLED and e is not None and not _finite(e, ()) and len(atoms):
                 e_atom.append(float(e) / len(atoms))
                 if abs(e_atom[-1]) > _e_limit(atoms.numbers):
-                    add("energy units", f"{paths[split]}: frame {i}: |REF_energy|/atom = {abs(e_atom[-1]):.3g} eV, "
-                        "not plausible in eV — REF_energy must be the total energy in eV, or name its unit in benchmark.yaml "
-                        "(`energy_unit: kcal/mol`, kJ/mol, Hartree, Ry, meV)")
+                    bad_e.append((i, abs(e_atom[-1])))
             if split in LABELLED and f is not None and not _finite(f, (len(atoms), 3)) and len(atoms):
                 fi = float(np.linalg.norm(np.asarray(f, float), axis=1).max())
                 f_max, worst = max(f_max, fi), max(worst, (i, fi), key=lambda t: t[1])
                 if fi > F_ERROR:
-                    add("force units", f"{paths[split]}: frame {i}: max |REF_forces| = {fi:.3g} eV/Å, not plausible "
-                        "in eV/Å — REF_forces must be eV/Å, or name their unit in benchmark.yaml "
-                        "(`force_unit: Hartree/Bohr`, kcal/mol/Å, meV/Å, eV/Bohr, Ry/Bohr)")
+                    bad_f.append((i, fi))
+        if unit_line is None:  # the pairs and magnitudes named no unit: these frames, one line per split
+            n = len([i for i in range(len(fs)) if (split, i) not in overlapping])
+            if bad_e:
+                (i, v), more = bad_e[0], _more(bad_e, n)
+                add("energy units", f"{paths[split]}: frame {i}: |REF_energy|/atom = {v:.3g} eV{more}, not "
+                    "plausible in eV — " + (_few(len(bad_e), n, "REF_energy") if len(bad_e) < n / 2 else
+                               "REF_energy must be the total energy in eV, or name its unit in benchmark.yaml "
+                               "(`energy_unit: kcal/mol`, kJ/mol, Hartree, Ry, meV)"))
+            if bad_f:
+                (i, v), more = bad_f[0], _more(bad_f, n)
+                typical = float(np.median([x for _, x in bad_f]))
+                ranked = _ranked_force_units(typical / 3)  # a frame's max |F| is ~3x its RMS force
+                add("force units", f"{paths[split]}: frame {i}: max |REF_forces| = {v:.3g} eV/Å{more}, not plausible "
+                    "in eV/Å — " + (_few(len(bad_f), n, "REF_forces") if len(bad_f) < n / 2 else
+                                    f"REF_forces must be eV/Å, or name their unit in benchmark.yaml (`force_unit: "
+                                    f"{ranked[0]}`, {', '.join(ranked[1:])})"))
         els = ",".join(sorted(elements.get(split, {})))
         line = f"{bench.name} data {split}: {len(fs)} frames, {sum(map(len, fs))} atoms, elements {els}"
         if e_atom:
             line += f", E/atom {min(e_atom):.4g} to {max(e_atom):.4g} eV, max |F| {f_max:.3g} eV/Å"
         progress(line)
-        if F_WARN < worst[1] <= F_ERROR:
+        if F_WARN < worst[1] <= F_ERROR and unit_line is None:
             progress(f"WARNING: {paths[split]}: frame {worst[0]}: max |F| = {worst[1]:.3g} eV/Å (> {F_WARN:g}): "
                      "a very high-energy structure, or forces not in eV/Å")
 
-    ev = unit_evidence(frames)
-    if (line := unit_problem(ev, paths, bench.units)) is not None:
-        add("units", line)
+    if unit_line is not None:  # one line, the reading the ratio and the magnitudes agree on first
+        add("units", unit_line)
     elif ev.ratio is not None:
         progress(f"{bench.name} units: ΔE/∫F·dx = {ev.ratio:.3g} over {len(ev.pairs)} pairs of nearby frames "
                  "(1 for eV with eV/Å)")
@@ -332,5 +451,44 @@ def check_data(bench: Benchmark, spec: ScorecardSpec, paths: dict[str, Path],
     for kind, ls in problems.items():
         lines += ls[:MAX_PER_KIND] + ([f"... and {len(ls) - MAX_PER_KIND} more ({kind})"]
                                       if len(ls) > MAX_PER_KIND else [])
-    if lines:
+    return lines
+
+
+def _more(bad: list[tuple[int, float]], n: int) -> str:
+    if len(bad) == 1:
+        return ""
+    return f" (and {len(bad) - 1} more of its {n} frames, up to {max(v for _, v in bad):.3g})"
+
+
+def _few(k: int, n: int, key: str) -> str:
+    return (f"only {k} of {n} frames: fix or drop {'it' if k == 1 else 'them'} (a unit in benchmark.yaml would "
+            f"rescale the good frames' {key} too)")
+
+
+def check_data(bench: Benchmark, spec: ScorecardSpec | None, paths: dict[str, Path],
+               progress: Callable[[str], object] = print) -> None:
+    """Raise MLIPilotError listing every problem in the benchmark's data; print one summary line per split."""
+    if lines := data_problems(bench, spec, paths, progress):
         raise MLIPilotError("\n".join(lines))
+
+
+def validation_problems(vspec, holdout: list[Atoms], md_frames: list[Atoms]) -> list[str]:
+    """A validation check whose structures (params config_types) match no frame it picks from: it would
+    measure nothing, found after minutes of validation instead of at init."""
+    out = []
+    for check in vspec.checks:
+        params = dict(check.params)
+        if "config_types" not in params:
+            continue
+        globs = params["config_types"]
+        globs = [globs] if isinstance(globs, str) else list(globs)
+        md = check.kind in ("structure_md", "structure_rdf")
+        frames = md_frames if md else holdout
+        types = sorted({str(f.info.get("config_type", "default")) for f in frames})
+        if not any(fnmatchcase(t, g) for t in types for g in globs):
+            near = [nearest(g, types, cutoff=0.4) for g in globs]
+            hint = f"did you mean {', '.join(repr(x) for x in near if x)}? " if any(near) else ""
+            out.append(f"{vspec.path}: check '{check.name}': config_types {globs} match no "
+                       f"{'MD start' if md else 'holdout'} frame (config_types there: {', '.join(types) or 'none'}) — "
+                       f"{hint}name config_types the {'MD structures' if md else 'holdout'} hold")
+    return out

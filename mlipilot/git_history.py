@@ -12,7 +12,9 @@ from mlipilot.sanitize import single_line, strip_controls
 
 REJECTED_PREFIX = "refs/mlipilot/rejected/"
 # metrics worth a trailer (written by the trial, read by the audit); the full scorecard is in the store
-TRAILER_METRICS = ("energy_rmse", "force_rmse", "md_failed_runs", "steps_per_second", "steps_per_cpu_second")
+TRAILER_METRICS = ("energy_rmse", "force_rmse", "md_failed_runs", "steps_per_second", "steps_per_cpu_second",
+                   # property metrics (written when the scorecard has them)
+                   "bulk_modulus_error", "elastic_error_max", "vacancy_formation_error", "surface_energy_error_max")
 
 
 def metric_trailer(metric: str) -> str:

@@ -106,8 +106,9 @@ SEAL_FILE = "seal.json"
 SEALED = ("holdout.xyz", "scorecard.yaml", "protected.json")
 VALIDATION_SPEC = "validation.yaml"  # the private validation spec (mlipilot validate)
 DATA_SEED = "data_seed.json"  # a generated benchmark's data seed: whoever knows it can regenerate the holdout
-SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC, DATA_SEED, "foundation.json")  # a benchmark's own MD starts; its
-# validation; its data seed
+SEALED_IF_PRESENT = ("md_structures.xyz", VALIDATION_SPEC, DATA_SEED, "foundation.json",
+                     "property_reference.json")  # a benchmark's own MD starts; its
+# validation; its data seed; its foundation models; the property metrics' reference values
 SEAL_TRAILER = "MLIPilot-Seal-SHA256"
 
 

@@ -174,24 +174,42 @@ SCORER_MODULES = ("mace", "torch", "mace.calculators", "mlipilot.model_export", 
 BESIDE_TRAINING_NICE = 19
 
 
-def _preload(modules: tuple[str, ...]) -> threading.Thread:
-    """Import `modules` in a background thread of this (harness) process; failures are left for the
-    real import to report. One thread per process, as the scorer runs."""
-    from mlipilot.registry import load_dotted
+class _Preload(threading.Thread):
+    """Imports `modules` in a background thread of this (harness) process at low priority, beside
+    training; failures are left for the real import to report. `finish()` is what the scorer waits on:
+    the imports not started yet are left to the scorer's own thread (at normal priority), and the
+    thread's priority goes back up where the OS lets it — on a loaded machine a nice-19 thread still
+    importing when training ended kept a whole trial waiting for minutes."""
 
-    for k, v in ONE_THREAD.items():
-        os.environ.setdefault(k, v)
+    def __init__(self, modules: tuple[str, ...]):
+        super().__init__(name="mlipilot-preload", daemon=True)
+        self.modules, self.stop = modules, threading.Event()
 
-    def run() -> None:
+    def run(self) -> None:
         with contextlib.suppress(OSError):  # this thread only: training's own imports come first
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BESIDE_TRAINING_NICE)
-        for name in modules:
+        from mlipilot.registry import load_dotted
+
+        for name in self.modules:
+            if self.stop.is_set():
+                return
             try:
                 load_dotted(name)
             except Exception:
                 return
 
-    thread = threading.Thread(target=run, name="mlipilot-preload", daemon=True)
+    def finish(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(OSError, TypeError):  # raising priority back needs CAP_SYS_NICE (root)
+            os.setpriority(os.PRIO_PROCESS, self.native_id, 0)
+        self.join()
+
+
+def _preload(modules: tuple[str, ...]) -> _Preload:
+    """Start importing `modules` beside training (one thread per process, as the scorer runs)."""
+    for k, v in ONE_THREAD.items():
+        os.environ.setdefault(k, v)
+    thread = _Preload(modules)
     thread.start()
     return thread
 
@@ -217,7 +235,7 @@ def _exit_fast_after_result() -> None:
     atexit.register(leave)
 
 
-def _prebuild_beside(trainer, preload: threading.Thread, model_dir: str, caps: dict | None) -> None:
+def _prebuild_beside(trainer, preload: _Preload, model_dir: str, caps: dict | None) -> None:
     """Once the imports are done, and while training still runs, build `model_dir`'s architecture
     (model_export.prebuild). In this thread, the one that later forks the MD runs: a build in the import
     thread left MKL's allocator state behind that a forked child spun on forever (seen in CI)."""
@@ -318,6 +336,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
             raise JobFailed(f"train/train.py finished but wrote no model file at --model-out ({model.name})",
                             kind=FailureKind.SMOKE)
         t_export = time.time()
+        exporter.unnice()  # its imports ran at nice 19 beside training; training is over
         exporter.send("go")
         try:
             rc = exporter.wait(limits.export_timeout_min * 60)
@@ -345,7 +364,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
               "model": str(dest), "sandbox": str(box.kind), "device": str(used),
               "steps": {"train_py": t_export - t_train, "export": done - t_export}}
     if score is not None:
-        preload.join()  # normally long done; an import still running finishes first
+        preload.finish()  # normally long done; an import still running finishes first, the rest come here
         result["score"] = score_job(str(dest), **score)
     return result
 

@@ -225,6 +225,49 @@ def option(name: str, knobs: dict[str, Knob]) -> Knob:
                                                   else f"; the workspace declares {', '.join(knobs)}"))
 
 
+def allowed_values(knob: Knob) -> tuple | None:
+    """The closed set of values an option takes, when it has one: mace-torch's parser's choices, else
+    the choices knobs.yaml declares for a string or boolean option (numbers take their range)."""
+    if knob.mace_choices:
+        return tuple(knob.mace_choices)
+    if knob.type is bool:
+        return (False, True)
+    if knob.type is str and knob.choices:
+        return tuple(knob.choices)
+    return None
+
+
+def describe_knob(knob: Knob, limit: int = 240, first_clause: bool = False, with_values: bool = True) -> str:
+    """How an option is shown to an agent (tool descriptions, the brief): the values it takes first,
+    then its documentation, marked as prose — a doc that mentions values ("Agnesi/Soft keep short
+    distances repulsive") must never read as one to copy. `first_clause`: the doc up to its first
+    "; " or " (" only (what a schema sent with every call can afford; knobs.yaml has the rest).
+    `with_values=False`: the prose alone, for a schema whose enum already lists the values before it."""
+    closed = allowed_values(knob)
+    if closed is not None:
+        values = "one of " + ", ".join(json.dumps(v) for v in closed)
+    else:
+        kind = {int: "an integer", float: "a number", str: "a string"}.get(knob.type, "a value")
+        rng = f" from {knob.range[0]:g} to {knob.range[1]:g}" if knob.range else ""
+        examples = f" (e.g. {', '.join(json.dumps(c) for c in knob.choices)})" if knob.choices else ""
+        values = kind + rng + examples
+    doc = knob.doc
+    if first_clause:
+        for sep in ("; ", " ("):
+            doc = doc.split(sep, 1)[0]
+    if not with_values:
+        values = ""
+    text = values + (f"{'; ' if values else ''}what it does: {doc}" if doc else "")  # ASCII: JSON escapes the rest
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 3]
+    for sep in ("; ", " (", ", ", " "):  # end the prose at a clause, never inside the values
+        i = cut.rfind(sep)
+        if i > len(values) + len("; what it does:"):
+            return cut[:i] + "..."
+    return values
+
+
 def render(value: Any) -> str:
     """A value as one YAML scalar for config.yaml."""
     if isinstance(value, str):
@@ -254,6 +297,36 @@ def config_with(text: str, updates: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+STRESS_LOSSES = ("stress", "huber", "universal")  # mace-torch's losses with a stress term (tools/scripts_utils.py)
+
+
+def ineffective_options(config: dict, keys=None) -> list[str]:
+    """Options that would do nothing in this configuration, each with the option that enables it — a knob
+    that silently does nothing is a trap (stress_weight: 100 under mace-torch's default `weighted` loss
+    left every metric identical to the digit). `keys`: only these (what an edit sets); None: all."""
+    loss = str(config.get("loss", "weighted"))
+    swa = config.get("swa") is True or str(config.get("swa")).lower() == "true"
+    out = []
+
+    def nonzero(key: str) -> bool:
+        try:
+            return float(config.get(key) or 0) != 0
+        except (TypeError, ValueError):
+            return False
+
+    for key in (keys if keys is not None else config):
+        key = str(key)
+        if key == "stress_weight" and nonzero(key) and loss not in STRESS_LOSSES:
+            out.append(f"stress_weight has no effect under loss: {loss} (mace-torch's {loss!r} loss has no stress "
+                       f"term) — also set loss: stress (or {', '.join(STRESS_LOSSES[1:])}) to train on stress")
+        elif key == "virials_weight" and nonzero(key) and loss != "virials":
+            out.append(f"virials_weight has no effect under loss: {loss} — also set loss: virials")
+        elif key in ("start_swa", "swa_energy_weight", "swa_forces_weight", "swa_stress_weight", "swa_lr") \
+                and key in config and not swa:
+            out.append(f"{key} has no effect without swa: true — also set swa: true (the second stage)")
+    return out
+
+
 def config_problems(text: str, knobs: dict[str, Knob]) -> list[str]:
     """What mace-torch would refuse in a config.yaml text (unknown options, wrong types, values
     outside knobs.yaml's ranges): caught when the file is edited, not by a failed training."""
@@ -273,4 +346,4 @@ def config_problems(text: str, knobs: dict[str, Knob]) -> list[str]:
             option(str(key), knobs).coerce(value)
         except ValueError as e:
             problems.append(str(e))
-    return problems
+    return problems + ineffective_options(data)

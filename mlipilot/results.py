@@ -55,6 +55,7 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
             "hypothesis": r.hypothesis or None})
         if (v := validation.get(r.trial)) is not None:
             row.update(validated=bool(v.passed), validation_failed=",".join(v.failed_checks or []))
+            row.update(validation_values(r.trial_dir))
         score = ScoreResult.of(r)
         if score is not None:
             for k, v in score.metrics.items():
@@ -67,6 +68,45 @@ def run_rows(store: Path, agent: str, seed: int, run: str) -> list[dict]:
             row[f"violation_{k}"] = v
         rows.append(row)
     return rows
+
+
+VALIDATION_PREFIX = "validation:"  # validation:<check>:<quantity> columns hold each check's error (its bound's unit)
+
+
+def validation_values(trial_dir: str | Path | None) -> dict:
+    """A validated trial's numbers for the results table (and the report): each check quantity's error, in the
+    unit its bound is in, as `validation:<check>:<quantity>`; the wall time and the checks' summed time apart
+    (validation_wall_s, validation_checks_s; MD checks run side by side, so the sum exceeds the wall time);
+    validation_estimate_s, what `validate` estimated before it started. Empty when the trial has no
+    validation.json (validated before it was kept, or never)."""
+    import json
+
+    path = Path(trial_dir) / "validation.json" if trial_dir else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {"validation_wall_s": summary.get("wall_seconds"), "validation_checks_s": summary.get("seconds"),
+           "validation_estimate_s": summary.get("estimate_seconds")}
+    for r in summary.get("results", []):
+        out[f"{VALIDATION_PREFIX}{r['check']}:{r['quantity']}"] = r.get("error")
+    return out
+
+
+def validation_table(trial_dir: str | Path | None) -> list[dict]:
+    """A validated trial's checks, one dict per quantity (check, quantity, value, reference, error, unit, bound,
+    passed, seconds, detail): what a report shows beside the trial. Empty when never validated."""
+    import json
+
+    path = Path(trial_dir) / "validation.json" if trial_dir else None
+    if path is None or not path.is_file():
+        return []
+    try:
+        return list(json.loads(path.read_text()).get("results", []))
+    except (OSError, ValueError):
+        return []
 
 
 def _event_row(row: dict, e: IterationEvent, best, best_feasible, feasible_so_far) -> dict:

@@ -9,8 +9,8 @@ from pathlib import Path
 from string import Template
 
 from mlipilot import integrity
-from mlipilot.benchmark import Benchmark, resolve_benchmark
-from mlipilot.datacheck import check_data
+from mlipilot.benchmark import Benchmark, Problems, load_collecting, resolve_benchmark
+from mlipilot.datacheck import data_problems, validation_problems
 from mlipilot.e0s import ISOLATED_ATOMS
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import UnknownExecutor, get_executor
@@ -32,6 +32,7 @@ from mlipilot.run_config import CONFIG_NAME, TEMPLATE, load_run_config
 from mlipilot.sandbox import SandboxKind
 from mlipilot.sandbox import probe as probe_sandbox
 from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
+from mlipilot.scorecard.properties import write_property_reference
 from mlipilot.scorecard.spec import ScorecardSpec, load_spec
 from mlipilot.reference_check import check_reference
 from mlipilot.store import Store
@@ -70,13 +71,15 @@ def render_program(text: str, bench: Benchmark, spec: ScorecardSpec, data: dict[
                                           composite=composite, md=md, e0s=e0s)
 
 
-def default_validation_text(spec: ScorecardSpec) -> str:
+def default_validation_text(spec: ScorecardSpec, config_types: list[str] | None = None) -> str:
+    """The derived validation spec; `config_types`: those of the MD starts and the holdout (its structure checks
+    then cover every group the scorecard's globs match)."""
     import yaml
 
     from mlipilot.validation.default import HEADER, STEPS_FACTOR, default_validation
 
     return (HEADER.format(card=spec.path.name, factor=STEPS_FACTOR)
-            + yaml.safe_dump(default_validation(spec), sort_keys=False, allow_unicode=True))
+            + yaml.safe_dump(default_validation(spec, config_types), sort_keys=False, allow_unicode=True))
 
 
 def benchmark_ref(given: str, bench: Benchmark) -> str:
@@ -87,18 +90,15 @@ def benchmark_ref(given: str, bench: Benchmark) -> str:
     return given if bench.directory == project_root() / "benchmarks" / given else str(bench.directory)
 
 
-def _check_foundations(bench: Benchmark, specs: list[str] | None, data: dict[str, Path], progress) -> list:
-    """The benchmark's and --foundation's models, each loaded and checked against the data's elements."""
-    from ase.io import read
-
+def _check_foundations(bench: Benchmark, specs: list[str] | None, elements: set[str], progress,
+                       problems: Problems) -> list:
+    """The benchmark's and --foundation's models, each loaded and checked against the data's elements (each
+    one's problem added to `problems`)."""
     from mlipilot.foundation import inspect, parse_specs
 
-    named = {**bench.foundation_models, **parse_specs(specs)}
-    if not named:
-        return []
-    elements = {s for split in ("train", "valid", "holdout") for f in read(data[split], index=":", format="extxyz")
-                for s in f.get_chemical_symbols()}
-    models = [inspect(name, path, elements) for name, path in named.items()]
+    named = {**bench.foundation_models, **(problems.attempt(parse_specs, specs, file="") or {})}
+    models = [m for name, path in named.items()
+              if (m := problems.attempt(inspect, name, path, elements, file=path)) is not None]
     for m in models:
         progress(f"foundation model {m.describe()} — sha256 {m.sha256[:16]}")
     return models
@@ -115,20 +115,96 @@ def foundation_brief(models: list) -> str:
             "usually suits fine-tuning. Available:\n\n" + lines + "\n")
 
 
-SEED_LINES = ('if os.environ.get("MLIPILOT_SEED"):', '    cmd += ["--seed", os.environ["MLIPILOT_SEED"]]')
+# The lines init tells a workspace's train.py to add: they import what they use (a train.py that never
+# imported os failed every trial with NameError after applying an earlier version of them).
+SEED_LINES = ('import os', 'if os.environ.get("MLIPILOT_SEED"):', '    cmd += ["--seed", os.environ["MLIPILOT_SEED"]]')
+FOUNDATION_LINES = ('import json, os', 'models = json.loads(os.environ.get("MLIPILOT_FOUNDATION_MODELS") or "{}")',
+                    'if config.get("foundation_model") not in (None, "none"):',
+                    '    config["foundation_model"] = models[config["foundation_model"]]')
 
 
-def check_train_script(bench: Benchmark) -> None:
-    """A dry check of the workspace's train.py: it must read the harness's MLIPILOT_SEED, else every seed
-    trains the same model and noise margins measure nothing (found at init, not after a noise run)."""
+def _code(lines: tuple[str, ...]) -> str:
+    return " ".join(f"`{x.strip()}`" for x in lines)
+
+
+def undefined_names(text: str) -> list[tuple[int, str]]:
+    """(line, name) of each name a script reads but never binds (no import, assignment, def, argument, ...) and
+    that is no builtin: it raises NameError when reached. A `from x import *` makes every name possible."""
+    import ast
+    import builtins
+
+    tree = ast.parse(text)
+    bound = set(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__", "__loader__", "__package__",
+                                  "__builtins__", "__annotations__", "__path__", "__cached__"}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return []
+                bound.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+    seen: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
+            seen[node.id] = min(seen.get(node.id, node.lineno), node.lineno)
+    return sorted((line, name) for name, line in seen.items())
+
+
+def train_script_problems(bench: Benchmark, foundations: bool = False) -> list[str]:
+    """A dry check of the workspace's train.py: it must be Python whose every name is defined or imported (else
+    every trial fails with a SyntaxError or NameError), read the harness's MLIPILOT_SEED (else every seed trains
+    the same model and noise margins measure nothing), and, when the run has foundation models, read
+    MLIPILOT_FOUNDATION_MODELS the same way (else mace-torch gets the bare name and finds no such file)."""
+    import importlib.util
+
     script = bench.workspace / "train" / "train.py"
     if not script.is_file():
-        raise MLIPilotError(f"{script}: missing — the harness runs train/train.py --out-dir DIR --model-out PATH; "
-                            "start from workspace_template/generic/train/train.py")
-    if "MLIPILOT_SEED" not in script.read_text(errors="replace"):
-        raise MLIPilotError(f"{script}: does not read MLIPILOT_SEED, the harness's training seed, so every seed would "
-                            f"train the same model — add, before the training command runs: `{SEED_LINES[0]}` "
-                            f"`{SEED_LINES[1].strip()}` (or pass the seed your trainer takes)")
+        return [f"{script}: missing — the harness runs train/train.py --out-dir DIR --model-out PATH; "
+                "start from workspace_template/generic/train/train.py"]
+    text, out = script.read_text(errors="replace"), []
+    try:
+        for line, name in undefined_names(text):
+            module = importlib.util.find_spec(name) is not None if name.isidentifier() else False
+            out.append(f"{script}: line {line}: name '{name}' is used but never imported or defined, so every trial "
+                       f"fails with NameError — " + (f"add `import {name}` at its top" if module
+                                                     else f"define or import {name} before line {line}"))
+    except SyntaxError as e:
+        out.append(f"{script}: line {e.lineno}: not valid Python ({e.msg}), so every trial fails — fix it")
+    if "MLIPILOT_SEED" not in text:
+        out.append(f"{script}: does not read MLIPILOT_SEED, the harness's training seed, so every seed would train the "
+                   f"same model — add `{SEED_LINES[0]}` at its top and, before the training command runs: "
+                   f"{_code(SEED_LINES[1:])} (the second line indented under the if; cmd: your trainer's argument "
+                   "list — or pass the seed your trainer takes)")
+    if foundations:
+        from mlipilot.foundation import ENV
+
+        if ENV not in text:
+            out.append(f"{script}: does not read {ENV}, where the harness names the foundation models' files, "
+                       "so config.yaml's foundation_model: NAME reaches mace-torch as a bare name (\"No such file "
+                       f"or directory\") — add `{FOUNDATION_LINES[0]}` at its top and, after reading "
+                       f"train/config.yaml into a dict config: {_code(FOUNDATION_LINES[1:])} (the last line "
+                       "indented under the if), then hand mace-torch that config (as "
+                       "workspace_template/generic/train/train.py does: config.resolved.yaml)")
+    return out
+
+
+def check_train_script(bench: Benchmark, foundations: bool = False) -> None:
+    """train_script_problems, raised (one line each)."""
+    if lines := train_script_problems(bench, foundations):
+        raise MLIPilotError("\n".join(lines))
 
 
 def program_md_warnings(template: str, spec: ScorecardSpec) -> list[str]:
@@ -186,6 +262,91 @@ def data_table(table: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _property_reference(spec: ScorecardSpec, progress) -> dict | None:
+    """The reference values of the scorecard's property metrics (its own, or its reference calculator's,
+    computed now), or None when it names none; MLIPilotError with the fix when there is nothing to compare with."""
+    from mlipilot.scorecard.properties import named, reference_values
+
+    if not named(spec.metric_names()):
+        return None
+    ref = spec.stability.reference
+    try:
+        values = reference_values(spec, ref.make if ref else None)
+    except ValueError as e:
+        raise MLIPilotError(f"{spec.path}: {e}") from None
+    progress("property reference: " + ", ".join(f"{q} {v:.4g}" for q, v in values.items())
+             + (f" ({ref} at its own equilibrium)" if ref else " (the scorecard's reference_values)"))
+    return values
+
+
+def _frames(path: Path, bench: Benchmark) -> list:
+    """A data file's frames (labels in eV, eV/Å), or none when it does not read (the data check said why)."""
+    from ase.io import read
+
+    from mlipilot.units import convert_frames
+
+    try:
+        return convert_frames(list(read(path, index=":", format="extxyz")), bench.units)
+    except Exception:  # noqa: BLE001 -- reported by the data check, with the fix
+        return []
+
+
+def _closest_radii(frames: dict[str, list]) -> tuple[str, str, float] | None:
+    """The element pair of the training data with the smallest covalent-radii sum (its tightest bond)."""
+    from ase.data import atomic_numbers, covalent_radii
+
+    els = sorted({s for f in frames.get("train", []) for s in f.get_chemical_symbols()})
+    pairs = [(a, b, float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]))
+             for i, a in enumerate(els) for b in els[i:]]
+    return min(pairs, key=lambda p: p[2]) if pairs else None
+
+
+def _explain_min_distance(problems: Problems, path: Path, spec: ScorecardSpec, frames: dict[str, list],
+                          progress) -> None:
+    """kind structures bounds contacts by min_distance_factor (x the pair's covalent-radii sum): a dropped bulk
+    `min_distance_A` is translated into the factor it meant, and a factor left at its default is said."""
+    import yaml
+
+    if spec.stability.kind != "structures" or (pair := _closest_radii(frames)) is None:
+        return
+    a, b, radii = pair
+    try:
+        raw = (yaml.safe_load(Path(path).read_text()) or {}).get("stability") or {}
+    except Exception:  # noqa: BLE001 -- the scorecard's own check reported it
+        return
+    meant = raw.get("min_distance_A") if isinstance(raw, dict) else None
+    default = spec.stability.min_distance_factor
+    if isinstance(meant, (int, float)) and not isinstance(meant, bool):
+        for k, (where, line) in enumerate(problems.items):
+            if "field 'stability.min_distance_A'" in line:
+                problems.items[k] = (where, f"{line}: `min_distance_A: {meant:g}` means `min_distance_factor: "
+                                            f"{meant / radii:.2f}` here ({meant:g} Å / {radii:.2f} Å, the {a}–{b} "
+                                            f"covalent radii sum; without it {default:g} applies, "
+                                            f"{default * radii:.2f} Å)")
+    elif isinstance(raw, dict) and "min_distance_factor" not in raw:
+        progress(f"{path}: stability.min_distance_factor not given — the default {default:g} applies: MD fails when a "
+                 f"pair comes closer than {default:g} × its covalent radii sum ({a}–{b}: {default * radii:.2f} Å)")
+
+
+def _name_start(message: str, spec: ScorecardSpec, starts: list) -> str:
+    """The reference check's refusal of a stability run, with the config_type of the structure it started from."""
+    import re
+
+    from mlipilot.scorecard.structure_stability import EXPLICIT, pick_structures
+
+    m = re.search(r"stability run '([^']+)'", message)
+    if m is None or spec.stability.kind != "structures":
+        return message
+    try:
+        k = int(m.group(1).rsplit("_", 2)[1])
+        picked = pick_structures(starts, spec.stability.structures)[k]
+    except (ValueError, IndexError):
+        return message
+    where = "md_structures frame" if starts and all(f.info.get(EXPLICIT) for f in starts) else "holdout's first frame"
+    return message.replace(m.group(0), f"{m.group(0)} (started from the {where} of config_type "
+                                        f"'{picked.info.get('config_type', 'default')}', {len(picked)} atoms)", 1)
+
+
 def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor: str = "local",
              size: str = "default", train_timeout_min: float = 30, score_timeout_min: float = 10,
              progress=print, sandbox: str | None = None, base_seed: int = 1, data_seed: int | None = None,
@@ -196,60 +357,91 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
     paths the training sandbox must not see (a bench's other stores)."""
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve() if store else default_store(run_dir)
+    # Every problem of the arguments, benchmark.yaml, the scorecard, the workspace, the data and the validation
+    # spec is found in one pass and reported at once, grouped by file (not one per round of init); the expensive
+    # checks (property references, the winnable-MD proof) run only once these pass.
+    problems = Problems()
     try:
         get_executor(executor)
     except UnknownExecutor as e:
-        raise MLIPilotError(f"--executor: {e}") from None
+        problems.add(f"--executor: {e}", "")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise MLIPilotError(f"{run_dir}: exists and is not empty — choose a new directory")
+        problems.add(f"{run_dir}: exists and is not empty — choose a new directory", "")
     if store.exists() and any(store.iterdir()):
-        raise MLIPilotError(f"{store}: private store exists and is not empty — remove it or pass --store")
+        problems.add(f"{store}: private store exists and is not empty — remove it or pass --store", "")
     if store == run_dir or run_dir in store.parents:
-        raise MLIPilotError(f"{store}: the private store must be outside the run directory — pass --store elsewhere")
-    bench = resolve_benchmark(benchmark)
-    spec = load_spec(bench.scorecard)  # validate before writing anything
-    check_train_script(bench)
+        problems.add(f"{store}: the private store must be outside the run directory — pass --store elsewhere", "")
+    bad_seed = data_seed is not None and int(data_seed) < 0  # numpy's generators take seeds >= 0 only
+    if bad_seed:
+        problems.add(f"--data-seed: expected an integer >= 0, got {data_seed}", "")
+    bench = problems.attempt(resolve_benchmark, benchmark, problems)
+    if bench is None:
+        problems.raise_if_any()
+    spec = load_collecting(bench.scorecard, load_spec, problems)  # validate before writing anything
+    named = bool(bench.foundation_models or foundation)
+    for line in train_script_problems(bench, foundations=named):
+        problems.add(line, bench.workspace / "train" / "train.py")
     if (knobs := bench.template_file("knobs.yaml")) is not None:
-        load_knobs(knobs)  # options, types, ranges and metric names: a typo fails here, not mid-run
+        load_collecting(knobs, load_knobs, problems)  # options, types, ranges and metric names: not mid-run
     if sandbox is None:
         sandbox, why = probe_sandbox()
         if why and shutil.which("bwrap"):  # installed but failing: never fall back to an unsealed run silently
-            raise MLIPilotError(f"the training sandbox (bubblewrap, {shutil.which('bwrap')}) does not start here: "
-                                f"{why} — fix that and run init again, or pass --sandbox none to train with your "
-                                "full rights (train/train.py could then read the holdout)")
-        if why:
+            problems.add(f"the training sandbox (bubblewrap, {shutil.which('bwrap')}) does not start here: "
+                         f"{why} — fix that and run init again, or pass --sandbox none to train with your "
+                         "full rights (train/train.py could then read the holdout)", "")
+        elif why:
             progress(f"WARNING: no training sandbox works here ({why}); this run uses sandbox = none, so "
                      "train/train.py runs with your full rights. Fix that, then edit [sandbox] in mlipilot.toml.")
     elif sandbox not in [str(k) for k in SandboxKind]:
-        raise MLIPilotError(f"--sandbox: unknown sandbox {sandbox!r} — use one of {', '.join(map(str, SandboxKind))}")
-    if data_seed is not None and int(data_seed) < 0:  # numpy's generators take seeds >= 0 only
-        raise MLIPilotError(f"--data-seed: expected an integer >= 0, got {data_seed}")
+        problems.add(f"--sandbox: unknown sandbox {sandbox!r} — use one of {', '.join(map(str, SandboxKind))}", "")
     seed = None
-    if bench.generated:
+    if bench.generated and not bad_seed:
         if data_seed is not None:
             progress(f"data seed {int(data_seed)} given: anyone who knows it can regenerate this run's holdout — "
                      "the agent too, inside train.py, and train on it; use a public seed to reproduce published "
                      "numbers, never to compare agents")
         seed = bench.draw_data_seed() if data_seed is None else int(data_seed)
-    elif data_seed is not None:
-        raise MLIPilotError(f"--data-seed: benchmark {bench.name} has its own data files, not a generator "
-                            "— leave --data-seed out")
-    progress(f"benchmark {bench.name}: preparing data ({size})")
-    data = bench.data_files(size=size, seed=seed)
-    check_data(bench, spec, data, progress=progress)  # bad data fails here, before anything is created
-    # an unwinnable scorecard (the reference itself fails an MD run) fails here too, not as N infeasible trials
-    from ase.io import read
+    elif data_seed is not None and not bench.generated:
+        problems.add(f"--data-seed: benchmark {bench.name} has its own data files, not a generator "
+                     "— leave --data-seed out", "")
+    data: dict[str, Path] = {}
+    if not (bench.generated and bad_seed):
+        progress(f"benchmark {bench.name}: preparing data ({size})")
+        data = bench.data_files(size=size, seed=seed, problems=problems)
+        for line in data_problems(bench, spec, data, progress=progress):  # bad data fails here, before anything
+            problems.add(line)
+    frames = {split: _frames(path, bench) for split, path in data.items()}
+    starts = frames.get("md_structures") or frames.get("holdout", [])
+    if spec is not None:
+        _explain_min_distance(problems, bench.scorecard, spec, frames, progress)
+    derived = None
+    if bench.validation is not None:
+        vspec = load_collecting(bench.validation, load_validation_spec, problems)
+        if vspec is not None and frames.get("holdout"):  # a check whose structures are not there measures nothing
+            for line in validation_problems(vspec, frames["holdout"], md_start_frames(
+                    frames["holdout"], data.get("md_structures"))):
+                problems.add(line, bench.validation)
+    elif spec is not None:  # the spec init derives: every structure group the scorecard's globs match
+        types = sorted({str(f.info.get("config_type", "default")) for f in [*starts, *frames.get("holdout", [])]})
+        derived = default_validation_text(spec, types)
+    elements = {s for split in ("train", "valid", "holdout") for f in frames.get(split, [])
+                for s in f.get_chemical_symbols()}
+    foundations = _check_foundations(bench, foundation, elements, progress, problems)
+    problems.raise_if_any("init")
 
-    derived = None if bench.validation is not None else default_validation_text(spec)
+    property_reference = _property_reference(spec, progress)  # a property metric with nothing to compare with
+    # an unwinnable scorecard (the reference itself fails an MD run) fails here too, not as N infeasible trials
     with tempfile.TemporaryDirectory() as tmp:
         vpath = bench.validation
         if derived is not None:  # the spec init derives: checked (loads, winnable) like a benchmark's own
             vpath = Path(tmp) / VALIDATION_SPEC
             vpath.write_text(derived)
             load_validation_spec(vpath)
-        check_reference(spec, md_start_frames(read(data["holdout"], index=":", format="extxyz"),
-                                              data.get("md_structures")), vpath, progress=progress, cache=cache_dir())
-    foundations = _check_foundations(bench, foundation, data, progress)
+        run_starts = md_start_frames(frames["holdout"], data.get("md_structures"))
+        try:
+            check_reference(spec, run_starts, vpath, progress=progress, cache=cache_dir())
+        except MLIPilotError as e:
+            raise MLIPilotError(_name_start(str(e), spec, run_starts)) from None
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -264,6 +456,8 @@ def init_run(benchmark: str, run_dir: Path, store: Path | None = None, executor:
         if bench.generated:  # private: whoever knows the seed can regenerate the holdout
             Store(store).data_seed.write_text(json.dumps({"generator": bench.data["generator"], "seed": seed,
                                                        "size": size}, indent=1))
+        if property_reference is not None:  # what the property metrics compare with, sealed
+            write_property_reference(store, property_reference)
         if "md_structures" in data:  # MD starts the scorer uses; private like the holdout
             copy_labels(data["md_structures"], store / MD_STRUCTURES, bench.units)
         if bench.isolated_atoms:  # readable by the agent: the expert's (and anyone's) E0s

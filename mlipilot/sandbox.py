@@ -461,6 +461,19 @@ class SandboxedProcess:
     def __init__(self, proc: subprocess.Popen, cgroup: "_PidsCgroup | None"):
         self.proc, self.cgroup = proc, cgroup
 
+    def unnice(self) -> None:
+        """Back to normal priority (a job started `nice` beside training, once training is over), where
+        the OS lets this process raise it (root); elsewhere it keeps its niceness."""
+        import subprocess as sp
+
+        pids = [self.proc.pid]
+        with contextlib.suppress(OSError, sp.SubprocessError):
+            pids += [int(x) for x in sp.run(["pgrep", "-s", str(self.proc.pid)], capture_output=True,
+                                            text=True, timeout=5).stdout.split()]
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, pid, 0)
+
     def send(self, line: str) -> None:
         """Write one line to the job's stdin and close it (a job started with `stdin=True`)."""
         try:

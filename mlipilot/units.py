@@ -89,3 +89,64 @@ def copy_labels(src: Path, dst: Path, units: LabelUnits) -> None:
     from ase.io import read, write
 
     write(dst, convert_frames(list(read(src, index=":", format="extxyz")), units), format="extxyz")
+
+
+# --- metric units: the unit a scorecard writes a constraint or composite term in (`unit:`), converted to
+# the unit the scorer measures the metric in (mlipilot.scorecard.metrics.KNOWN_METRICS, a plugin's UNIT)
+_LENGTHS = {"å": 1.0, "nm": 10.0, "pm": 0.01, "bohr": u.Bohr}
+_PER_ATOM_STEP = {"µs": 1.0, "us": 1.0, "ns": 1e-3, "ms": 1e3, "s": 1e6}
+_DIMENSIONLESS = {"1", "", "-", "none", "ratio", "fraction", "count", "counts", "runs"}
+UNIT_EXAMPLES = {"meV/atom": "eV/atom, kcal/mol/atom", "meV/Å": "eV/Å, eV/Bohr, Hartree/Bohr",
+                 "meV/Å³": "eV/Å³, GPa", "Å": "nm, Bohr", "µs/atom/step": "ns/atom/step, ms/atom/step"}
+
+
+def _norm(s: str) -> str:
+    s = s.strip().lower().replace(" ", "").replace("ångström", "å").replace("angstrom", "å")
+    for old, new in (("ang", "å"), ("³", "^3"), ("**3", "^3")):
+        s = s.replace(old, new)
+    s = s.replace("/a^3", "/å^3").replace("/a3", "/å^3").replace("/å3", "/å^3")
+    if s.endswith("/a"):
+        s = s[:-2] + "/å"
+    return "å" if s == "a" else s
+
+
+def metric_unit_factor(given: str, scorer: str) -> float | None:
+    """What a bound written in `given` is multiplied by to be in `scorer` (the unit the scorer measures
+    the metric in): 1000 for eV/atom against meV/atom; None when `given` is no unit of that quantity."""
+    g, want = _norm(given), _norm(scorer)
+    if g == want:
+        return 1.0
+    if scorer == "meV/atom" and g.endswith("/atom"):
+        e = _canonical(given.strip()[:given.strip().lower().rfind("/atom")], ENERGY_UNITS)
+        return ENERGY_UNITS[e] / 1e-3 if e else None
+    if scorer == "meV/Å":
+        f = _canonical(given, FORCE_UNITS)
+        return FORCE_UNITS[f] / 1e-3 if f else None
+    if scorer == "meV/Å³":
+        if g == "gpa":
+            return u.GPa / 1e-3
+        if g.endswith("/å^3"):
+            e = _canonical(given.strip()[:given.strip().rfind("/")], ENERGY_UNITS)
+            return ENERGY_UNITS[e] / 1e-3 if e else None
+        return None
+    if scorer == "Å":
+        return _LENGTHS.get(g)
+    if scorer == "µs/atom/step" and g.endswith("/atom/step"):
+        return _PER_ATOM_STEP.get(g.removesuffix("/atom/step"))
+    if want in _DIMENSIONLESS or scorer == "count":
+        return 1.0 if g in _DIMENSIONLESS else None
+    return None
+
+
+def convert_bound(metric: str, given: str, scorer: str) -> tuple[float | None, str]:
+    """(factor, fix): the factor from `given` to the scorer's unit, or None and what to write instead."""
+    factor = metric_unit_factor(given, scorer)
+    others = UNIT_EXAMPLES.get(scorer)
+    # eV/Å on an energy metric: the energy it names per atom is likely what was meant (0.02 eV/Å -> 0.02 eV/atom)
+    num = given.strip().split("/")[0]
+    meant = {"meV/atom": f"{num}/atom", "meV/Å": f"{num}/Å", "meV/Å³": f"{num}/Å³"}.get(scorer)
+    f = metric_unit_factor(meant, scorer) if meant and _norm(meant) != _norm(given) else None
+    if f is not None and f != 1.0:
+        return factor, (f"write unit: {meant} (converted: × {f:.6g} to {scorer}, the unit the scorer uses) or "
+                        f"unit: {scorer}")
+    return factor, f"write unit: {scorer}" + (f" (or one converted to it: {others})" if others else "")

@@ -43,11 +43,7 @@ def spec_path(cfg: RunConfig, reseal: bool = False, progress: Callable[[str], No
 
     record = cfg.store / RESEAL_RECORD
     if reseal:
-        bench = resolve_benchmark(cfg.benchmark)
-        if bench.validation is None:
-            raise MLIPilotError(f"{bench.spec_file}: field 'validation': none given — write a validation spec "
-                                "(see scorecards/cu_emt.validation.yaml) and name it there")
-        load_validation_spec(bench.validation)  # a typo fails before anything is sealed
+        bench = check_new_spec(cfg, progress)  # every problem of it at once; its MD winnable; before anything is sealed
         shutil.copy(bench.validation, cfg.store / RESEALED_SPEC)
         sha = sha256_file(cfg.store / RESEALED_SPEC)
         record.write_text(json.dumps({"sha256": sha, "source": str(bench.validation), "time": time.time()}))
@@ -74,6 +70,142 @@ def spec_path(cfg: RunConfig, reseal: bool = False, progress: Callable[[str], No
         raise MLIPilotError(f"{named}: differs from the validation spec this run sealed ({path.name}) — "
                             f"restore it to validate with the sealed one, or {RESEAL_FIX}")
     return path, sha
+
+
+def check_new_spec(cfg: RunConfig, progress: Callable[[str], None] = print):
+    """`--reseal-spec`: the benchmark's validation spec checked as init checks one — every problem of
+    benchmark.yaml and the spec in one pass (typos, checks whose structures the run's holdout lacks), then,
+    only when those pass, its MD briefly with the scorecard's reference (a check no model can pass is refused)."""
+    from ase.io import read
+
+    from mlipilot.benchmark import Problems, load_collecting, resolve_benchmark
+    from mlipilot.datacheck import validation_problems
+    from mlipilot.reference_check import check_reference
+    from mlipilot.resources import cache_dir
+    from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
+    from mlipilot.scorecard.spec import load_spec
+
+    problems = Problems()
+    bench = problems.attempt(resolve_benchmark, cfg.benchmark, problems)
+    if bench is not None and bench.validation is None:
+        problems.add(f"{bench.spec_file}: field 'validation': none given — write a validation spec "
+                     "(see scorecards/cu_emt.validation.yaml) and name it there")
+    problems.raise_if_any("validate --reseal-spec")
+    vspec = load_collecting(bench.validation, load_validation_spec, problems)
+    store = Store(cfg.store)
+    holdout = read(store.holdout, index=":", format="extxyz") if store.holdout.is_file() else []
+    starts = md_start_frames(holdout, cfg.store / MD_STRUCTURES)
+    if vspec is not None and holdout:
+        for line in validation_problems(vspec, holdout, starts):
+            problems.add(line, bench.validation)
+    problems.raise_if_any("validate --reseal-spec")
+    if holdout:
+        check_reference(load_spec(store.scorecard), starts, bench.validation, progress=progress, cache=cache_dir())
+    return bench
+
+
+def _picked_atoms(frames: list, params: dict) -> list[int]:
+    from mlipilot.scorecard.spec import StructurePick
+    from mlipilot.scorecard.structure_stability import pick_structures
+
+    globs = params.get("config_types", ["*"])
+    pick = StructurePick(tuple([globs] if isinstance(globs, str) else globs), int(params.get("per_config_type", 1)),
+                         int(params.get("max_structures", 3)), int(params.get("min_atoms", 0)))
+    return [len(a) for a in pick_structures(frames, pick)]
+
+
+def check_sizes(vspec, holdout: list, md: list) -> dict[str, tuple[float, bool]]:
+    """Per check: (MD atom-steps, whether it runs side by side with the other MD checks). Static checks (equations
+    of state, elastic constants, errors) count as a few dozen single points."""
+    from mlipilot.validation.checks import CHECK_KINDS
+
+    out = {}
+    for check in vspec.checks:
+        p, kind = dict(check.params), CHECK_KINDS[check.kind]
+        cell = 4 * int(p.get("supercell", 3)) ** 3
+        steps = int(p.get("steps", 0)) + int(p.get("equilibrate_steps", 0))
+        if check.kind == "structure_md":
+            n = sum(_picked_atoms(md, p)) * steps
+        elif check.kind == "structure_rdf":
+            n = 2 * sum(_picked_atoms(md, p)) * steps  # the reference's own MD as well
+        elif check.kind in ("long_md", "rdf", "nve_drift"):
+            temps = p.get("temperatures_K") or [None]
+            n = cell * steps * max(1, len(temps)) * (2 if check.kind == "rdf" else 1)
+        elif check.kind == "molecular_md":
+            sizes = sorted((len(f) for f in holdout), reverse=True)[:int(p.get("molecules", 4))]
+            n = sum(sizes) * steps
+        else:
+            picked = _picked_atoms(holdout, p) if "config_types" in p else [cell]
+            n = 30 * sum(picked or [cell])
+        out[check.name] = (float(n), kind.forkable)
+    return out
+
+
+JOB_START_S = 15.0  # the validation job's imports (torch, mace-torch) and the model's rebuild
+
+
+def estimate_seconds(sizes: dict[str, tuple[float, bool]], us_per_atom_step: float, cores: int) -> float:
+    """Wall seconds: the static checks one after another, then the MD checks side by side on `cores`."""
+    seconds = {name: n * us_per_atom_step * 1e-6 for name, (n, _) in sizes.items()}
+    forked = [seconds[k] for k, (_, f) in sizes.items() if f]
+    static = sum(seconds[k] for k, (_, f) in sizes.items() if not f)
+    if cores <= 1 or len(forked) <= 1:
+        return static + sum(forked)
+    return static + max(max(forked), sum(forked) / cores)
+
+
+def _estimate_line(row: TrialRecord, spec: Path, store: Store) -> tuple[str, float | None]:
+    """The line `validate` prints before a validation starts, and its estimate (s): the checks' MD atom-steps at
+    the trial's own measured CPU µs per atom-step, against the trial's train+score time."""
+    from ase.io import read
+
+    from mlipilot.md.pool import job_cores
+    from mlipilot.scorecard.evaluate import MD_STRUCTURES, md_start_frames
+
+    m = row.metrics or {}
+    rate = m.get("us_per_atom_step")  # CPU time; the wall-clock rate of the same timing holds the machine's load
+    if all(isinstance(m.get(k), (int, float)) and m[k] > 0 for k in ("steps_per_second", "throughput_atoms")):
+        rate = 1e6 / (m["steps_per_second"] * m["throughput_atoms"])
+    if not isinstance(rate, (int, float)) or not rate > 0:
+        return f"trial {row.trial}: no estimate of the validation's time (the trial measured no MD speed)", None
+    try:
+        holdout = read(store.holdout, index=":", format="extxyz")
+        sizes = check_sizes(load_validation_spec(spec), holdout, md_start_frames(holdout, store.root / MD_STRUCTURES))
+    except Exception as e:  # noqa: BLE001 -- an estimate never stops a validation
+        return f"trial {row.trial}: no estimate of the validation's time ({type(e).__name__})", None
+    cores = job_cores()
+    est = JOB_START_S + estimate_seconds(sizes, float(rate), cores)
+    wall = row.wall or {}
+    trial_s = sum(float(wall.get(k) or 0) for k in ("train", "score"))
+    than = f", ≈ {est / trial_s:.1f}× the trial's train+score ({trial_s:.0f} s)" if trial_s > 0 else ""
+    return (f"trial {row.trial}: validation estimate ≈ {_minutes(est)} on {cores} core(s) "
+            f"({sum(n for n, _ in sizes.values()):.3g} MD atom-steps at the trial's {rate:.3g} µs/atom/step of MD, "
+            f"wall clock{than}; shorter when the model fails early)"), est
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def timing_line(summary: dict) -> str:
+    """The table's last line with wall time and the checks' summed time apart (MD checks run side by side,
+    so their times add up to more than the wall time)."""
+    verdict = "PASSED" if summary["passed"] else "FAILED: " + ", ".join(summary["failed_checks"])
+    checks = float(summary.get("seconds") or 0)
+    wall = summary.get("wall_seconds")
+    if wall is None:
+        return f"validation {verdict}; the checks' own times add up to {checks:.0f} s"
+    est = summary.get("estimate_seconds")
+    return (f"validation {verdict} in {wall:.0f} s wall time (estimated {est:.0f} s); " if est is not None else
+            f"validation {verdict} in {wall:.0f} s wall time; ") + \
+        f"the checks' own times add up to {checks:.0f} s (MD checks run side by side)"
+
+
+def shown_table(summary: dict) -> str:
+    lines = table(summary).splitlines()
+    if lines and lines[-1].startswith("validation "):
+        lines[-1] = timing_line(summary)
+    return "\n".join(lines)
 
 
 def extra_frames(cfg: RunConfig) -> Path | None:
@@ -185,6 +317,8 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
             if not model.is_dir() or model.is_symlink():
                 raise MLIPilotError(f"{model}: trial {n}'s exported model is gone — it cannot be validated")
             progress(f"trial {n}: validating ({executor}; spec {spec.name}) — {(row.hypothesis or '')[:60]}")
+            line, estimate = _estimate_line(row, spec, store)
+            progress(line)
             t0 = time.time()
             with_dir = trial_dir / "validate"
             with_dir.mkdir(exist_ok=True)
@@ -207,13 +341,15 @@ def _validate_run(cfg: RunConfig, trial: int | None, accepted: bool, executor: s
                                     f"(finished checks are kept in {trial_dir / 'validation.partial.json'})") from None
             for line in result["log"][shown.count:]:  # what the polls did not show (a local job that ran inline)
                 progress(line)
-            summary = result["summary"]
+            summary = {**result["summary"], "wall_seconds": round(time.time() - t0, 1),
+                       **({"estimate_seconds": round(estimate, 1)} if estimate is not None else {})}
+            out.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))  # the wall time beside the sum
             ledger.append(ValidationEvent(n, row.commit, summary["passed"], summary["failed_checks"],
-                                          summary["spec"], summary["spec_sha256"], round(time.time() - t0, 1)))
+                                          summary["spec"], summary["spec_sha256"], summary["wall_seconds"]))
         if row.commit:
             write_validation_note(repo, row.commit, summary)
         composite = float("nan") if row.composite is None else row.composite
         progress(f"trial {n} ({row.verdict}, composite {composite:.4g}):")
-        progress(table(summary))
+        progress(shown_table(summary))
         summaries.append({"trial": n, **summary})
     return summaries

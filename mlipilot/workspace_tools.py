@@ -17,7 +17,7 @@ import yaml
 from mlipilot.edits import effective_changes, repeat_of, same_once_parsed
 from mlipilot.git_history import RunRepo
 from mlipilot.integrity import GIT_CONTROL_FILES, is_editable
-from mlipilot.knobs import config_problems, config_with, load_knobs
+from mlipilot.knobs import allowed_values, config_problems, config_with, describe_knob, ineffective_options, load_knobs
 from mlipilot.knobs import option as knob_option
 from mlipilot.ledger import History
 from mlipilot.run_config import RunConfig
@@ -29,6 +29,7 @@ MAX_FILE_BYTES = 1 << 20  # what read_file reads and write_file/edit_file write,
 MAX_PATH_CHARS = 1024
 READ_ONLY = ("program.md", "scorecard.yaml", "knobs.yaml")  # readable context, never writable
 CONFIG = "train/config.yaml"  # the options file set_options edits
+KNOB_DESCRIPTION_CHARS = 120  # an option's description in set_options' schema (sent with every LLM call)
 
 
 class ToolError(Exception):
@@ -72,6 +73,33 @@ TOOL_SCHEMAS = [
     _schema("finish", "Stop the research run.", {"summary": {"type": "string", "maxLength": 300}}, ["summary"]),
 ]
 TERMINAL_TOOLS = ("run_experiment", "finish")
+
+
+class ToolResult(str):
+    """A tool's answer that also carries what it refused (set_options: the bad values it did not write)."""
+    problems: list[str]
+
+    def __new__(cls, text: str, problems: list[str] | None = None) -> "ToolResult":
+        obj = super().__new__(cls, text)
+        obj.problems = list(problems or [])
+        return obj
+
+
+def _literal_object(text: str) -> tuple[dict, str] | None:
+    """A string that holds an object, as small models send one: JSON, or a Python dict literal
+    ({'energy_weight': 1.0, 'swa': True}, read with ast.literal_eval: literals only, nothing runs)."""
+    import ast
+
+    try:
+        obj = json.loads(text)
+        how = "JSON"
+    except (json.JSONDecodeError, RecursionError):
+        try:
+            obj = ast.literal_eval(text.strip())
+            how = "a Python dict"
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
+    return (obj, how) if isinstance(obj, dict) and all(isinstance(k, (str, int)) for k in obj) else None
 
 
 def cap(text: str, limit: int = OUTPUT_CAP) -> str:
@@ -202,14 +230,21 @@ class WorkspaceTools:
                             "options by name.")
 
     def set_options(self, updates=None, **flat) -> str:
-        """Typed edits of train/config.yaml: each key checked against knobs.yaml and mace-torch's parser."""
+        """Typed edits of train/config.yaml: each key checked against knobs.yaml and mace-torch's parser.
+        A bad value costs only itself: the valid updates are written and each bad one is refused on its
+        own line (the answer is a ToolResult whose `problems` lists them); only when none is valid does
+        the call fail. Forms small models send where no grammar constrains them are read and said so:
+        flat keys, the object as a JSON string or as a Python dict literal."""
+        note = ""
         if updates is None and flat:
             updates = flat  # set_options(energy_weight=1000): small models flatten the object
         if isinstance(updates, str):
-            try:
-                updates = json.loads(updates)
-            except json.JSONDecodeError:
-                raise ToolError('updates must be a JSON object such as {"option": value}') from None
+            parsed = _literal_object(updates)
+            if parsed is None:
+                raise ToolError('updates must be a JSON object such as {"energy_weight": 100.0}, not a string '
+                                "that reads as none") from None
+            updates, how = parsed
+            note = f"(updates came as a string; read it as {how}: {json.dumps(updates, default=str)[:200]})\n"
         if not isinstance(updates, dict) or not updates:
             raise ToolError('updates must be a non-empty JSON object: option name -> new value')
         path = self.resolve(CONFIG, write=True)
@@ -225,16 +260,27 @@ class WorkspaceTools:
                 values[key] = knob_option(str(key), knobs).coerce(value)
             except ValueError as e:
                 problems.append(str(e))
-        if problems:  # nothing is written unless every key is valid
-            raise ToolError("; ".join(problems) + ". Nothing was changed.")
+        # an option this configuration would ignore (stress_weight under a loss without stress) is refused
+        # with the option that enables it, unless the same call sets that option too
+        for p in ineffective_options({**current, **values}, list(values)):
+            values.pop(p.split(" ", 1)[0], None)
+            problems.append(p)
+        refused = "".join(f"\nrefused, not written: {p}" for p in problems)
         changed = {k: v for k, v in values.items() if current.get(k) != v}
         if not changed:
+            if problems:
+                raise ToolError(note + "nothing was changed:" + refused
+                                + "".join(f"\nalready at that value: {k}: {v!r}" for k, v in values.items()))
             raise Refused("every option is already at that value (" + ", ".join(f"{k}: {v!r}" for k, v in values.items())
                           + "); nothing would change")
         new = config_with(text, changed)
         _check_text("the edited file", new)
         path.write_text(new, encoding="utf-8")
-        return f"set in {CONFIG}: " + "; ".join(f"{k}: {current.get(k)!r} -> {v!r}" for k, v in changed.items())
+        out = note + f"set in {CONFIG}: " + "; ".join(f"{k}: {current.get(k)!r} -> {v!r}" for k, v in changed.items())
+        same = [k for k in values if k not in changed]
+        if same:
+            out += f"\nalready at that value (unchanged): {', '.join(same)}"
+        return ToolResult(out + refused, problems)
 
     def show_history(self) -> str:
         rows = []
@@ -263,8 +309,10 @@ class WorkspaceTools:
         return cap(json.dumps(body, indent=1, default=_round) + "\n--- diff ---\n" + diff)
 
     def schemas(self) -> list[dict]:
-        """The tool schemas, with set_options' `updates` typed by knobs.yaml: a small model's output is
-        then constrained to the declared options (set_options itself also takes mace-torch's others)."""
+        """The tool schemas, with set_options' `updates` typed by knobs.yaml: a server that constrains
+        tool calls to their schema (llama.cpp with tool_choice "required": a grammar) then writes
+        `updates` as an object of the declared options, a string option as one of its values, an
+        integer within its range (set_options itself also takes mace-torch's other options)."""
         knobs = load_knobs(self.root / "knobs.yaml", with_mace=False)
         if self.cfg.data is not None and self.cfg.data.enabled:  # [data] in mlipilot.toml: the data tools too
             from mlipilot.data_actions.tools import DATA_TOOL_SCHEMAS
@@ -274,9 +322,22 @@ class WorkspaceTools:
         if not knobs:
             return TOOL_SCHEMAS
         json_type = {float: "number", int: "integer", bool: "boolean", str: "string"}
-        props = {k.name: {"type": json_type.get(k.type, "string"), "description": k.doc[:200],
-                          **({"minimum": k.range[0], "maximum": k.range[1]} if k.range else {})}
-                 for k in knobs.values()}
+        props = {}
+        for k in knobs.values():
+            if k.type is str and not k.choices:
+                try:  # mace-torch's parser may close the set (loss: weighted, stress, ...)
+                    k = knob_option(k.name, knobs)
+                except Exception:  # noqa: BLE001 — no mace here: the option stays an open string
+                    pass
+            closed = allowed_values(k)  # a string option with choices: exactly those (a grammar then forces them)
+            enum = closed is not None and k.type is str
+            props[k.name] = {"type": json_type.get(k.type, "string"),  # the values first, the prose after
+                             **({"enum": list(closed)} if enum else {}),
+                             # an integer's range binds a grammar; a number's is in its description
+                             # (set_options checks both)
+                             **({"minimum": k.range[0], "maximum": k.range[1]} if k.range and k.type is int else {}),
+                             "description": describe_knob(k, limit=KNOB_DESCRIPTION_CHARS, first_clause=True,
+                                                          with_values=not enum)}
         out = copy.deepcopy(TOOL_SCHEMAS)
         updates = out[0]["function"]["parameters"]["properties"]["updates"]
         updates.update({"properties": props, "additionalProperties": False, "minProperties": 1})

@@ -474,6 +474,13 @@ README_COMMANDS: dict[str, list | NotRun] = {
             llm=[{"tool": "finish", "args": {"summary": "the baseline stays"}}],
             expect=(r"bench: 3 runs, \d+ rows", r"expert", r"random"), check=_check_bench),
     ],
+    "pip install 'mlipilot[mlflow]'": NotRun("the optional extra; the test extra installs mlflow too, and "
+                                             "tests/test_mlflow_export.py checks the one-line fix when it is missing"),
+    "mlipilot export mlflow bench1": NotRun("run through the console script, twice, by "
+                                            "tests/test_mlflow_export.py::test_export_twice_gives_the_same_runs_with_what_each_trial_holds"),
+    "MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ./mlruns": NotRun(
+        "MLflow's own server: tests/test_mlflow_export.py::test_the_export_in_mlflows_ui_and_api starts it on the "
+        "exported folder and opens it in Chromium"),
     "mlipilot report bench1": [Run("mlipilot report bench1", expect=(r"report: .*report\.html",), check=_check_report)],
     "mlipilot report RUN": [  # a single run's report lands in its private store, with its validation figure
         Run("mlipilot report runs/cu1", at=".", expect=(r"report: .*runs/cu1\.mlipilot-store/report/report\.html",),

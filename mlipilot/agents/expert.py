@@ -36,7 +36,7 @@ class ExpertAgent(Agent):
 
     def run_iteration(self, tools: WorkspaceTools, brief: str, limits: IterationLimits) -> IterationResult:
         done = len([t for t in tools.history.trials() if not interrupted(t)])  # an interrupted step is retried
-        strategies = with_fine_tuning(STRATEGIES, tools)
+        strategies = with_property_levers(with_fine_tuning(STRATEGIES, tools), tools)
         if done >= len(strategies):
             return IterationResult("finish", "expert script exhausted")
         hypothesis, updates = strategies[done]
@@ -72,3 +72,23 @@ def swa_start(max_num_epochs: int | None) -> int:
     re-weighting before it was rejected)."""
     epochs = int(max_num_epochs or MACE_DEFAULT_EPOCHS)
     return max(1, min(epochs - 1, round(0.7 * epochs)))
+
+
+def with_property_levers(strategies: list[tuple[str, dict]], tools: WorkspaceTools) -> list[tuple[str, dict]]:
+    """Where the scorecard gates properties (mlipilot.scorecard.properties), the documented levers for them
+    (mlipilot.property_levers: training length, then width) come right after the re-weighting; a
+    scorecard without property metrics gets the paper's list unchanged."""
+    from mlipilot.property_levers import levers
+    from mlipilot.scorecard.properties import named
+    from mlipilot.scorecard.spec import load_spec
+
+    try:
+        metrics = named(load_spec(Path(tools.root) / "scorecard.yaml").metric_names())  # the run's public copy
+    except Exception:
+        return strategies
+    if not metrics:
+        return strategies
+    steps = [(lever.hypothesis, dict(lever.options)) for lever in levers(metrics)
+             if "loss" not in lever.options]  # stress in the loss: measured not to move them
+    rest = [s for s in strategies[2:] if all(s[1] != o for _, o in steps)]  # no step twice
+    return [*strategies[:2], *steps, *rest]

@@ -138,15 +138,20 @@ class LocalLLMServer:
             [sys.executable, "-m", "mlipilot.local_llm.child", str(weights), self.model.alias,
              str(self.port), str(self.n_ctx), str(self.threads)], stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + self.startup_timeout_s
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise MLIPilotError(f"local LLM server exited with status {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/models", timeout=2) as r:
-                    json.load(r)
-                    return self
-            except OSError:
-                time.sleep(0.5)
+        try:
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    raise MLIPilotError(f"local LLM server exited with status {self.proc.returncode}; "
+                                        f"see {self.log_path}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/models", timeout=2) as r:
+                        json.load(r)
+                        return self
+                except OSError:
+                    time.sleep(0.5)
+        except BaseException:  # Ctrl-C while it loads: no server is left behind
+            self.__exit__()
+            raise
         self.__exit__()
         raise MLIPilotError(f"local LLM server did not answer within {self.startup_timeout_s:.0f} s; see {self.log_path}")
 

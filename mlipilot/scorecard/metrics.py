@@ -39,6 +39,15 @@ KNOWN_METRICS: dict[str, str] = {
     # steps/CPU-s over that of a fixed reference MACE timed in the same job (scorecard.throughput):
     # a throughput bound that means the same on any CPU
     "throughput_ratio": "1",
+    # property metrics (mlipilot.scorecard.properties): the model's crystal physics against the sealed reference
+    "lattice_constant_error": "%",
+    "bulk_modulus_error": "%",
+    "c11_error": "%",
+    "c12_error": "%",
+    "c44_error": "%",
+    "elastic_error_max": "%",  # the worst of C11, C12, C44
+    "vacancy_formation_error": "eV",
+    "surface_energy_error_max": "%",  # the worst of properties.facets
 }
 
 GROUP_QUANTITIES = ("energy_rmse", "force_rmse", "energy_mae", "force_mae")

@@ -11,6 +11,7 @@ from mlipilot.md.result import MDRun
 
 MD_RUNS_KEY = "md_runs"
 TIMINGS_KEY = "score_seconds"
+NOTES_KEY = "score_notes"
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,15 @@ class ScoreResult:
     metrics: dict[str, float | None] = field(default_factory=dict)
     md_runs: dict[str, MDRun] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # why a metric is None (a property the model could not give)
 
     def to_json(self) -> dict:
         out: dict = dict(self.metrics)
         out[MD_RUNS_KEY] = {name: run.to_json() for name, run in self.md_runs.items()}
         if self.timings:
             out[TIMINGS_KEY] = dict(self.timings)
+        if self.notes:
+            out[NOTES_KEY] = dict(self.notes)
         return out
 
     @classmethod
@@ -36,9 +40,10 @@ class ScoreResult:
         d = dict(d or {})
         runs = d.pop(MD_RUNS_KEY, None) or {}
         timings = d.pop(TIMINGS_KEY, None) or {}
+        notes = d.pop(NOTES_KEY, None) or {}
         metrics = {k: v for k, v in d.items() if v is None or isinstance(v, (int, float))}
         return cls(metrics, {k: MDRun.from_json(v) for k, v in runs.items() if isinstance(v, dict)},
-                   {k: float(v) for k, v in timings.items()})
+                   {k: float(v) for k, v in timings.items()}, {str(k): str(v) for k, v in notes.items()})
 
     def failed_runs(self) -> list[tuple[str, str | None]]:
         return [(name, run.reason) for name, run in self.md_runs.items() if not run.ok]

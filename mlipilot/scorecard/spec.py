@@ -140,6 +140,18 @@ class ThroughputSpec:
 
 
 @dataclass(frozen=True)
+class PropertiesSpec:
+    """`properties:` — the cells of the property metrics (mlipilot.scorecard.properties) and, for a
+    reference that is DFT or experiment, its values (quantity -> value: a Å, B/C11/C12/C44 GPa, E_vac eV,
+    E_surf_<facet> J/m²); missing ones are computed with stability.reference at init and sealed."""
+    strain: float = 0.01
+    vacancy_supercell: int = 2  # 4 n³ atoms: 32
+    facets: tuple[str, ...] = ("111",)
+    surface_layers: int = 5
+    reference_values: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class CompositeTerm:
     metric: str
     weight: float
@@ -158,6 +170,7 @@ class ScorecardSpec:
     stability: StabilitySpec
     throughput: ThroughputSpec
     sha256: str = field(default="")
+    properties: PropertiesSpec = PropertiesSpec()
 
     def metric_names(self) -> list[str]:
         return [c.metric for c in self.constraints] + [t.metric for t in self.composite]
@@ -230,13 +243,21 @@ def _schema() -> Table:
         "max": Field(float, None), "min": Field(float, None),
         "scale": Field(float, None, fix="use the bound's magnitude", check=_positive)},
         missing=see, fix="write '- {metric: ..., max: ..., unit: ...}'")
-    term = Table({"metric": Field(str, check=_metric_check), "weight": Field(float, 1.0),
+    term = Table({"metric": Field(str, check=_metric_check), "weight": Field(float, 1.0), "unit": Field(str, None),
                   "scale": Field(float, fix="use a typical value of the metric", check=_positive)}, missing=see)
     return Table({
         "name": Field(str), "element": Field(str, None), "lattice_a": Field(float, None),
         "constraints": Field(ListOf(constraint)),
         "composite": Field(Table({"terms": Field(ListOf(term))}, missing=see)),
         "noise_margin": Field(float, 0.02),
+        "properties": Field(Table({
+            "strain": Field(float, 0.01, check=lambda v: None if 0 < v <= 0.05 else "give a strain in (0, 0.05]"),
+            "vacancy_supercell": Field(int, 2, check=lambda v: None if 2 <= v <= 4 else "give 2, 3 or 4"),
+            "facets": Field(ListOf(str), ["111"], check=lambda f: None if f and set(f) <= {"111", "100", "110"}
+                            else "use facets of 111, 100, 110"),
+            "surface_layers": Field(int, 5, check=_positive),
+            "reference_values": Field((dict, NoneType), {}, fix="e.g. {B: 140.0, C11: 176.2} (GPa)")},
+            missing=see), None),
         "stability": Field(stability), "throughput": Field(Table({
             "supercell": Field(int, 0), "steps": Field(int), "warmup_steps": Field(int, 5),
             "repeats": Field(int, 3), "timestep_fs": Field(float, 2.0)}, missing=see))},
@@ -249,6 +270,10 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "molecules": ("stability.molecules", "stability.max_bond_deviation_A", "stability.h_detach_A"),
     "structures": ("stability.structures", "stability.min_distance_factor", "stability.max_volume_factor"),
 }
+# property metrics and the quantities a scorecard may give reference values for (mlipilot.scorecard.properties)
+PROPERTY_METRIC_NAMES = ("lattice_constant_error", "bulk_modulus_error", "c11_error", "c12_error", "c44_error",
+                         "elastic_error_max", "vacancy_formation_error", "surface_energy_error_max")
+PROPERTY_QUANTITIES = ("a", "B", "C11", "C12", "C44", "E_vac")
 # wall-clock metrics move with the machine's load: reported, never gated (README "Noise")
 INFORMATION_METRICS = {"steps_per_second": "steps_per_cpu_second", "ns_per_day": "us_per_atom_step"}
 
@@ -280,6 +305,23 @@ def _refuse_other_kinds_keys(d: dict, st: dict, kind: str, path: Path) -> None:
                                    f"stability.kind: {other}")
 
 
+def _scorer_unit(path: Path, where: str, metric: str, given: str) -> tuple[str, float]:
+    """A constraint's or composite term's `unit:` -> (the unit the scorer measures the metric in, the factor
+    a bound written in `given` is multiplied by): eV/atom is 1000 meV/atom; a unit of another quantity is refused."""
+    from mlipilot.scorecard.metrics import parse_metric
+    from mlipilot.units import convert_bound
+
+    scorer = parse_metric(metric).unit
+    factor, fix = convert_bound(metric, given, scorer)
+    if factor is None:
+        raise config_error(path, where, f"unit {given!r} is not a unit of {metric} (measured in {scorer})", fix)
+    return scorer, factor
+
+
+def _scaled(x: float, factor: float) -> float:
+    return x if factor == 1.0 else float(f"{x * factor:.12g}")
+
+
 def load_spec(path: Path) -> ScorecardSpec:
     path = Path(path)
     d, raw = read_file(path, "scorecard spec not found — check the path or the benchmark's 'scorecard' entry",
@@ -301,22 +343,42 @@ def load_spec(path: Path) -> ScorecardSpec:
     for i, c in enumerate(v["constraints"]):
         if c["min"] is None and c["max"] is None:
             raise config_error(path, f"constraints[{i}].max", "a constraint needs 'max' or 'min'", "add a bound")
-        bound = c["max"] if c["max"] is not None else c["min"]
-        constraints.append(Constraint(c["metric"], c["unit"], c["max"], c["min"],
-                                      c["scale"] if c["scale"] is not None else abs(bound) if bound else 1.0))
+        unit, f = _scorer_unit(path, f"constraints[{i}].unit", c["metric"], c["unit"])
+        lo, hi, scale = (None if x is None else _scaled(x, f) for x in (c["min"], c["max"], c["scale"]))
+        bound = hi if hi is not None else lo
+        constraints.append(Constraint(c["metric"], unit, hi, lo,
+                                      scale if scale is not None else abs(bound) if bound else 1.0))
     # the schema's keys are the records' attribute names: a new key is one Field line and one attribute
     stability = StabilitySpec(**{**st, "runs": runs, "reference": ReferenceSpec.read(st["reference"]), "structures":
                                  StructurePick(**{**st["structures"],
                                                   "config_types": tuple(st["structures"]["config_types"])})})
+    props = v["properties"] or {}
+    prop_metrics = [m for m in (c.metric for c in constraints) if m in PROPERTY_METRIC_NAMES] + \
+        [t["metric"] for t in v["composite"]["terms"] if t["metric"] in PROPERTY_METRIC_NAMES]
+    if prop_metrics and kind != "bulk":
+        raise config_error(path, "constraints", f"{prop_metrics[0]} is a property of an fcc element (kind bulk), and "
+                           f"this scorecard's stability.kind is {kind}", "remove it (`mlipilot validate`'s "
+                           "structure_volume and structure_bulk_modulus measure your own structures)")
+    bad = [k for k, x in (props.get("reference_values") or {}).items()
+           if k not in PROPERTY_QUANTITIES and not str(k).startswith("E_surf_") or not isinstance(x, (int, float))]
+    if bad:
+        raise config_error(path, f"properties.reference_values.{bad[0]}", "unknown quantity or not a number",
+                           f"use {', '.join(PROPERTY_QUANTITIES)} or E_surf_<facet>, each a number")
+    properties = PropertiesSpec(**{**PropertiesSpec().__dict__, **{k: v_ for k, v_ in props.items() if v_ is not None},
+                                   "facets": tuple(props.get("facets") or ("111",)),
+                                   "reference_values": tuple(sorted((props.get("reference_values") or {}).items()))})
     return ScorecardSpec(
         name=v["name"],
         path=path,
         element=v["element"],
         lattice_a=v["lattice_a"],
         constraints=tuple(constraints),
-        composite=tuple(CompositeTerm(**t) for t in v["composite"]["terms"]),
+        composite=tuple(CompositeTerm(t["metric"], t["weight"], t["scale"] if t["unit"] is None else _scaled(
+            t["scale"], _scorer_unit(path, f"composite.terms[{i}].unit", t["metric"], t["unit"])[1]))
+            for i, t in enumerate(v["composite"]["terms"])),
         noise_margin=v["noise_margin"],
         stability=stability,
         throughput=ThroughputSpec(**v["throughput"]),
         sha256=hashlib.sha256(raw).hexdigest(),
+        properties=properties,
     )

@@ -23,7 +23,9 @@ from mlipilot.md.pool import run_all
 from mlipilot.scorecard.stability_kinds import STABILITY_KINDS, protocol
 from mlipilot.scorecard.structure_stability import is_periodic, pick_structures
 from mlipilot.validation.base import Measurement, ValidationContext
-from mlipilot.validation.bulk_properties import _energy, _why, eos_fit
+from mlipilot.properties import energy as _energy
+from mlipilot.properties import eos_fit
+from mlipilot.validation.bulk_properties import _why
 from mlipilot.validation.dynamics import _first_peak, _rdf
 
 

@@ -70,6 +70,7 @@ def _wait_for_reservation(acts, proc, timeout=120):
         time.sleep(0.1)
 
 
+@pytest.mark.slow  # an init and two labelling processes
 @pytest.mark.parametrize("launcher", launchers())
 def test_two_processes_cannot_overspend_or_share_a_job(launcher, tmp_path, fast_benchmark, monkeypatch):
     cfg, acts, sel_a, sel_b = _run_with_two_selections(tmp_path, fast_benchmark, monkeypatch, calls=8)
@@ -92,6 +93,7 @@ def test_two_processes_cannot_overspend_or_share_a_job(launcher, tmp_path, fast_
     assert (cfg.store / "data" / "labelled" / "0001.xyz").is_file()
 
 
+@pytest.mark.slow  # an init and a killed labelling process
 @pytest.mark.parametrize("launcher", launchers())
 def test_a_killed_launcher_reservation_is_charged_or_released_never_both(launcher, tmp_path, fast_benchmark,
                                                                          monkeypatch):

@@ -27,6 +27,7 @@ except Exception as e:
 """
 
 
+@pytest.mark.slow  # a trial and the console script
 def test_train_py_cannot_label_with_the_reference_and_is_flagged(arena, honest):
     record = arena.attack(ORACLE)
     log = (Path(record.trial_dir) / "train.log").read_text()
