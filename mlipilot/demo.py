@@ -19,6 +19,8 @@ DEFAULT_AGENT = "local:qwen2.5-coder-0.5b"
 # training + scoring + the agent's LLM calls); the harness's baseline is one training without an agent
 MINUTES_PER_ITERATION = {"expert": 1.5, "local:qwen2.5-coder-0.5b": 2.3, "local:qwen2.5-coder-1.5b": 4.0}
 BASELINE_MINUTES = 1.5
+LLM_CALLS_PER_ITERATION = 6
+LLM_OPTIONS = {"max_iteration_tokens": 20_000}  # an LLM agent's iteration stays within 20 k tokens (issue 35)
 
 
 def estimate_minutes(agent: str, iterations: int, size: str = "default") -> float | None:
@@ -30,7 +32,8 @@ def estimate_minutes(agent: str, iterations: int, size: str = "default") -> floa
 
 
 def run_demo(directory: Path | None = None, agent: str = DEFAULT_AGENT, iterations: int = 3,
-             size: str = "default", executor: str = "local", progress=print) -> str:
+             size: str = "default", executor: str = "local", progress=print, seed: int = 0) -> str:
+    """`seed`: the agent's (an LLM samples each iteration with a seed derived from it and the iteration)."""
     directory = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="mlipilot-demo-")) / "run"
     t0 = time.time()
     if not (directory / "mlipilot.toml").exists():
@@ -41,9 +44,10 @@ def run_demo(directory: Path | None = None, agent: str = DEFAULT_AGENT, iteratio
         progress(f"this takes about {minutes:.0f} minutes on 2 CPU cores: the harness's baseline, then {iterations} "
                  f"iterations of {agent} (each: the agent's LLM calls, one training, one scoring)")
     try:
-        with open_agent(agent) as a:
+        with open_agent(agent, seed=seed, **LLM_OPTIONS) as a:  # (scripted agents take no LLM options)
             progress(f"agent {a.name}: {iterations} iterations on {directory}")
-            status = run_agent(cfg, a, Budget(iterations=iterations, llm_calls_per_iteration=6), progress=progress)
+            status = run_agent(cfg, a, Budget(iterations=iterations, llm_calls_per_iteration=LLM_CALLS_PER_ITERATION),
+                               progress=progress)
     except MLIPilotError as e:
         if agent.startswith("local:"):
             raise MLIPilotError(f"{e}. Or run the demo without the LLM: mlipilot demo --agent expert") from None

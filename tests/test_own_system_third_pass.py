@@ -304,6 +304,7 @@ def test_two_atoms_point_one_apart_are_named_as_geometry_not_units(example, tmp_
     assert "fix or drop this frame" in problems[0] and "Hartree" not in problems[0]
 
 
+@pytest.mark.slow  # seconds each: kept out of the fast lane
 def test_a_50784_atom_frame_is_warned_with_its_per_epoch_cost(example, tmp_path, monkeypatch):
     import mlipilot.datacheck as datacheck
 

@@ -22,6 +22,10 @@ class Usage:
     refused: int = 0  # well-formed attempts the harness refused: no-op edits, configurations already trained
     cached_tokens: int = 0  # prompt tokens the server reused from its cache (when it says)
     llm_seconds: float = 0.0
+    # LLM agents: each call refused or answered with an error, {"call": ..., "why": ...} (the next
+    # iteration's brief names them), and every call's signature (a replayed iteration shows as equal lists)
+    refused_calls: list[dict] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
 
     def add_cost(self, cost: float | None) -> None:
         self.cost = None if cost is None or self.cost is None else self.cost + cost
@@ -32,6 +36,7 @@ class IterationLimits:
     max_llm_calls: int = 12
     max_tokens_left: int | None = None  # run-level token budget remaining
     max_cost_left: float | None = None
+    iteration: int | None = None  # the run's iteration number (LLM agents derive their sampling seed from it)
 
 
 @dataclass

@@ -47,7 +47,7 @@ def cached_prompt_tokens(response) -> int:
 
 class ChatClient:
     def __init__(self, model: str, api_base: str | None = None, api_key_env: str | None = None,
-                 temperature: float = 0.0, max_response_tokens: int = 1024, retries: int = 3,
+                 temperature: float = 0.7, max_response_tokens: int = 1024, retries: int = 3,
                  backoff_s: float = 2.0, request_timeout_s: float = 600.0, tool_choice: str = "required",
                  seed: int | None = None):
         self.model = model
@@ -59,20 +59,23 @@ class ChatClient:
         self.backoff_s = backoff_s
         self.request_timeout_s = request_timeout_s
         self.tool_choice = tool_choice
-        self.seed = seed  # sent to providers that honour it; with temperature 0 it changes nothing
+        self.seed = seed  # the run's seed; each request may carry one derived from it (LLMAgent: per iteration)
 
-    def complete(self, messages: list[dict], tools: list[dict], usage: Usage):
-        """One completion; its cost goes into `usage` (None when it cannot be priced, never guessed)."""
+    def complete(self, messages: list[dict], tools: list[dict], usage: Usage, seed: int | None = None,
+                 temperature: float | None = None):
+        """One completion; its cost goes into `usage` (None when it cannot be priced, never guessed).
+        `seed`, `temperature`: this request's, instead of the client's (a sampling seed per iteration)."""
         import litellm
 
+        seed = self.seed if seed is None else seed
         kwargs = dict(model=self.model, messages=messages, tools=tools, tool_choice=self.tool_choice,
-                      temperature=self.temperature, max_tokens=self.max_response_tokens,
-                      timeout=self.request_timeout_s, num_retries=0,
+                      temperature=self.temperature if temperature is None else temperature,
+                      max_tokens=self.max_response_tokens, timeout=self.request_timeout_s, num_retries=0,
                       drop_params=True)  # e.g. `seed` where a provider has no such parameter
         if self.api_base:
             kwargs["api_base"] = self.api_base
-        if self.seed is not None:
-            kwargs["seed"] = self.seed
+        if seed is not None:
+            kwargs["seed"] = seed
         # keys come from the environment only; litellm finds the provider's usual variable itself
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:

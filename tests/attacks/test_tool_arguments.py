@@ -197,6 +197,7 @@ def test_every_tool_schema_is_checked_and_the_bounds_are_the_actions(run):
         check_arguments("x", {"type": "object", "properties": {"n": {"type": "integer"}}}, {"n": 10**5000})
 
 
+@pytest.mark.slow  # seconds each: kept out of the fast lane
 def test_the_agent_loop_answers_each_bad_call_and_goes_on(run):
     """Through LLMAgent's real loop (litellm, an OpenAI-compatible server): every bad call is answered
     with an error the model reads, counted as a tool error, and the iteration ends as the model says."""
@@ -293,6 +294,7 @@ def test_a_sample_job_writes_no_non_finite_frame(tmp_path, fast_benchmark, monke
     assert len(frames) == 2 and all(np.isfinite(a.positions).all() for a in frames)
 
 
+@pytest.mark.slow  # seconds each: kept out of the fast lane
 @pytest.mark.parametrize("kwargs", [{"timestep_fs": math.nan}, {"timestep_fs": math.inf}, {"timestep_fs": -1.0},
                                     {"timestep_fs": "abc"}, {"seed": -1}, {"seed": math.inf}, {"seed": "abc"},
                                     {"seed": True}], ids=lambda kw: "{}={!r}".format(*next(iter(kw.items()))))
