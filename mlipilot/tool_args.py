@@ -157,7 +157,7 @@ def _exclusive_ok(schema: dict, value) -> bool:
 def _string(schema: dict, value, path: str) -> str:
     if not isinstance(value, str):
         raise _Bad(path, value, describe(schema))
-    if "\0" in value or not _encodable(value):
+    if "\0" in value or not encodable(value):
         raise _Bad(path, value, "UTF-8 text without NUL bytes or lone surrogates")
     if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", math.inf):
         raise _Bad(path, value, describe(schema))
@@ -180,7 +180,7 @@ def _object(schema: dict, value, path: str) -> dict:
     out = {}
     for k, v in value.items():
         sub = f"{path}[{_text(k)}]"
-        if not _encodable(k) or "\0" in k:
+        if not encodable(k) or "\0" in k:
             raise _Bad(sub, k, "keys that are UTF-8 text")
         if k in props:
             out[k] = _check(props[k], v, sub)
@@ -259,7 +259,7 @@ def _text(key: str) -> str:
     return json.dumps(key, ensure_ascii=True)[:60]
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
     try:
         text.encode("utf-8")
         return True

@@ -23,6 +23,7 @@ from mlipilot.ledger import History
 from mlipilot.run_config import RunConfig
 from mlipilot.sanitize import sanitize
 from mlipilot.store import Store
+from mlipilot.tool_args import encodable
 
 OUTPUT_CAP = 20_000  # bytes of tool output returned to a model
 MAX_FILE_BYTES = 1 << 20  # what read_file reads and write_file/edit_file write, at most
@@ -122,7 +123,7 @@ class WorkspaceTools:
     def resolve(self, path: str, write: bool) -> Path:
         if not isinstance(path, str) or not path.strip():
             raise ToolError("path must be a non-empty string such as 'train/config.yaml'")
-        if len(path) > MAX_PATH_CHARS or "\0" in path or not _encodable(path):
+        if len(path) > MAX_PATH_CHARS or "\0" in path or not encodable(path):
             raise ToolError("path must be short, printable UTF-8 text without NUL bytes, such as 'train/config.yaml'")
         if os.path.isabs(path) or path.startswith("~"):
             raise ToolError(f"{path}: absolute paths are refused; use a path relative to the run directory")
@@ -395,14 +396,6 @@ class WorkspaceTools:
 _PARAMETERS = {s["function"]["name"]: s["function"]["parameters"] for s in TOOL_SCHEMAS}
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:  # lone surrogates
-        return False
-
-
 def _printable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
@@ -410,7 +403,7 @@ def _printable(text: str) -> str:
 def _check_text(field: str, value) -> None:
     if not isinstance(value, str):
         raise ToolError(f"{field} must be a string")
-    if "\0" in value or not _encodable(value):
+    if "\0" in value or not encodable(value):
         raise ToolError(f"{field} must be UTF-8 text without NUL bytes or lone surrogates")
     if len(value.encode("utf-8")) > MAX_FILE_BYTES:
         raise ToolError(f"{field} is larger than the {MAX_FILE_BYTES} bytes a file may have")
