@@ -62,7 +62,8 @@ def test_llm_agent_grows_the_training_set_through_tools(cfg):
     ledger = Ledger(cfg.store / "ledger.jsonl")
     assert ledger.verify() is None
     actions = [r["action"] for r in ledger.rows() if r.get("event") == "data_action"]
-    assert actions == ["sample", "select", "label", "add"]
+    # the label job's calls are reserved in the ledger before it runs, then settled by its own row
+    assert actions == ["sample", "select", "reserve", "label", "add"]
     trials = ledger.trials()
     assert len(trials) == 2  # the data-only change was an experiment (not refused as "nothing changed")
     repo = git.Repo(cfg.root)

@@ -401,6 +401,8 @@ README_COMMANDS: dict[str, list | NotRun] = {
     ],
     # --- docs/agents.md (still in runs/cu1); --iterations counts the run's earlier iterations: {next} = one more;
     # the expert's line runs where README.md's first run shows it, right after trial 2
+    "mlipilot demo": NotRun("names the command (docs/agents.md: its LLM iteration's token cap); run above as "
+                            "`mlipilot demo --agent openai/qwen-fake` and `mlipilot demo --agent expert`"),
     "mlipilot run": NotRun("names the subcommand; its uses are run below, resume after a kill in "
                            "tests/test_agent_loop.py::test_resume_after_kill_mid_trial"),
     "mlipilot run --agent expert --iterations 6": [

@@ -160,7 +160,8 @@ def test_validate_cli_records_store_ledger_note_and_log(tmp_path, fast_benchmark
     assert (report.parent / "validation.png").stat().st_size > 5000
     page = report.read_text()
     assert page.count("<figure><img") == len(names) and "Validated trials" in page
-    table = page[page.index("Validated trials"):page.index("<h2>Figures")]
+    start = page.index("Validated trials")
+    table = page[start:page.index("<h2>", start)]
     assert "pass" in table and "FAIL" in table and "md_short" in table
     assert_figures_render_in_chromium(report, tmp_path / "chromium-profile")
     # a typo in the run's validation spec fails before any job, with the file and the fix
