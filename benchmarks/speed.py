@@ -11,6 +11,10 @@ N iterations with K = 1 and K = 2 candidates at a time (on cu_emt only unless --
 
     OMP_NUM_THREADS=1 python benchmarks/speed.py [--benchmarks cu_emt qm7_b3lyp own] [--size default]
                                                  [--expert-iterations 2] [--expert-all]
+                                                 [--train-threads auto 1 2]
+
+`--train-threads`: the training job's threads per trial table (issue 37): `auto` (mlipilot.cores: the
+held cores less what is busy), or a fixed count (MLIPILOT_TRAIN_THREADS). Each table says what it used.
 
 Run it on a quiet machine: every figure is wall or CPU time of this machine, as it is loaded.
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from mlipilot.cores import ENV  # noqa: E402
 from mlipilot.ledger import Ledger  # noqa: E402
 from mlipilot.run_config import load_run_config  # noqa: E402
 from mlipilot.rundir import init_run  # noqa: E402
@@ -73,8 +78,8 @@ def make_run(benchmark: str, base: Path, size: str) -> Path:
     return run
 
 
-def trial_table(benchmark: str, base: Path, size: str) -> dict:
-    run = make_run(benchmark, base, size)
+def trial_table(benchmark: str, base: Path, size: str, label: str = "") -> dict:
+    run = make_run(benchmark, base / label if label else base, size)
     cfg = load_run_config(run)
     lines: list[str] = []
     t = TrialRunner(cfg, progress=lines.append)
@@ -89,7 +94,9 @@ def trial_table(benchmark: str, base: Path, size: str) -> dict:
     rate, atoms = raw_call_rate(Path(row["trial_dir"]) / "model", cfg, t.holdout)
     mace_rate, _ = raw_call_rate(Path(row["trial_dir"]) / "model", cfg, t.holdout, mace_calculator=True)
     md = m.get("steps_per_cpu_second", float("nan"))
-    print(f"\n== {benchmark}: verdict {row.get('verdict')}, composite {row.get('composite')}, sandbox {t.sandbox.kind}")
+    threads = next((x.split(" on ")[-1].split(" (")[0] for x in lines if x.strip().startswith("trained in")), "?")
+    print(f"\n== {benchmark}{f' [{label}]' if label else ''}: verdict {row.get('verdict')}, composite "
+          f"{row.get('composite')}, sandbox {t.sandbox.kind}, training on {threads}")
     print(f"  training (train.py)     {train_py:8.1f} s")
     print(f"  export                  {export:8.1f} s")
     print(f"  scoring                 {score:8.1f} s   "
@@ -133,11 +140,18 @@ def main() -> None:
     p.add_argument("--size", default="default")
     p.add_argument("--expert-iterations", type=int, default=2)
     p.add_argument("--expert-all", action="store_true", help="measure the expert on every benchmark, not cu_emt only")
+    p.add_argument("--train-threads", nargs="+", default=["auto"], help="auto, or fixed counts: one table each")
     a = p.parse_args()
     base = Path(tempfile.mkdtemp(prefix="mlipilot-speed-"))
     print(f"cores: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.2f}, runs under {base}")
     for bench in a.benchmarks:
-        trial_table(bench, base, a.size)
+        for threads in a.train_threads:
+            if threads == "auto":
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = str(int(threads))
+            trial_table(bench, base, a.size, f"threads-{threads}" if len(a.train_threads) > 1 else "")
+        os.environ.pop(ENV, None)
         if a.expert_iterations > 0 and (a.expert_all or bench == "cu_emt"):
             for k in (1, 2):
                 expert_rate(bench, base, a.size, a.expert_iterations, k)

@@ -270,6 +270,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     import dataclasses
     import shutil
 
+    from mlipilot.cores import TrainingThreads
     from mlipilot.foundation import ENV as FOUNDATION_ENV
     from mlipilot.model_export import CONFIG_FILE, ExportError, take_export
     from mlipilot.sandbox import (
@@ -304,6 +305,11 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     log.write_bytes(b"")
     env = clean_env({**ONE_THREAD, "PYTHONUNBUFFERED": "1", "MLIPILOT_SEED": str(int(seed)),
                      FOUNDATION_ENV: json.dumps(inside), DEVICE_ENV: str(used)})
+    # training's intra-op threads: the cores this job holds that nothing else uses (mlipilot.cores);
+    # the export step and the scorer (MD) stay on one thread per process
+    claim = TrainingThreads()
+    threads = claim.threads
+    train_env = {**env, **{k: str(threads) for k in ONE_THREAD}}
     inner = lambda p: str(box.inside(p, src_dir, out))  # noqa: E731
     model, export_dir = out / "model.model", out / "export"
     train = [sys.executable, "train/train.py", "--out-dir", inner(out / "train"), "--model-out", inner(model)]
@@ -315,7 +321,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
                                             inner(model), inner(export_dir)], src_dir, out, env, export_log, stdin=True,
                                nice=BESIDE_TRAINING_NICE)
     t_train = time.time()
-    trainer = start_sandboxed(box, train, src_dir, out, env, log)
+    trainer = start_sandboxed(box, train, src_dir, out, train_env, log)
     # the scorer's imports, in a thread of this process once both sandboxes are started: an import holds
     # the GIL for long stretches, which delayed starting them by 0.2 s
     score = dict(score) if score else None
@@ -326,6 +332,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
             if warm:
                 _prebuild_beside(trainer, preload, warm, score.get("caps"))
             rc = trainer.wait(max(0.0, timeout_s - (time.time() - t_train)))
+            claim.release()
         except subprocess.TimeoutExpired:
             raise JobFailed(f"training timed out after {timeout_s:.0f} s (its limit, train_timeout_min = {timeout_s / 60:g})",
                             kind=FailureKind.TIMEOUT) from None
@@ -356,12 +363,13 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
             shutil.rmtree(dest, ignore_errors=True)
             raise JobFailed(f"the exported model cannot be taken out of the sandbox: {e}", kind=FailureKind.SMOKE) from None
     finally:
+        claim.release()
         exporter.kill()  # training failed: the waiting export step ends unused
         keep_logs(out, trial / "logs")  # mace-torch's own logs, as plain text
         shutil.rmtree(out, ignore_errors=True)  # only the copied export (and logs) leave the sandbox's folder
     done = time.time()
     result = {"started": started, "seconds": done - started, "host": socket.gethostname(),
-              "model": str(dest), "sandbox": str(box.kind), "device": str(used),
+              "model": str(dest), "sandbox": str(box.kind), "device": str(used), "threads": threads,
               "steps": {"train_py": t_export - t_train, "export": done - t_export}}
     if score is not None:
         preload.finish()  # normally long done; an import still running finishes first, the rest come here

@@ -54,14 +54,15 @@ def model_calc(tmp_path_factory):
 def test_a_property_metric_is_the_validation_checks_value_for_the_same_model_and_cell(model_calc):
     """One library: the scorer's value and validation's, for the same cell and strain, to the bit."""
     ctx = ValidationContext(element="Cu", lattice_a=3.59, reference=EMT, holdout=[])
-    ours = compute_values(model_calc, "Cu", 3.59, ["B", "C11", "C12", "C44", "E_vac", "E_surf_111"], strain=0.005,
+    ours = compute_values(model_calc, "Cu", 3.59, ["B", "C11", "C12", "C44", "C_prime", "E_vac", "E_surf_111"], strain=0.005,
                           vacancy_supercell=3, facets=("111",), layers=5)
     theirs = {}
-    for kind, params in (("bulk_modulus", {}), ("elastic_constants", {"strain": 0.005}),
+    for kind, params in (("bulk_modulus", {}),
+                         ("elastic_constants", {"strain": 0.005, "quantities": ["C11", "C12", "C44", "C_prime"]}),
                          ("vacancy_formation", {"supercell": 3}), ("surface_energy", {"facets": ["111"], "layers": 5})):
         for m in CHECK_KINDS[kind].load()(model_calc, ctx, {**CHECK_KINDS[kind].params, **params}):
             theirs[m.quantity] = m.value
-    assert {q: ours[q] for q in theirs} == theirs
+    assert {q: ours[q] for q in theirs} == theirs and "C_prime" in theirs
     # the shipped fix (the expert's accepted model) is the paper's "accepted, not valid" case
     assert ours["B"] < 0.8 * P.equilibrium(EMT(), "Cu", 3.59)[1]
 
@@ -112,7 +113,8 @@ def test_a_property_metric_without_a_reference_is_refused_at_init_with_the_fix(t
     from mlipilot.run_config import load_run_config
 
     store = load_run_config(root).store
-    assert json.loads((store / PROPERTY_REFERENCE).read_text()) == values
+    # C' is derived from the user's C11 and C12, as the model's is
+    assert json.loads((store / PROPERTY_REFERENCE).read_text()) == {**values, "C_prime": pytest.approx(25.65)}
     assert PROPERTY_REFERENCE in json.loads((store / "seal.json").read_text())["files"]
 
 
@@ -172,7 +174,7 @@ def test_cu_props_baseline_prints_property_metrics_with_bounds_and_is_infeasible
     init = subprocess.run(["mlipilot", "init", "cu_props", str(tmp_path / "run"), "--size", "small", "--executor",
                            "local"], capture_output=True, text=True, env=env, timeout=900)
     assert init.returncode == 0, init.stdout[-2000:] + init.stderr[-2000:]
-    assert "property reference: B 134.5, C11 172.6, C12 115.5, C44 89.96, E_vac 1.238" in init.stdout
+    assert "property reference: B 134.5, C11 172.6, C12 115.5, C44 89.96, C_prime 28.53, E_vac 1.238" in init.stdout
     trial = subprocess.run(["mlipilot", "trial", "-m", "baseline", "--run", str(tmp_path / "run")],
                            capture_output=True, text=True, env=env, timeout=1500)
     assert trial.returncode == 0, trial.stdout[-2000:] + trial.stderr[-2000:]

@@ -176,4 +176,4 @@ def test_only_md_checks_run_in_forked_children():
     from mlipilot.validation.checks import CHECK_KINDS
 
     forked = {name for name in CHECK_KINDS if CHECK_KINDS[name].forkable}
-    assert forked == {"long_md", "nve_drift", "rdf", "structure_md", "structure_rdf", "molecular_md"}
+    assert forked == {"long_md", "nve_drift", "rdf", "diffusion", "structure_md", "structure_rdf", "molecular_md"}

@@ -142,7 +142,7 @@ class ThroughputSpec:
 @dataclass(frozen=True)
 class PropertiesSpec:
     """`properties:` — the cells of the property metrics (mlipilot.scorecard.properties) and, for a
-    reference that is DFT or experiment, its values (quantity -> value: a Å, B/C11/C12/C44 GPa, E_vac eV,
+    reference that is DFT or experiment, its values (quantity -> value: a Å, B/C11/C12/C44/C_prime GPa, E_vac eV,
     E_surf_<facet> J/m²); missing ones are computed with stability.reference at init and sealed."""
     strain: float = 0.01
     vacancy_supercell: int = 2  # 4 n³ atoms: 32
@@ -273,7 +273,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
 # property metrics and the quantities a scorecard may give reference values for (mlipilot.scorecard.properties)
 PROPERTY_METRIC_NAMES = ("lattice_constant_error", "bulk_modulus_error", "c11_error", "c12_error", "c44_error",
                          "elastic_error_max", "vacancy_formation_error", "surface_energy_error_max")
-PROPERTY_QUANTITIES = ("a", "B", "C11", "C12", "C44", "E_vac")
+PROPERTY_QUANTITIES = ("a", "B", "C11", "C12", "C44", "C_prime", "E_vac")
 # wall-clock metrics move with the machine's load: reported, never gated (README "Noise")
 INFORMATION_METRICS = {"steps_per_second": "steps_per_cpu_second", "ns_per_day": "us_per_atom_step"}
 

@@ -48,6 +48,10 @@ CHECK_KINDS: Registry[CheckKind] = Registry("check kind", {
         "supercell": 3, "temperature_K": 1300.0, "steps": 400, "equilibrate_steps": 100, "every": 10,
         "rmax_A": 6.0, "nbins": 60, "timestep_fs": 2.0, "seed": 0},
         "integrated |g_model(r) - g_reference(r)| dr / integrated g_reference(r) dr, Langevin MD of both", forkable=True),
+    "diffusion": CheckKind(f"{DYN}:diffusion", "%", {
+        "supercell": 3, "vacancies": 8, "melt_K": 2500.0, "melt_steps": 500, "temperature_K": 1800.0, "steps": 1000, "every": 10,
+        "timestep_fs": 2.0, "friction": 0.002, "min_distance_A": 1.8, "seed": 0},
+        "the liquid's self-diffusion coefficient (MSD slope) vs the reference's own trajectory", forkable=True),
     # --- bulk properties the training never targeted, against the reference calculator
     "lattice_constant": CheckKind(f"{BULK}:lattice_constant", "%", {}, "fcc lattice constant (EOS fit)"),
     "bulk_modulus": CheckKind(f"{BULK}:bulk_modulus", "%", {}, "bulk modulus (EOS fit)"),

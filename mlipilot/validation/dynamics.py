@@ -18,6 +18,7 @@ from mlipilot.md.pool import run_all
 from mlipilot.validation.base import Measurement, ValidationContext
 
 RDF_FRICTION = 0.02  # the rdf kind has no friction parameter: the scorecard's usual value
+MELT_FRICTION = 0.05  # the diffusion check's melting run: heat fast, whatever the sampling run's friction
 MIN_DISTANCE_EVERY = 10  # steps between close-contact checks (as the scorecard's bulk MD)
 
 
@@ -154,4 +155,62 @@ def rdf_error(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) 
         m = Measurement("rdf", peak, peak_ref, err, f"first peak {peak:.2f} Å vs reference {peak_ref:.2f} Å "
                         f"({len(atoms)} atoms, {params['temperature_K']:g} K)")
     ctx.progress(f"  rdf: error {m.error if m.error is None else f'{m.error:.3f}'} — {m.detail}")
+    return [m]
+
+
+def _diffusion_coefficient(atoms: Atoms, calc: Calculator, p: dict[str, Any]) -> tuple[float | None, str]:
+    """D (Å²/ps) of the liquid: melt at `melt_K`, then at `temperature_K`
+    MSD(t) (centre-of-mass drift removed) sampled every `every` steps; D = slope of its second half / 6."""
+    dt, friction, seed = float(p["timestep_fs"]), float(p["friction"]), int(p["seed"])
+    melted: list[Atoms] = []
+
+    def last(s: MDStep) -> None:
+        if s.step == s.total:
+            melted.append(s.atoms.copy())
+
+    checks = [NonFinite(), MinDistance(p["min_distance_A"], MIN_DISTANCE_EVERY, track=False)]
+    # melted at a strong thermostat (the perfect lattice starts at half its kinetic temperature)
+    run = run_checked(langevin(atoms, calc, (float(p["melt_K"]),) * 2, int(p["melt_steps"]), dt, MELT_FRICTION, seed),
+                      [*checks, Observe(last)])
+    if not run.ok or not melted:
+        return None, f"melting at {p['melt_K']:g} K: {run.reason}"
+    every = int(p["every"])
+    positions: list[np.ndarray] = []
+
+    def sample(s: MDStep) -> None:
+        if s.step % every == 0:
+            r = s.atoms.get_positions()  # ASE's integrators do not wrap: unwrapped trajectories
+            positions.append(r - r.mean(axis=0))
+
+    run = run_checked(langevin(melted[0], calc, (float(p["temperature_K"]),) * 2, int(p["steps"]), dt, friction,
+                               seed + 1), [*checks, Observe(sample)])
+    if not run.ok or len(positions) < 4:
+        return None, f"liquid at {p['temperature_K']:g} K: {run.reason or 'too few samples'}"
+    x = np.asarray(positions)
+    msd = ((x - x[0]) ** 2).sum(axis=2).mean(axis=1)
+    t_ps = np.arange(len(msd)) * every * dt / 1000.0
+    half = len(msd) // 2
+    slope = np.polyfit(t_ps[half:], msd[half:], 1)[0]
+    return float(slope / 6.0), "ok"
+
+
+def diffusion(calc: Calculator, ctx: ValidationContext, params: dict[str, Any]) -> list[Measurement]:
+    """The liquid's self-diffusion coefficient against the reference calculator's own trajectory (same
+    start, seed and thermostat: the friction slows both alike), relative error in %."""
+    if (bad := _no_cell(ctx, "D")) is not None:
+        return bad
+    if ctx.reference is None:
+        return [Measurement("D", None, None, None, "no reference calculator for this benchmark")]
+    atoms = fcc_cell(ctx.element, ctx.lattice_a, int(params["supercell"]))
+    # every k-th site emptied: the liquid's lower density, and a perfect lattice superheats for picoseconds
+    del atoms[list(range(0, len(atoms), max(1, len(atoms) // max(1, int(params["vacancies"])))))[:int(params["vacancies"])]]
+    (d_ref, why_ref), (d_mod, why) = run_all([lambda: _diffusion_coefficient(atoms, ctx.reference(), params),
+                                               lambda: _diffusion_coefficient(atoms, calc, params)])
+    where = f"{len(atoms)} atoms, {params['temperature_K']:g} K, {params['steps']} steps"
+    if d_mod is None or d_ref is None or d_ref <= 0:
+        m = Measurement("D", d_mod, d_ref, None, why if d_mod is None else f"reference: {why_ref} (D {d_ref})")
+    else:
+        m = Measurement("D", d_mod, d_ref, 100 * abs(d_mod - d_ref) / d_ref,
+                        f"D {d_mod:.3g} vs reference {d_ref:.3g} Å²/ps ({where})")
+    ctx.progress(f"  diffusion: error {m.error if m.error is None else f'{m.error:.1f} %'} — {m.detail}")
     return [m]

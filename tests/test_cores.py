@@ -1,0 +1,109 @@
+"""Training threads follow the cores a job holds (issue 37): claims split them, a dead job's claim
+counts for nothing, a busy machine still trains on one thread."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+
+import pytest
+
+from mlipilot import cores
+
+
+@pytest.fixture
+def quiet(monkeypatch, tmp_path):
+    """A private claims folder and a machine that samples as idle: the claims alone decide."""
+    monkeypatch.setattr(cores.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(cores, "held_cores", lambda: {0, 1, 2, 3})
+    monkeypatch.setattr(cores, "idle_cores", lambda c, sample_s=0: float(len(c)))
+    monkeypatch.delenv(cores.ENV, raising=False)
+    return tmp_path / f"mlipilot-cores-{os.getuid()}"
+
+
+def _claim(folder, pid: int, threads: int, on=(0, 1, 2, 3)) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / f"{pid}.json").write_text(json.dumps({"pid": pid, "threads": threads, "cores": list(on)}))
+
+
+def test_claims_split_the_held_cores(quiet):
+    first = cores.TrainingThreads()
+    assert first.threads == 4 and first.claim.is_file()
+    # a second job starting while the first trains gets what is left: at least one thread
+    _claim(quiet, os.getppid(), 3)  # a live process (the test runner's parent) holding 3 of 4
+    first.release()
+    assert not list(quiet.glob("*.json"))[1:]  # released: only the planted claim is left
+    second = cores.TrainingThreads()
+    assert second.threads == 1
+    second.release()
+    second.release()  # idempotent
+
+
+def test_a_dead_jobs_claim_and_another_cpuset_count_for_nothing(quiet):
+    p = mp.get_context("fork").Process(target=lambda: None)
+    p.start()
+    p.join()
+    _claim(quiet, p.pid, 4)  # killed without releasing
+    _claim(quiet, os.getppid(), 4, on=(8, 9))  # a Slurm job on other cores of the node
+    t = cores.TrainingThreads()
+    assert t.threads == 4
+    assert not (quiet / f"{p.pid}.json").exists()  # swept
+    t.release()
+
+
+def test_the_environment_fixes_the_count(quiet, monkeypatch):
+    monkeypatch.setenv(cores.ENV, "3")
+    t = cores.TrainingThreads()
+    assert t.threads == 3 and t.claim is None
+
+
+def _spin(stop):
+    while not stop.is_set():
+        pass
+
+
+def test_a_busy_machine_trains_on_one_thread(monkeypatch, tmp_path):
+    """As many busy processes as cores: the idle sample says so, and training keeps one thread."""
+    monkeypatch.setattr(cores.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.delenv(cores.ENV, raising=False)
+    held = cores.held_cores()
+    ctx = mp.get_context("fork")
+    stop = ctx.Event()
+    spinners = [ctx.Process(target=_spin, args=(stop,)) for _ in held]
+    for s in spinners:
+        s.start()
+    try:
+        time.sleep(0.3)
+        assert cores.idle_cores(held, 0.5) < 0.5 + 0.25 * len(held)
+        t = cores.TrainingThreads()
+        assert t.threads <= max(1, len(held) // 4)
+        t.release()
+    finally:
+        stop.set()
+        for s in spinners:
+            s.join()
+
+
+@pytest.mark.slow  # an init and a trial through the harness (copied model)
+def test_train_py_gets_the_threads_and_the_trial_says_so(tmp_path, fast_benchmark, good_model, monkeypatch):
+    """The sandboxed train.py sees OMP_NUM_THREADS (and MKL's, OpenBLAS's) at the job's count; the
+    export step and the scorer stay on one; the progress line names the count."""
+    from mlipilot_testkit import copy_trainer
+
+    from mlipilot.run_config import load_run_config
+    from mlipilot.rundir import init_run
+    from mlipilot.trial import TrialRunner
+
+    monkeypatch.setenv(cores.ENV, "2")
+    root = init_run(str(fast_benchmark), tmp_path / "run", executor="local", progress=lambda s: None)
+    (root / "train" / "train.py").write_text(
+        "import os\nprint('threads', os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])\n"
+        + copy_trainer(good_model))
+    lines: list[str] = []
+    record = TrialRunner(load_run_config(root), progress=lines.append).run("threads")
+    assert record.verdict is not None, lines
+    log = (tmp_path / "run.mlipilot-store" / "trials" / "0001" / "train.log").read_text()
+    assert "threads 2 2" in log
+    assert any(x.strip().startswith("trained in") and "on 2 threads" in x for x in lines), lines
