@@ -478,8 +478,11 @@ README_COMMANDS: dict[str, list | NotRun] = {
     ],
     "pip install 'mlipilot[mlflow]'": NotRun("the optional extra; the test extra installs mlflow too, and "
                                              "tests/test_mlflow_export.py checks the one-line fix when it is missing"),
-    "mlipilot export mlflow bench1": NotRun("run through the console script, twice, by "
-                                            "tests/test_mlflow_export.py::test_export_twice_gives_the_same_runs_with_what_each_trial_holds"),
+    # the bench above, exported (the page's folder): tests/test_mlflow_export.py checks what each run holds
+    "mlipilot export mlflow bench1": [
+        Run("mlipilot export mlflow bench1", at=".", expect=(r"exported \d+ trials of 3 runs to MLflow",
+                                                             r"view: MLFLOW_ALLOW_FILE_STORE=true mlflow ui")),
+    ],
     "MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ./mlruns": NotRun(
         "MLflow's own server: tests/test_mlflow_export.py::test_the_export_in_mlflows_ui_and_api starts it on the "
         "exported folder and opens it in Chromium"),

@@ -169,7 +169,8 @@ def _train_take(ctx: StageContext, result: dict, submitted: float) -> None:
     wall.update({f"train_{k}": v for k, v in result.get("steps", {}).items()})
     if result.get("threads"):
         ctx.progress(f"  trained in {result['steps'].get('train_py', result['seconds']):.0f} s on "
-                     f"{result['threads']} thread{'s' * (result['threads'] != 1)} (mlipilot.cores)")
+                     f"{result['threads']} thread{'s' * (result['threads'] != 1)} ({result.get('device', 'cpu')}; "
+                     "mlipilot.cores)")
 
 
 def _train_fail(ctx: StageContext, e: jobs.JobFailed, job, submitted: float) -> None:
