@@ -18,6 +18,7 @@ from mlipilot.data_commits import discard_pending
 from mlipilot.agents.base import Agent, IterationLimits, IterationResult
 from mlipilot.agents.config_edits import knob_values
 from mlipilot.context import build_brief
+from mlipilot.cores import sharing
 from mlipilot.edits import effective_changes
 from mlipilot.errors import MLIPilotError
 from mlipilot.git_history import RunRepo
@@ -92,7 +93,7 @@ def run_agent(cfg: RunConfig, agent: Agent, budget: Budget, progress: Callable[[
         # in worktrees would share, or race for, the run's pending data
         raise MLIPilotError(f"{cfg.root / 'mlipilot.toml'}: [data] is set — data actions need serial trials: "
                             "run with --parallel 1 (or remove [data] for a knobs-only parallel run)")
-    with run_lock(cfg.store):  # one launcher per run, for the whole run
+    with run_lock(cfg.store), sharing(budget.parallel):  # one launcher per run; K trainings split the cores
         return _run_agent(cfg, agent, budget, progress, trial)
 
 

@@ -19,6 +19,7 @@ from typing import Callable
 from mlipilot.agent_loop import Budget, run_agent
 from mlipilot.agents import open_agent
 from mlipilot.benchmark import Benchmark, resolve_benchmark
+from mlipilot.cores import sharing
 from mlipilot.errors import MLIPilotError
 from mlipilot.executors import ExecutorKind, get_executor
 from mlipilot.git_history import RunRepo
@@ -68,7 +69,8 @@ def _run_launcher_jobs(kind: ExecutorKind, launchers: list[tuple[str, dict, tupl
 
     ex = kind.launcher_executor(out / "launchers", timeout_min=24 * 60, parallel=parallel_runs)
     args = [a for _, _, a in launchers]
-    submitted = ex.map_array(launch_run, *zip(*args))
+    with sharing(parallel_runs):  # launchers started together split the cores for training
+        submitted = ex.map_array(launch_run, *zip(*args))
     progress(f"bench: {len(submitted)} launcher jobs submitted ({', '.join(j.job_id for j in submitted)})")
     for (name, entry, _), job in zip(launchers, submitted):
         try:

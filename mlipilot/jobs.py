@@ -309,7 +309,7 @@ def train_job(src: str, trial_dir: str, timeout_s: float, sandbox: dict, seed: i
     # the export step and the scorer (MD) stay on one thread per process
     claim = TrainingThreads()
     threads = claim.threads
-    train_env = {**env, **{k: str(threads) for k in ONE_THREAD}}
+    train_env = {**env, **claim.env()}
     inner = lambda p: str(box.inside(p, src_dir, out))  # noqa: E731
     model, export_dir = out / "model.model", out / "export"
     train = [sys.executable, "train/train.py", "--out-dir", inner(out / "train"), "--model-out", inner(model)]

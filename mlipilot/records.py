@@ -170,6 +170,7 @@ class TrialRecord(_Row):
     train_frames: int | None = None  # frames the commit trains on (data/train.xyz + data/added/), when data was added
     labels_spent: int | None = None  # reference calls the run's data actions had charged when it started
     audit_flags: list | None = None  # what mlipilot.code_flags found in the trained code (a reference calculator)
+    train_threads: int | None = None  # torch threads training ran on (mlipilot.cores): composites differ at ~1e-7 between counts
     # the decision
     verdict: str | None = None
     reason: str | None = None
@@ -190,7 +191,7 @@ class TrialRecord(_Row):
     _OPTIONAL: ClassVar[frozenset] = frozenset({
         "iteration", "knobs", "workdir", "job_ids", "prepare_seconds", "confirm", "foundation", "llm_calls",
         "tool_errors", "refused", "cached_tokens", "llm_seconds", "brief_chars", "parallel", "train_frames",
-        "labels_spent", "audit_flags"})
+        "labels_spent", "audit_flags", "train_threads"})
 
     def to_json(self) -> dict:
         decided = self.status != TrialStatus.SUBMITTED

@@ -76,7 +76,7 @@ def swa_start(max_num_epochs: int | None) -> int:
 
 def with_property_levers(strategies: list[tuple[str, dict]], tools: WorkspaceTools) -> list[tuple[str, dict]]:
     """Where the scorecard gates properties (mlipilot.scorecard.properties), the documented levers for them
-    (mlipilot.property_levers: training length, then width) come right after the re-weighting; a
+    (mlipilot.property_levers: the stress term, training length, then width) come right after the re-weighting; a
     scorecard without property metrics gets the paper's list unchanged."""
     from mlipilot.property_levers import levers
     from mlipilot.scorecard.properties import named
@@ -88,7 +88,6 @@ def with_property_levers(strategies: list[tuple[str, dict]], tools: WorkspaceToo
         return strategies
     if not metrics:
         return strategies
-    steps = [(lever.hypothesis, dict(lever.options)) for lever in levers(metrics)
-             if "loss" not in lever.options]  # stress in the loss: measured not to move them
+    steps = [(lever.hypothesis, dict(lever.options)) for lever in levers(metrics)]
     rest = [s for s in strategies[2:] if all(s[1] != o for _, o in steps)]  # no step twice
     return [*strategies[:2], *steps, *rest]

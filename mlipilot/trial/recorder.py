@@ -158,6 +158,8 @@ class Recorder:
         record.composite = candidate.composite if candidate else None
         record.feasible = candidate.feasible if candidate else False
         record.wall = {**outcome.wall, "total": d.wall_total}
+        if outcome.train_threads is not None:
+            record.train_threads = outcome.train_threads
         record.finished_at = now()
         self.ledger.append(record)
         return record

@@ -34,6 +34,7 @@ class PipelineResult:
     fatal: str | None = None  # the store changed under the trial: recorded, then the command stops
     log_tail: str | None = None
     prepare_seconds: float | None = None
+    train_threads: int | None = None
     results: dict[str, dict] = field(default_factory=dict)  # stage -> its job's result, for later stages
 
     score_json: dict | None = None  # the score exactly as the job wrote it: what the ledger records
@@ -168,6 +169,7 @@ def _train_take(ctx: StageContext, result: dict, submitted: float) -> None:
     wall["train"] = result["seconds"]
     wall.update({f"train_{k}": v for k, v in result.get("steps", {}).items()})
     if result.get("threads"):
+        ctx.outcome.train_threads = int(result["threads"])
         ctx.progress(f"  trained in {result['steps'].get('train_py', result['seconds']):.0f} s on "
                      f"{result['threads']} thread{'s' * (result['threads'] != 1)} ({result.get('device', 'cpu')}; "
                      "mlipilot.cores)")
