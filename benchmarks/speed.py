@@ -131,7 +131,8 @@ def expert_rate(benchmark: str, base: Path, size: str, iterations: int, parallel
         run_agent(cfg, agent, Budget(iterations=iterations, parallel=parallel), progress=lambda s: None)
     wall = time.perf_counter() - w0
     n = len(list(Ledger(cfg.store / "ledger.jsonl").trials()))
-    print(f"  expert K={parallel}: {n} trials (baseline included) in {wall:.0f} s -> {3600 * n / wall:.1f} experiments/hour")
+    threads = os.environ.get(ENV, "auto")
+    print(f"  expert K={parallel} (training threads {threads}): {n} trials (baseline included) in {wall:.0f} s -> {3600 * n / wall:.1f} experiments/hour")
 
 
 def main() -> None:
@@ -150,11 +151,12 @@ def main() -> None:
                 os.environ.pop(ENV, None)
             else:
                 os.environ[ENV] = str(int(threads))
-            trial_table(bench, base, a.size, f"threads-{threads}" if len(a.train_threads) > 1 else "")
+            label = f"threads-{threads}" if len(a.train_threads) > 1 else ""
+            trial_table(bench, base, a.size, label)
+            if a.expert_iterations > 0 and (a.expert_all or bench == "cu_emt"):
+                for k in (1, 2):
+                    expert_rate(bench, base / label if label else base, a.size, a.expert_iterations, k)
         os.environ.pop(ENV, None)
-        if a.expert_iterations > 0 and (a.expert_all or bench == "cu_emt"):
-            for k in (1, 2):
-                expert_rate(bench, base, a.size, a.expert_iterations, k)
 
 
 if __name__ == "__main__":

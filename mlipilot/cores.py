@@ -20,11 +20,12 @@ from pathlib import Path
 SAMPLE_S = 0.25  # the idle sample at the start of a training job
 ENV = "MLIPILOT_TRAIN_THREADS"  # a fixed count (tests, or a user who knows better): wins over the rest
 SHARE_ENV = "MLIPILOT_TRAIN_SHARE"  # trainings this launcher runs at once (--parallel, bench --parallel-runs)
-# libgomp's spin before a waiting thread sleeps (default 300k; OMP_WAIT_POLICY=PASSIVE is 0). Measured on
-# 2 cores, cu_emt baseline training (train.py s): 1 thread 54; 2 threads default spin 36, 10k 40, passive
-# 51; and with a 1-thread job started beside: default spin ~500, 10k 116, passive 63. A job that becomes
-# busy after its start (the idle sample cannot know) then loses 2x, not 9x; a quiet one keeps most of the gain
-SPINCOUNT = "10000"
+# Measured on 2 cores, cu_emt baseline training (train.py s): 1 thread 54-57; 2 threads 36 (quiet, through the
+# harness: the trial 68 -> 48 s). With a 1-thread training started beside a 2-thread one, the 2-thread one took
+# ~500 s: OpenMP's spinning threads and a third thread on 2 cores. Hence the idle sample at the start and the
+# launcher's share. Capping libgomp's spin (GOMP_SPINCOUNT=10000) would limit that case to 116 s but cost the
+# quiet harness run its gain (53 s instead of 36: the nice-19 imports beside training take the cores the
+# sleeping threads leave), and OMP_WAIT_POLICY=PASSIVE keeps only 54 -> 51 s; neither is set.
 
 
 def held_cores() -> set[int]:
@@ -116,11 +117,8 @@ class TrainingThreads:
             self.claim.write_text(json.dumps({"pid": os.getpid(), "threads": self.threads, "cores": sorted(cores)}))
 
     def env(self) -> dict[str, str]:
-        """The training process's thread variables (and libgomp's spin where it shares the machine)."""
-        out = {k: str(self.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-        if self.threads > 1 and not os.environ.get("SLURM_JOB_ID"):
-            out["GOMP_SPINCOUNT"] = os.environ.get("GOMP_SPINCOUNT", SPINCOUNT)
-        return out
+        """The training process's thread variables."""
+        return {k: str(self.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
     def release(self) -> None:
         if self.claim is not None:
