@@ -63,8 +63,15 @@ def idle_cores(cores: set[int], sample_s: float = SAMPLE_S) -> float:
 
 
 def _claims_dir() -> Path:
+    """This user's claims folder; OSError unless it is a real folder this user owns, private (another user
+    could have made it, or a link to elsewhere, in a shared /tmp)."""
+    import stat
+
     d = Path(tempfile.gettempdir()) / f"mlipilot-cores-{os.getuid()}"
     d.mkdir(mode=0o700, exist_ok=True)
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OSError(f"{d} is not a private folder of this user")
     return d
 
 
@@ -108,13 +115,17 @@ class TrainingThreads:
         cores = held_cores()
         in_slurm = bool(os.environ.get("SLURM_JOB_ID"))  # its cpuset is this job's alone
         share = 1 if in_slurm else max(1, int(os.environ.get(SHARE_ENV, "1") or 1))
-        d = _claims_dir()
-        with open(d / ".lock", "a+") as lock:  # one job decides at a time: two starting together split the cores
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            free = min(len(cores) // share, len(cores) - _claimed(d, cores))
-            self.threads = max(1, min(free, int(idle_cores(cores) + 0.5)))
-            self.claim = d / f"{os.getpid()}.json"
-            self.claim.write_text(json.dumps({"pid": os.getpid(), "threads": self.threads, "cores": sorted(cores)}))
+        try:
+            d = _claims_dir()
+            with open(d / ".lock", "a+") as lock:  # one job decides at a time: two starting together split the cores
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                free = min(len(cores) // share, len(cores) - _claimed(d, cores))
+                self.threads = max(1, min(free, int(idle_cores(cores) + 0.5)))
+                self.claim = d / f"{os.getpid()}.json"
+                self.claim.write_text(json.dumps({"pid": os.getpid(), "threads": self.threads, "cores": sorted(cores)}))
+        except OSError:  # no writable temporary folder (or a foreign one): the idle sample alone, no claim
+            self.claim = None
+            self.threads = max(1, min(len(cores) // share, int(idle_cores(cores) + 0.5)))
 
     def env(self) -> dict[str, str]:
         """The training process's thread variables."""

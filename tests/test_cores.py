@@ -24,7 +24,7 @@ def quiet(monkeypatch, tmp_path):
 
 
 def _claim(folder, pid: int, threads: int, on=(0, 1, 2, 3)) -> None:
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
     (folder / f"{pid}.json").write_text(json.dumps({"pid": pid, "threads": threads, "cores": list(on)}))
 
 
@@ -123,3 +123,35 @@ def test_a_launcher_running_k_trainings_gives_each_its_share(quiet):
     assert first.env() == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
     for t in (first, second, third):
         t.release()
+
+
+def test_no_writable_temporary_folder_still_decides(monkeypatch, tmp_path):
+    """A user whose temporary folder cannot be written (or holds another user's folder) still trains."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / f"mlipilot-cores-{os.getuid()}").write_text("not a folder")
+    monkeypatch.setattr(cores.tempfile, "gettempdir", lambda: str(ro))
+    monkeypatch.setattr(cores, "held_cores", lambda: {0, 1})
+    monkeypatch.setattr(cores, "idle_cores", lambda c, sample_s=0: 2.0)
+    monkeypatch.delenv(cores.ENV, raising=False)
+    t = cores.TrainingThreads()
+    assert t.threads == 2 and t.claim is None
+    t.release()
+
+
+def test_a_planted_claims_folder_is_not_used(monkeypatch, tmp_path):
+    """In a shared /tmp another user can make the folder first (or a link to elsewhere): not used."""
+    monkeypatch.setattr(cores.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(cores, "idle_cores", lambda c, sample_s=0: 1.0)
+    monkeypatch.delenv(cores.ENV, raising=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "1.json").write_text('{"pid": 999999999, "threads": 1, "cores": [0]}')
+    (tmp_path / f"mlipilot-cores-{os.getuid()}").symlink_to(elsewhere)
+    t = cores.TrainingThreads()
+    assert t.threads == 1 and t.claim is None and (elsewhere / "1.json").exists()  # nothing swept there
+    (tmp_path / f"mlipilot-cores-{os.getuid()}").unlink()
+    (tmp_path / f"mlipilot-cores-{os.getuid()}").mkdir(mode=0o777)
+    os.chmod(tmp_path / f"mlipilot-cores-{os.getuid()}", 0o777)  # world-writable: anyone could plant claims
+    t = cores.TrainingThreads()
+    assert t.claim is None
