@@ -94,10 +94,10 @@ def _claimed(d: Path, cores: set[int]) -> int:
             pid, threads, on = int(c["pid"]), int(c["threads"]), set(c["cores"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if pid != os.getpid() and _alive(pid) and on & cores:
-            n += threads
-        elif not _alive(pid):
+        if not _alive(pid):
             f.unlink(missing_ok=True)
+        elif pid != os.getpid() and on & cores:
+            n += threads
     return n
 
 
